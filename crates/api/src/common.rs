@@ -1,0 +1,92 @@
+//! Types shared by several custom resources: git sources, references and paths.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A git repository the operator fetches manifests from.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "self.url.startsWith('https://') || self.url.startsWith('http://') || self.url.startsWith('ssh://') || self.url.startsWith('git://') || self.url.matches('^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:.+$')",
+        "message": "url must be an https://, http://, ssh:// or git:// URL, or scp-like user@host:path"
+    }
+]))]
+pub struct GitSource {
+    /// Repository URL: `https://`, `http://`, `ssh://`, `git://` or scp-like `git@host:org/repo.git`.
+    #[schemars(length(min = 1, max = 2048))]
+    pub url: String,
+    /// Which revision to track: exactly one of branch, tag or commit. Defaults to branch `main`.
+    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub git_ref: Option<GitRef>,
+    /// Secret with the credentials for the repository: `username`/`password` (or `token`) for
+    /// HTTPS, `identity` and `known_hosts` for SSH. It is read by the operator only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretReference>,
+    /// How often the repository is polled for new commits, as a Go duration (`30s`, `5m`, `1h`).
+    /// Webhooks trigger a fetch sooner. Defaults to `1m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(s|m|h))+$"))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "duration(self) >= duration('10s') && duration(self) <= duration('24h')",
+         "message": "interval must be between 10s and 24h"}
+    ]))]
+    pub interval: Option<String>,
+}
+
+/// A git revision: exactly one of `branch`, `tag` or `commit`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "[has(self.branch), has(self.tag), has(self.commit)].filter(x, x).size() == 1",
+        "message": "exactly one of branch, tag or commit must be set"
+    }
+]))]
+pub struct GitRef {
+    /// Branch to track; the newest commit on it is applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
+    pub branch: Option<String>,
+    /// Tag to apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
+    pub tag: Option<String>,
+    /// Full 40-character commit SHA to apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = "^[0-9a-f]{40}$"))]
+    pub commit: Option<String>,
+}
+
+impl GitRef {
+    /// The branch ref, the default when nothing is set.
+    pub fn branch(name: impl Into<String>) -> Self {
+        Self { branch: Some(name.into()), ..Self::default() }
+    }
+}
+
+/// A reference to a Secret in a named namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretReference {
+    /// Namespace of the Secret. For namespaced resources it defaults to the resource's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub namespace: Option<String>,
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// A directory inside a repository.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!self.path.startsWith('/') && !self.path.split('/').exists(s, s == '..')",
+     "message": "path must be relative to the repository root and must not contain '..'"}
+]))]
+pub struct PathSpec {
+    /// Path relative to the repository root, for example `cluster/`. Every YAML file below it is applied.
+    #[schemars(length(min = 1, max = 1024))]
+    pub path: String,
+}

@@ -1,0 +1,100 @@
+//! `Environment`: one permanent environment (a namespace) of a team factory.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::common::SecretReference;
+use crate::factory::AccessGrant;
+
+/// A permanent environment: one namespace, always configured, never deleted by the operator.
+/// Usually materialised from its factory's `spec.environments`.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "factories.dev",
+    version = "v1alpha1",
+    kind = "Environment",
+    plural = "environments",
+    shortname = "fenv",
+    category = "factory-operator",
+    status = "EnvironmentStatus",
+    derive = "PartialEq",
+    printcolumn = r#"{"name":"Factory","type":"string","jsonPath":".spec.factory"}"#,
+    printcolumn = r#"{"name":"Namespace","type":"string","jsonPath":".spec.namespace"}"#,
+    printcolumn = r#"{"name":"Class","type":"string","jsonPath":".spec.class"}"#,
+    printcolumn = r#"{"name":"Protected","type":"boolean","jsonPath":".spec.protected"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Revision","type":"string","jsonPath":".status.lastAppliedRevision"}"#,
+    printcolumn = r#"{"name":"Status","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentSpec {
+    /// Name of the team factory this environment belongs to. Immutable.
+    #[schemars(length(min = 1, max = 30), regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "self == oldSelf", "message": "factory is immutable"}]))]
+    pub factory: String,
+    /// The namespace this environment is. Immutable.
+    #[schemars(length(min = 1, max = 63), regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "self == oldSelf", "message": "namespace is immutable"}]))]
+    pub namespace: String,
+    /// Environment class whose baseline is applied into the namespace.
+    #[schemars(length(min = 1, max = 63))]
+    pub class: String,
+    /// A protected environment's namespace is guarded against deletion at admission.
+    #[serde(default)]
+    pub protected: bool,
+    /// `Correct` (default) reverts hand-made changes; `Report` only reports them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift_policy: Option<DriftPolicy>,
+    /// ClusterRoles granted in this namespace, bound with RoleBindings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("maxItems" = 16))]
+    pub access: Vec<AccessGrant>,
+    /// ResourceQuota `hard` limits overriding the class baseline.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub quota: BTreeMap<String, Quantity>,
+    /// Another cluster this environment lives in, reached with the kubeconfig in this Secret
+    /// (key `value`). Unset: the operator's own cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig_secret_ref: Option<SecretReference>,
+}
+
+/// What to do when live objects differ from the desired state.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum DriftPolicy {
+    /// Revert hand-made changes on the next reconcile.
+    #[default]
+    Correct,
+    /// Leave hand-made changes in place and report them (condition, Event, metric).
+    Report,
+}
+
+/// Observed state of an Environment.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Standard conditions: `Ready`, `Reconciling`, `Stalled`, `Drifted`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// The last revision fully applied into this environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_applied_revision: Option<String>,
+    /// The last revision an apply was attempted for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempted_revision: Option<String>,
+    /// How many objects this environment's inventory holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objects: Option<i32>,
+    /// True when the environment was removed from its factory's spec and left in place.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub orphaned: bool,
+}

@@ -1,0 +1,349 @@
+//! `Factory`: a platform factory (FBE, `type: Environments`) or a team factory
+//! (FBA, `type: Applications`).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::common::{GitSource, PathSpec, SecretReference};
+use crate::environment::DriftPolicy;
+
+/// A factory: a platform factory (`Environments`) that applies cluster-wide configuration and
+/// builds team factories, or a team factory (`Applications`) that owns a group of namespaces.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "factories.dev",
+    version = "v1alpha1",
+    kind = "Factory",
+    plural = "factories",
+    shortname = "fac",
+    category = "factory-operator",
+    status = "FactoryStatus",
+    derive = "PartialEq",
+    validation = Rule::new("self.metadata.name.size() <= 30 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')").message("factory name must be a DNS-1123 label of at most 30 characters, so that its namespaces fit in 63"),
+    printcolumn = r#"{"name":"Type","type":"string","jsonPath":".spec.type"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Revision","type":"string","jsonPath":".status.lastAppliedRevision"}"#,
+    printcolumn = r#"{"name":"Environments","type":"integer","jsonPath":".status.environments.total"}"#,
+    printcolumn = r#"{"name":"Previews","type":"integer","jsonPath":".status.previews.total"}"#,
+    printcolumn = r#"{"name":"Status","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "self.type == 'Environments' || (!has(self.cluster) && !has(self.environmentClasses) && !has(self.factories) && !has(self.credentials) && !has(self.images) && !has(self.serviceAccount))",
+        "message": "cluster, environmentClasses, factories, credentials, images and serviceAccount are only allowed when type is Environments"
+    },
+    {
+        "rule": "self.type == 'Applications' || (!has(self.owners) && !has(self.environments) && !has(self.previews) && !has(self.applications))",
+        "message": "owners, environments, previews and applications are only allowed when type is Applications"
+    },
+    {
+        "rule": "self.type != 'Environments' || (has(self.source) && has(self.serviceAccount))",
+        "message": "a factory of type Environments needs source and serviceAccount"
+    },
+    {
+        "rule": "!has(oldSelf.environments) || oldSelf.environments.all(o, !has(o.protected) || !o.protected || (has(self.environments) && self.environments.exists(n, n.name == o.name)))",
+        "message": "a protected environment cannot be removed; set protected: false in a separate change first"
+    },
+    {
+        "rule": "self.type == oldSelf.type",
+        "message": "type is immutable"
+    }
+]))]
+pub struct FactorySpec {
+    /// `Environments` for the platform team's factory (FBE), `Applications` for a team's factory (FBA).
+    #[serde(rename = "type")]
+    pub factory_type: FactoryType,
+
+    /// Stops reconciliation while true; nothing is applied or pruned.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suspend: bool,
+
+    /// Values substituted as `${name}` in manifests of this factory (letters, digits and `_`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self.all(k, k.matches('^[A-Za-z_][A-Za-z0-9_]*$'))",
+         "message": "variable names must match ^[A-Za-z_][A-Za-z0-9_]*$"}
+    ]))]
+    #[schemars(extend("maxProperties" = 64))]
+    pub variables: BTreeMap<String, String>,
+
+    // --- type: Environments -------------------------------------------------------------
+    /// Environments only: the platform repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<GitSource>,
+
+    /// Environments only: the service account the platform repository's content is applied as
+    /// (impersonated), so RBAC decides how far this factory reaches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<ServiceAccountReference>,
+
+    /// Environments only: cluster-scoped objects (ClusterRoles, PersistentVolumes, PriorityClasses, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<PathSpec>,
+
+    /// Environments only: baselines applied into every environment namespace of a class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"], "maxItems" = 32))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self.all(c, !has(c.extends) || c.extends.all(e, self.exists(o, o.name == e)))",
+         "message": "every class named in extends must be defined in environmentClasses"}
+    ]))]
+    pub environment_classes: Option<Vec<EnvironmentClass>>,
+
+    /// Environments only: directory holding the team Factory definitions this factory builds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub factories: Option<PathSpec>,
+
+    /// Environments only: Secrets copied into team environments from a namespace tenants cannot read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"], "maxItems" = 256))]
+    pub credentials: Option<Vec<Credential>>,
+
+    /// Environments only: shared image definitions and their pipelines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<PathSpec>,
+
+    // --- type: Applications -------------------------------------------------------------
+    /// Applications only: who owns this factory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owners: Option<Owners>,
+
+    /// Applications only: the permanent environments; each becomes a namespace `<factory>-<name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"], "maxItems" = 32))]
+    pub environments: Option<Vec<EnvironmentTemplate>>,
+
+    /// Applications only: on-demand preview environments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previews: Option<PreviewPolicy>,
+
+    /// Applications only: the team's applications and their repositories.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"], "maxItems" = 64))]
+    pub applications: Option<Vec<Application>>,
+}
+
+/// The kind of factory.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum FactoryType {
+    /// The platform team's factory (FBE).
+    Environments,
+    /// A team's factory (FBA).
+    Applications,
+}
+
+/// A service account in a namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceAccountReference {
+    /// Namespace of the service account.
+    #[schemars(length(min = 1, max = 63))]
+    pub namespace: String,
+    /// Name of the service account.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// A named set of baseline manifests applied into every environment of that class.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!has(self.extends) || !(self.name in self.extends)", "message": "a class cannot extend itself"}
+]))]
+pub struct EnvironmentClass {
+    /// Class name, a DNS-1123 label such as `base`, `prod` or `preview`.
+    #[schemars(length(min = 1, max = 63), regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub name: String,
+    /// Directory of the class's manifests in the platform repository.
+    #[schemars(length(min = 1, max = 1024))]
+    pub path: String,
+    /// Classes whose manifests are applied first; this class's own manifests win on conflict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("maxItems" = 8))]
+    pub extends: Option<Vec<String>>,
+}
+
+/// A Secret delivered by the platform factory into team environments.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Credential {
+    /// Name of the delivered Secret in each target namespace.
+    #[schemars(length(min = 1, max = 253), regex(pattern = "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    pub name: String,
+    /// The source Secret; its namespace is required.
+    pub from: SecretReference,
+    /// Where the Secret is delivered.
+    pub to: CredentialTarget,
+}
+
+/// The environments of one team factory that receive a credential.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialTarget {
+    /// Name of the team factory.
+    #[schemars(length(min = 1, max = 30))]
+    pub factory: String,
+    /// Short names of its environments (for example `stage`, `prod`).
+    #[schemars(extend("minItems" = 1, "maxItems" = 32))]
+    pub environments: Vec<String>,
+}
+
+/// Who owns a team factory.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Owners {
+    /// Groups (as the API server authenticates them) whose members own the factory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("maxItems" = 32))]
+    pub groups: Vec<String>,
+    /// Individual users who own the factory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("maxItems" = 32))]
+    pub users: Vec<String>,
+}
+
+/// A permanent environment of a team factory.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentTemplate {
+    /// Short name, a DNS-1123 label of at most 20 characters (`test`, `stage`, `prod`).
+    #[schemars(length(min = 1, max = 20), regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub name: String,
+    /// Environment class (defined by the platform factory) whose baseline is applied. Defaults to `base`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub class: Option<String>,
+    /// A protected environment's namespace is guarded against deletion at admission.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protected: Option<bool>,
+    /// Namespace name; defaults to `<factory>-<name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub namespace: Option<String>,
+    /// `Correct` (default) reverts hand-made changes; `Report` only reports them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift_policy: Option<DriftPolicy>,
+    /// ClusterRoles granted to the owners in this environment, such as `edit` in test and `view` in prod.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("maxItems" = 16))]
+    pub access: Vec<AccessGrant>,
+    /// ResourceQuota `hard` limits that override the class baseline (for example `requests.cpu: "8"`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub quota: BTreeMap<String, Quantity>,
+}
+
+/// A ClusterRole bound in an environment to the factory owners (or named groups).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessGrant {
+    /// ClusterRole to bind with a namespaced RoleBinding, such as `edit` or `view`.
+    #[schemars(length(min = 1, max = 253))]
+    pub cluster_role: String,
+    /// Groups to bind; defaults to the factory owners.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+}
+
+/// Limits for the preview environments of a team factory.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviewPolicy {
+    /// Environment class of previews. Defaults to `preview`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub class: Option<String>,
+    /// Default lifetime of a preview, as a Go duration between 10m and 720h. Defaults to `72h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(s|m|h))+$"))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "duration(self) >= duration('10m') && duration(self) <= duration('720h')",
+         "message": "ttl must be between 10m and 720h"}
+    ]))]
+    pub ttl: Option<String>,
+    /// Most previews that may exist at once, enforced at admission. Defaults to 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub max: Option<i32>,
+    /// Glob of branches that get a preview automatically, such as `feature/*`. Unset: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
+    pub branches: Option<String>,
+}
+
+/// An application of a team factory.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Application {
+    /// Application name, a DNS-1123 label.
+    #[schemars(length(min = 1, max = 40), regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub name: String,
+    /// The application repository.
+    pub source: GitSource,
+    /// Environment configuration in the repository, applied into the factory's environments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<PathSpec>,
+    /// Tekton pipelines in the repository, applied into the cicd namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipelines: Option<PathSpec>,
+}
+
+/// Observed state of a Factory.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FactoryStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Standard conditions: `Ready`, `Reconciling`, `Stalled`, `Degraded`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// The last revision fully applied, as `<branch>@sha1:<sha>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_applied_revision: Option<String>,
+    /// The last revision an apply was attempted for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempted_revision: Option<String>,
+    /// How many objects this factory's inventory holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objects: Option<i32>,
+    /// Summary of the permanent environments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environments: Option<EnvironmentCounts>,
+    /// Summary of the preview environments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previews: Option<PreviewCounts>,
+}
+
+/// Counts of a factory's permanent environments.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentCounts {
+    /// Environments in the spec.
+    pub total: i32,
+    /// Environments that are Ready.
+    pub ready: i32,
+    /// Environments removed from the spec whose namespaces were left in place.
+    #[serde(default)]
+    pub orphaned: i32,
+}
+
+/// Counts of a factory's preview environments.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviewCounts {
+    /// Previews that exist.
+    pub total: i32,
+    /// Previews that are Ready.
+    pub ready: i32,
+    /// Previews expiring within the next hour.
+    #[serde(default)]
+    pub expiring: i32,
+}

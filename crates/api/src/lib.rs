@@ -1,0 +1,24 @@
+//! `factories.dev/v1alpha1`: the custom resource types of factory-operator and the constants
+//! (labels, annotations, condition types and reasons) shared by every other crate.
+//!
+//! This crate holds data shapes only: no I/O, no reconcile logic.
+
+pub mod common;
+pub mod conditions;
+pub mod crd;
+pub mod environment;
+pub mod factory;
+pub mod labels;
+pub mod preview;
+
+pub use common::{GitRef, GitSource, PathSpec, SecretReference};
+pub use environment::{DriftPolicy, Environment, EnvironmentSpec, EnvironmentStatus};
+pub use factory::{Factory, FactorySpec, FactoryStatus, FactoryType};
+pub use preview::{PreviewEnvironment, PreviewEnvironmentSpec, PreviewEnvironmentStatus, PreviewPhase};
+
+/// The API group of every custom resource defined here.
+pub const GROUP: &str = "factories.dev";
+/// The API version of every custom resource defined here.
+pub const VERSION: &str = "v1alpha1";
+/// The field manager the operator uses for server-side apply.
+pub const FIELD_MANAGER: &str = "factory-operator";

@@ -1,0 +1,93 @@
+//! `PreviewEnvironment`: a short-lived environment, created in a factory's cicd namespace.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::common::GitRef;
+
+/// An on-demand environment for a branch (feature work, performance tests), created in the
+/// factory's `<factory>-cicd` namespace and removed with its namespace when it expires.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "factories.dev",
+    version = "v1alpha1",
+    kind = "PreviewEnvironment",
+    plural = "previewenvironments",
+    shortname = "preview",
+    shortname = "pe",
+    category = "factory-operator",
+    namespaced,
+    status = "PreviewEnvironmentStatus",
+    derive = "PartialEq",
+    printcolumn = r#"{"name":"Application","type":"string","jsonPath":".spec.application"}"#,
+    printcolumn = r#"{"name":"Namespace","type":"string","jsonPath":".status.namespace"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Expires","type":"date","jsonPath":".status.expiresAt"}"#,
+    printcolumn = r#"{"name":"Revision","type":"string","priority":1,"jsonPath":".status.sourceRevision"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviewEnvironmentSpec {
+    /// The application (of the owning factory) this preview deploys. Immutable.
+    #[schemars(length(min = 1, max = 40), regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "self == oldSelf", "message": "application is immutable"}]))]
+    pub application: String,
+    /// The revision of the application repository to deploy, usually a branch.
+    #[serde(rename = "ref")]
+    pub git_ref: GitRef,
+    /// Lifetime from creation, as a Go duration between 10m and 720h. Defaults to the factory's
+    /// `previews.ttl`. The annotation `factories.dev/keep` extends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(s|m|h))+$"))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "duration(self) >= duration('10m') && duration(self) <= duration('720h')",
+         "message": "ttl must be between 10m and 720h"}
+    ]))]
+    pub ttl: Option<String>,
+    /// Environment class; defaults to the factory's `previews.class`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub class: Option<String>,
+}
+
+/// The lifecycle phase of a preview.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum PreviewPhase {
+    /// Accepted, namespace not yet ready.
+    #[default]
+    Pending,
+    /// Namespace and configuration are in place.
+    Ready,
+    /// Past its expiry or deleted; waiting for the namespace to be gone.
+    Terminating,
+    /// Could not be built; see the conditions.
+    Failed,
+}
+
+/// Observed state of a PreviewEnvironment.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviewEnvironmentStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Standard conditions: `Ready`, `Reconciling`, `Stalled`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// The namespace created for this preview.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Lifecycle phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<PreviewPhase>,
+    /// When the preview is removed, unless kept longer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Time>,
+    /// The application revision deployed, as `<branch>@sha1:<sha>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_revision: Option<String>,
+}

@@ -1,0 +1,28 @@
+//! `crds/` must be exactly what the Rust types generate.
+
+use std::path::PathBuf;
+
+#[test]
+fn checked_in_crds_match_the_rust_types() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../crds");
+    let mut expected_files = Vec::new();
+    for crd in factory_api::crd::all() {
+        let name = factory_api::crd::file_name(&crd);
+        let path = dir.join(&name);
+        let generated = factory_api::crd::to_yaml(&crd).expect("CRD serialises");
+        let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            generated == checked_in,
+            "crds/{name} is stale or missing: run `cargo xtask crdgen` and commit the result"
+        );
+        expected_files.push(name);
+    }
+    let mut present: Vec<String> = std::fs::read_dir(&dir)
+        .expect("crds/ exists")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".yaml"))
+        .collect();
+    present.sort();
+    expected_files.sort();
+    assert_eq!(present, expected_files, "crds/ holds files the types no longer generate");
+}

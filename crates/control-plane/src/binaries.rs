@@ -1,0 +1,245 @@
+//! Builds `kube-apiserver`, `kube-controller-manager`, `kubectl` and `etcd` from their Go
+//! modules with the machine's Go toolchain, into a cache outside the repository keyed by
+//! version, so that a second run costs nothing.
+//!
+//! Kubernetes' own `go.mod` points its `k8s.io/*` staging modules at `./staging/...` with
+//! `v0.0.0` requirements, which do not resolve outside its repository. We write a tiny module
+//! that requires `k8s.io/kubernetes` and maps each of those to the matching published
+//! `v0.x.y` release with `replace`.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::error::{Error, io};
+use crate::versions;
+
+/// Paths of the four control-plane binaries.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    /// `kube-apiserver`.
+    pub kube_apiserver: PathBuf,
+    /// `kube-controller-manager`.
+    pub kube_controller_manager: PathBuf,
+    /// `kubectl`.
+    pub kubectl: PathBuf,
+    /// `etcd`.
+    pub etcd: PathBuf,
+}
+
+/// Where built binaries and build modules are cached: `$FACTORY_OPERATOR_CACHE`, else
+/// `$XDG_CACHE_HOME/factory-operator`, else `~/.cache/factory-operator`.
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("FACTORY_OPERATOR_CACHE") {
+        return PathBuf::from(dir);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from).unwrap_or_else(|| {
+        std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir).join(".cache")
+    });
+    base.join("factory-operator")
+}
+
+/// The Kubernetes commands built from `k8s.io/kubernetes`.
+const KUBE_COMMANDS: [&str; 3] = ["kube-apiserver", "kube-controller-manager", "kubectl"];
+
+impl Binaries {
+    /// The binaries as they would be in the cache, whether built or not.
+    pub fn in_cache() -> Self {
+        let kube = cache_dir().join(format!("kubernetes-{}", versions::KUBERNETES)).join("bin");
+        let etcd = cache_dir().join(format!("etcd-{}", versions::ETCD)).join("bin");
+        Self {
+            kube_apiserver: kube.join("kube-apiserver"),
+            kube_controller_manager: kube.join("kube-controller-manager"),
+            kubectl: kube.join("kubectl"),
+            etcd: etcd.join("etcd"),
+        }
+    }
+
+    /// Whether every binary is already in the cache.
+    pub fn all_present(&self) -> bool {
+        [&self.kube_apiserver, &self.kube_controller_manager, &self.kubectl, &self.etcd].iter().all(|p| p.is_file())
+    }
+
+    /// Returns the cached binaries, building whichever are missing. `progress` receives one
+    /// line per step. Concurrent callers (parallel test binaries) wait on a file lock.
+    pub fn ensure(progress: &dyn Fn(&str)) -> Result<Self, Error> {
+        let bins = Self::in_cache();
+        if bins.all_present() {
+            return Ok(bins);
+        }
+        let cache = cache_dir();
+        io(fs::create_dir_all(&cache), || format!("creating {}", cache.display()))?;
+        let lock_path = cache.join("build.lock");
+        let lock = io(File::create(&lock_path), || format!("creating {}", lock_path.display()))?;
+        io(lock.lock(), || format!("locking {}", lock_path.display()))?;
+        check_go()?;
+        if !(bins.kube_apiserver.is_file() && bins.kube_controller_manager.is_file() && bins.kubectl.is_file()) {
+            build_kubernetes(&cache, progress)?;
+        }
+        if !bins.etcd.is_file() {
+            build_etcd(&cache, progress)?;
+        }
+        Ok(bins)
+    }
+}
+
+fn go() -> Command {
+    let mut cmd = Command::new("go");
+    // Never let `go` download another toolchain: the machine's own must do.
+    cmd.env("GOTOOLCHAIN", "local").env("GOFLAGS", "-mod=mod").env("CGO_ENABLED", "0");
+    cmd
+}
+
+fn check_go() -> Result<(), Error> {
+    let out = go().arg("version").output().map_err(|e| Error::GoMissing { detail: e.to_string() })?;
+    if !out.status.success() {
+        return Err(Error::GoMissing { detail: String::from_utf8_lossy(&out.stderr).into_owned() });
+    }
+    Ok(())
+}
+
+fn run_go(dir: &Path, args: &[&str]) -> Result<String, Error> {
+    let out = io(go().args(args).current_dir(dir).output(), || format!("running go {}", args.join(" ")))?;
+    if !out.status.success() {
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        let tail: Vec<&str> = text.lines().rev().take(40).collect();
+        return Err(Error::GoCommand {
+            command: format!("go {}", args.join(" ")),
+            status: out.status.to_string(),
+            output: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Downloads a module into the Go module cache and returns the JSON fields we need.
+pub(crate) fn download_module(dir: &Path, module: &str, version: &str) -> Result<(PathBuf, PathBuf), Error> {
+    let json = run_go(dir, &["mod", "download", "-json", &format!("{module}@{version}")])?;
+    let value: serde_json::Value = serde_json::from_str(&json).map_err(|e| Error::GoCommand {
+        command: format!("go mod download -json {module}@{version}"),
+        status: "unparsable output".into(),
+        output: e.to_string(),
+    })?;
+    let field = |name: &str| value.get(name).and_then(|v| v.as_str()).map(PathBuf::from);
+    match (field("Dir"), field("GoMod")) {
+        (Some(d), Some(m)) => Ok((d, m)),
+        _ => Err(Error::GoCommand {
+            command: format!("go mod download -json {module}@{version}"),
+            status: "no Dir/GoMod in output".into(),
+            output: json,
+        }),
+    }
+}
+
+/// The `replace` lines mapping every `k8s.io/*` module required at `v0.0.0` in Kubernetes'
+/// go.mod to the published staging release.
+pub fn staging_replacements(kubernetes_go_mod: &str, staging_version: &str) -> Vec<String> {
+    let mut lines: Vec<String> = kubernetes_go_mod
+        .lines()
+        .filter_map(|line| {
+            let mut parts = line.split_whitespace();
+            let (module, version) = (parts.next()?, parts.next()?);
+            let module = if module == "require" { version } else { module };
+            let version = if module == version { parts.next()? } else { version };
+            (module.starts_with("k8s.io/") && version == "v0.0.0")
+                .then(|| format!("\t{module} => {module} {staging_version}"))
+        })
+        .collect();
+    lines.sort();
+    lines.dedup();
+    lines
+}
+
+fn write(path: &Path, text: &str) -> Result<(), Error> {
+    io(fs::write(path, text), || format!("writing {}", path.display()))
+}
+
+fn build_kubernetes(cache: &Path, progress: &dyn Fn(&str)) -> Result<(), Error> {
+    let root = cache.join(format!("kubernetes-{}", versions::KUBERNETES));
+    let module_dir = root.join("module");
+    io(fs::create_dir_all(&module_dir), || format!("creating {}", module_dir.display()))?;
+    progress(&format!("downloading k8s.io/kubernetes {} from the Go module proxy", versions::KUBERNETES));
+    write(&module_dir.join("go.mod"), "module factory-operator/control-plane-build\n\ngo 1.26\n")?;
+    let (_, go_mod) = download_module(&module_dir, "k8s.io/kubernetes", versions::KUBERNETES)?;
+    let upstream = io(fs::read_to_string(&go_mod), || format!("reading {}", go_mod.display()))?;
+    let replaces = staging_replacements(&upstream, versions::KUBERNETES_STAGING);
+    write(
+        &module_dir.join("go.mod"),
+        &format!(
+            "// Generated by factory-control-plane: builds Kubernetes commands from the published modules.\n\
+             module factory-operator/control-plane-build\n\ngo 1.26\n\nrequire k8s.io/kubernetes {}\n\nreplace (\n{}\n)\n",
+            versions::KUBERNETES,
+            replaces.join("\n")
+        ),
+    )?;
+    let imports: String = KUBE_COMMANDS.iter().map(|c| format!("\t_ \"k8s.io/kubernetes/cmd/{c}\"\n")).collect();
+    write(&module_dir.join("tools.go"), &format!("//go:build tools\n\npackage tools\n\nimport (\n{imports})\n"))?;
+    progress("resolving dependencies (go mod tidy)");
+    run_go(&module_dir, &["mod", "tidy"])?;
+    let version = versions::KUBERNETES;
+    let minor = version.split('.').nth(1).unwrap_or("0");
+    let ldflags = format!(
+        "-s -w -X k8s.io/component-base/version.gitVersion={version} -X k8s.io/component-base/version.gitMajor=1 \
+         -X k8s.io/component-base/version.gitMinor={minor} -X k8s.io/component-base/version.gitTreeState=clean \
+         -X k8s.io/client-go/pkg/version.gitVersion={version} -X k8s.io/client-go/pkg/version.gitMajor=1 \
+         -X k8s.io/client-go/pkg/version.gitMinor={minor}"
+    );
+    let out = root.join("bin.partial");
+    let _ = fs::remove_dir_all(&out);
+    io(fs::create_dir_all(&out), || format!("creating {}", out.display()))?;
+    progress(&format!("building {} {version} (several minutes on a cold Go cache)", KUBE_COMMANDS.join(", ")));
+    let out_arg = format!("{}/", out.display());
+    let mut args = vec!["build", "-trimpath", "-ldflags", &ldflags, "-o", &out_arg];
+    let packages: Vec<String> = KUBE_COMMANDS.iter().map(|c| format!("k8s.io/kubernetes/cmd/{c}")).collect();
+    args.extend(packages.iter().map(String::as_str));
+    run_go(&module_dir, &args)?;
+    let bin = root.join("bin");
+    let _ = fs::remove_dir_all(&bin);
+    io(fs::rename(&out, &bin), || format!("moving {} to {}", out.display(), bin.display()))
+}
+
+fn build_etcd(cache: &Path, progress: &dyn Fn(&str)) -> Result<(), Error> {
+    let root = cache.join(format!("etcd-{}", versions::ETCD));
+    let module_dir = root.join("module");
+    io(fs::create_dir_all(&module_dir), || format!("creating {}", module_dir.display()))?;
+    write(
+        &module_dir.join("go.mod"),
+        &format!(
+            "// Generated by factory-control-plane.\nmodule factory-operator/etcd-build\n\ngo 1.26\n\nrequire go.etcd.io/etcd/server/v3 {}\n",
+            versions::ETCD
+        ),
+    )?;
+    write(&module_dir.join("tools.go"), "//go:build tools\n\npackage tools\n\nimport _ \"go.etcd.io/etcd/server/v3\"\n")?;
+    progress(&format!("resolving etcd {} dependencies", versions::ETCD));
+    run_go(&module_dir, &["mod", "tidy"])?;
+    let out = root.join("bin.partial");
+    let _ = fs::remove_dir_all(&out);
+    io(fs::create_dir_all(&out), || format!("creating {}", out.display()))?;
+    progress(&format!("building etcd {}", versions::ETCD));
+    let target = format!("{}", out.join("etcd").display());
+    run_go(&module_dir, &["build", "-trimpath", "-ldflags", "-s -w", "-o", &target, "go.etcd.io/etcd/server/v3"])?;
+    let bin = root.join("bin");
+    let _ = fs::remove_dir_all(&bin);
+    io(fs::rename(&out, &bin), || format!("moving {} to {}", out.display(), bin.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staging_modules_at_v0_0_0_are_replaced_and_others_left_alone() {
+        let go_mod = "module k8s.io/kubernetes\n\nrequire (\n\tk8s.io/api v0.0.0\n\tk8s.io/klog/v2 v2.130.1\n\
+                      \tgithub.com/x/y v0.0.0\n\tk8s.io/client-go v0.0.0 // indirect\n)\nrequire k8s.io/kubelet v0.0.0\n\
+                      replace (\n\tk8s.io/api => ./staging/src/k8s.io/api\n)\n";
+        assert_eq!(
+            staging_replacements(go_mod, "v0.37.2"),
+            vec![
+                "\tk8s.io/api => k8s.io/api v0.37.2",
+                "\tk8s.io/client-go => k8s.io/client-go v0.37.2",
+                "\tk8s.io/kubelet => k8s.io/kubelet v0.37.2",
+            ]
+        );
+    }
+}

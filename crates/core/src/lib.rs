@@ -1,0 +1,9 @@
+//! Pure logic of factory-operator: naming, validation, conditions and durations.
+//!
+//! Nothing here performs I/O or reads a clock; time is always a parameter. Everything that
+//! talks to the API server or git lives in the crates above this one.
+
+pub mod conditions;
+pub mod duration;
+pub mod names;
+pub mod validate;

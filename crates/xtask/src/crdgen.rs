@@ -1,0 +1,29 @@
+//! Writes (or checks) the CRD YAML in `crds/` from the types in `factory-api`.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+
+/// Regenerates every CRD file in `dir`, or with `check` reports which ones are stale.
+pub fn run(dir: &Path, check: bool) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut stale = Vec::new();
+    for crd in factory_api::crd::all() {
+        let path = dir.join(factory_api::crd::file_name(&crd));
+        let yaml = factory_api::crd::to_yaml(&crd)?;
+        let current = std::fs::read_to_string(&path).unwrap_or_default();
+        if current == yaml {
+            continue;
+        }
+        if check {
+            stale.push(path.display().to_string());
+        } else {
+            std::fs::write(&path, yaml).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("wrote {}", path.display());
+        }
+    }
+    if !stale.is_empty() {
+        bail!("stale CRDs (run `cargo xtask crdgen`): {}", stale.join(", "));
+    }
+    Ok(())
+}

@@ -1,0 +1,149 @@
+//! `cargo xtask`: developer tasks. Run `cargo xtask --help`.
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use factory_control_plane::{Binaries, ControlPlane, Lifetime, Options, versions};
+
+mod crdgen;
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Developer tasks for factory-operator")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Build, start, stop or inspect the local control plane (etcd, kube-apiserver, kube-controller-manager).
+    #[command(name = "control-plane", subcommand)]
+    ControlPlane(PlaneCommand),
+    /// Regenerate the CRD YAML in crds/ from the Rust types (`--check` fails if it is stale).
+    Crdgen {
+        /// Compare instead of writing; exit non-zero when crds/ differs from the types.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Build whatever is missing, then run every test, unit and integration.
+    Test {
+        /// Extra arguments passed to `cargo test`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PlaneCommand {
+    /// Build the control-plane binaries from their Go modules into the cache (no-op when cached).
+    Build,
+    /// Start a control plane in the background; writes target/control-plane/kubeconfig.
+    Start,
+    /// Stop the control plane started by `start`.
+    Stop,
+    /// Say whether the control plane is running and ready.
+    Status,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap_or_else(|_| PathBuf::from("."))
+}
+
+fn plane_dir() -> PathBuf {
+    workspace_root().join("target/control-plane")
+}
+
+fn progress(line: &str) {
+    eprintln!("  · {line}");
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Task::ControlPlane(PlaneCommand::Build) => build(),
+        Task::ControlPlane(PlaneCommand::Start) => start(),
+        Task::ControlPlane(PlaneCommand::Stop) => {
+            let mut plane = ControlPlane::attach(&plane_dir())?;
+            plane.stop();
+            eprintln!("control plane stopped");
+            Ok(())
+        }
+        Task::ControlPlane(PlaneCommand::Status) => {
+            let mut plane = ControlPlane::attach(&plane_dir())?;
+            let exited = plane.exited();
+            let ready = plane.is_ready();
+            println!("server:     {}", plane.server);
+            println!("version:    {}", plane.version);
+            println!("kubeconfig: {}", plane.kubeconfig.display());
+            println!("ready:      {ready}");
+            if !exited.is_empty() {
+                println!("exited:     {}", exited.join(", "));
+            }
+            if ready && exited.is_empty() { Ok(()) } else { bail!("control plane is not healthy") }
+        }
+        Task::Crdgen { check } => crdgen::run(&workspace_root().join("crds"), check),
+        Task::Test { args } => test(&args),
+    }
+}
+
+fn build() -> Result<()> {
+    let started = Instant::now();
+    let cached = Binaries::in_cache().all_present();
+    let bins = Binaries::ensure(&progress)?;
+    eprintln!(
+        "control-plane binaries {} in {:.1}s (Kubernetes {}, etcd {}):\n  {}\n  {}\n  {}\n  {}",
+        if cached { "already cached" } else { "built" },
+        started.elapsed().as_secs_f64(),
+        versions::KUBERNETES,
+        versions::ETCD,
+        bins.kube_apiserver.display(),
+        bins.kube_controller_manager.display(),
+        bins.kubectl.display(),
+        bins.etcd.display()
+    );
+    Ok(())
+}
+
+fn start() -> Result<()> {
+    let dir = plane_dir();
+    if let Ok(mut old) = ControlPlane::attach(&dir) {
+        eprintln!("stopping the control plane started earlier from {}", dir.display());
+        old.stop();
+    }
+    let started = Instant::now();
+    let options = Options { dir: dir.clone(), lifetime: Lifetime::Detached, install_crds: true, install_tekton: true };
+    let plane = ControlPlane::start(&options, &progress)?;
+    eprintln!("control plane ready in {:.1}s: {}", started.elapsed().as_secs_f64(), plane.version);
+    println!(
+        "\nUse it with:\n  export KUBECONFIG={}\n  export PATH={}:$PATH\n  kubectl get factories,environments,previewenvironments -A\n\nStop it with: cargo xtask control-plane stop",
+        plane.kubeconfig.display(),
+        plane.binaries.kubectl.parent().map(|p| p.display().to_string()).unwrap_or_default()
+    );
+    Ok(())
+}
+
+fn test(extra: &[String]) -> Result<()> {
+    build().context("building the control plane for the integration tests")?;
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(workspace_root())
+        .args(["test", "--workspace", "--locked"])
+        .args(extra)
+        .status()
+        .context("running cargo test")?;
+    if !status.success() {
+        bail!("cargo test failed ({status})");
+    }
+    Ok(())
+}
