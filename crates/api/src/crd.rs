@@ -33,7 +33,10 @@ fn reflow(crd: CustomResourceDefinition) -> CustomResourceDefinition {
 }
 
 fn reflow_text(text: &str) -> String {
-    text.split("\n\n").map(|para| para.split('\n').map(str::trim).collect::<Vec<_>>().join(" ")).collect::<Vec<_>>().join("\n\n")
+    text.split("\n\n")
+        .map(|para| para.split('\n').map(str::trim).collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n\n")
 }
 
 /// The file name of a CRD under `crds/`: `<plural>.<group>.yaml`.
@@ -44,7 +47,5 @@ pub fn file_name(crd: &CustomResourceDefinition) -> String {
 /// Renders one CRD as the YAML document kept in `crds/`.
 pub fn to_yaml(crd: &CustomResourceDefinition) -> Result<String, serde_yaml::Error> {
     let body = serde_yaml::to_string(crd)?;
-    Ok(format!(
-        "# Generated from the Rust types in crates/api by `cargo xtask crdgen`. Do not edit.\n{body}"
-    ))
+    Ok(format!("# Generated from the Rust types in crates/api by `cargo xtask crdgen`. Do not edit.\n{body}"))
 }

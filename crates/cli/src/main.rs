@@ -1,1 +1,17 @@
-fn main() {}
+//! `kubectl-factory`: the kubectl plugin (`kubectl factory …`).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = kubectl_factory::Cli::parse();
+    match kubectl_factory::run(cli, &mut std::io::stdout()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

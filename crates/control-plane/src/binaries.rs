@@ -210,7 +210,10 @@ fn build_etcd(cache: &Path, progress: &dyn Fn(&str)) -> Result<(), Error> {
             versions::ETCD
         ),
     )?;
-    write(&module_dir.join("tools.go"), "//go:build tools\n\npackage tools\n\nimport _ \"go.etcd.io/etcd/server/v3\"\n")?;
+    write(
+        &module_dir.join("tools.go"),
+        "//go:build tools\n\npackage tools\n\nimport _ \"go.etcd.io/etcd/server/v3\"\n",
+    )?;
     progress(&format!("resolving etcd {} dependencies", versions::ETCD));
     run_go(&module_dir, &["mod", "tidy"])?;
     let out = root.join("bin.partial");

@@ -46,7 +46,8 @@ impl Authority {
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.distinguished_name = name("factory-operator local control plane CA", &[]);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         let cert = params.self_signed(&key)?;
         let pair = CertPair { cert_pem: cert.pem(), key_pem: key.serialize_pem() };
         Ok(Self { issuer: Issuer::new(params, key), pair })

@@ -27,11 +27,11 @@ pub fn render(server: &str, ca_pem: &str, client: &CertPair) -> String {
 
 /// Writes a kubeconfig (see [`render`]) to `path`, readable by the owner only.
 pub fn write(path: &Path, server: &str, ca_pem: &str, client: &CertPair) -> Result<(), Error> {
-    use std::os::unix::fs::OpenOptionsExt;
     use std::io::Write;
-    let mut file = io(
-        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path),
-        || format!("writing {}", path.display()),
-    )?;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file =
+        io(std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path), || {
+            format!("writing {}", path.display())
+        })?;
     io(file.write_all(render(server, ca_pem, client).as_bytes()), || format!("writing {}", path.display()))
 }

@@ -223,7 +223,8 @@ impl ControlPlane {
         ]
         .into();
         let log = self.dir.join("logs/etcd.log");
-        let mut process = Process::spawn("etcd", &self.binaries.etcd.clone(), &args, &log, lifetime, Some(&self.etcd_data.clone()))?;
+        let mut process =
+            Process::spawn("etcd", &self.binaries.etcd.clone(), &args, &log, lifetime, Some(&self.etcd_data.clone()))?;
         let health = format!("127.0.0.1:{client}");
         let result = wait_until(&mut process, START_TIMEOUT, || etcd_healthy(&health));
         self.processes.push(process);
@@ -255,7 +256,12 @@ impl ControlPlane {
             "--endpoint-reconciler-type=none".into(),
             "--v=1".into(),
         ];
-        kubeconfig::write(&self.kubeconfig, &self.server, &ca.pair.cert_pem, &ca.client("factory-admin", &["system:masters"])?)?;
+        kubeconfig::write(
+            &self.kubeconfig,
+            &self.server,
+            &ca.pair.cert_pem,
+            &ca.client("factory-admin", &["system:masters"])?,
+        )?;
         let log = self.dir.join("logs/kube-apiserver.log");
         let mut process =
             Process::spawn("kube-apiserver", &self.binaries.kube_apiserver.clone(), &args, &log, lifetime, None)?;
@@ -267,7 +273,12 @@ impl ControlPlane {
     fn start_controller_manager(&mut self, lifetime: Lifetime, ca: &Authority) -> Result<(), Error> {
         let pki = self.dir.join("pki");
         let kcm_config = self.dir.join("kube-controller-manager.kubeconfig");
-        kubeconfig::write(&kcm_config, &self.server, &ca.pair.cert_pem, &ca.client("system:kube-controller-manager", &[])?)?;
+        kubeconfig::write(
+            &kcm_config,
+            &self.server,
+            &ca.pair.cert_pem,
+            &ca.client("system:kube-controller-manager", &[])?,
+        )?;
         let k = kcm_config.display().to_string();
         let args: Vec<String> = vec![
             format!("--kubeconfig={k}"),
@@ -283,6 +294,8 @@ impl ControlPlane {
             format!("--secure-port={}", ports::free()?),
             // Notice namespace and quota changes quickly: tests wait on them.
             "--concurrent-namespace-syncs=4".into(),
+            // No aggregated API servers here: skip the front-proxy CA lookup it would log about.
+            "--authentication-skip-lookup=true".into(),
             "--v=1".into(),
         ];
         let log = self.dir.join("logs/kube-controller-manager.log");
@@ -338,7 +351,8 @@ impl ControlPlane {
 fn etcd_data_dir(dir: &Path) -> PathBuf {
     let shm = Path::new("/dev/shm");
     if shm.is_dir() {
-        let tag: String = dir.display().to_string().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+        let tag: String =
+            dir.display().to_string().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
         shm.join(format!("factory-etcd{tag}"))
     } else {
         dir.join("etcd-data")

@@ -39,7 +39,10 @@ pub fn factory(name: &str, spec: &FactorySpec) -> Vec<SpecError> {
             let field = format!("spec.environments[{}]", env.name);
             let ns = env.namespace.clone().unwrap_or_else(|| environment_namespace(name, &env.name));
             if ns.len() > MAX_LABEL_LEN || !is_dns1123_label(&ns) {
-                errors.push(err(&field, format!("namespace {ns:?} is not a valid DNS-1123 label of at most 63 characters")));
+                errors.push(err(
+                    &field,
+                    format!("namespace {ns:?} is not a valid DNS-1123 label of at most 63 characters"),
+                ));
             }
             if let Some(other) = seen.insert(ns.clone(), env.name.clone()) {
                 errors.push(err(&field, format!("namespace {ns:?} is already used by environment {other:?}")));
@@ -51,10 +54,8 @@ pub fn factory(name: &str, spec: &FactorySpec) -> Vec<SpecError> {
 
 /// Finds cycles in `extends` (`a → b → a`), reporting each class that is part of one.
 fn class_cycles(classes: &[EnvironmentClass]) -> Vec<SpecError> {
-    let graph: BTreeMap<&str, Vec<&str>> = classes
-        .iter()
-        .map(|c| (c.name.as_str(), c.extends.iter().flatten().map(String::as_str).collect()))
-        .collect();
+    let graph: BTreeMap<&str, Vec<&str>> =
+        classes.iter().map(|c| (c.name.as_str(), c.extends.iter().flatten().map(String::as_str).collect())).collect();
     let mut errors = Vec::new();
     for start in graph.keys() {
         // Depth-first search from `start`; a path back to `start` is a cycle through it.

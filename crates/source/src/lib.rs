@@ -1,1 +1,12 @@
-//! placeholder
+//! Git sources: fetching a branch, tag or commit of a repository with git2 into a local bare
+//! repository, and the revision strings recorded on status (`main@sha1:<sha>`).
+//!
+//! Blocking code: async callers run it with `tokio::task::spawn_blocking`.
+
+mod error;
+mod fetch;
+mod reference;
+
+pub use error::SourceError;
+pub use fetch::{Auth, Fetched, fetch};
+pub use reference::Reference;

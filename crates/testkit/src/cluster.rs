@@ -1,0 +1,134 @@
+//! The shared control plane of a test binary and the per-test context.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use anyhow::Context as _;
+use factory_control_plane::{ControlPlane, Options};
+use kube::Client;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+static PLANE: OnceLock<Result<Mutex<ControlPlane>, String>> = OnceLock::new();
+
+/// The control plane of this test binary, started on first use. Its components are tied to
+/// this process and die with it. Panics with the reason, and how to fix it, when it cannot
+/// start: an integration test never skips itself.
+pub fn control_plane() -> &'static Mutex<ControlPlane> {
+    let plane = PLANE.get_or_init(|| {
+        let dir = plane_dir();
+        say(&format!("starting a control plane for this test binary in {}", dir.display()));
+        ControlPlane::start(&Options::for_tests(dir), &|line| say(&format!("  · {line}")))
+            .map(|plane| {
+                say(&format!("control plane: {} at {}", plane.version, plane.server));
+                Mutex::new(plane)
+            })
+            .map_err(|e| format!("{e}"))
+    });
+    match plane {
+        Ok(plane) => plane,
+        Err(e) => panic!(
+            "the test control plane could not start: {e}\n\
+             Build it with `cargo xtask control-plane build` (needs Go 1.26+ and the Go module proxy), \
+             or run the whole suite with `cargo xtask test`."
+        ),
+    }
+}
+
+/// Writes to the real stderr, past the test harness's output capture, so that every run
+/// shows which control plane it started.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// `target/<profile>/control-planes/<test binary>`: kept after the run for its logs.
+fn plane_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("target/debug/deps/unknown"));
+    let stem = exe.file_stem().and_then(|s| s.to_str()).unwrap_or("tests").to_string();
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    profile_dir.join("control-planes").join(stem)
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// One test's view of the shared control plane. Prints the components' recent logs if the
+/// test panics while it is alive.
+pub struct TestContext {
+    /// Admin client (`system:masters`).
+    pub client: Client,
+    /// Short unique prefix of this test's object names.
+    pub prefix: String,
+    kubeconfig: PathBuf,
+}
+
+impl TestContext {
+    /// A context for the test `test` (its name, used in diagnostics).
+    pub async fn new(test: &str) -> Self {
+        let kubeconfig = lock().kubeconfig.clone();
+        let client = client_from(&kubeconfig).await.expect("admin client for the test control plane");
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        // Unique across test binaries run against the same cluster and across reruns.
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let prefix = format!("t{:x}{n}", (nanos ^ std::process::id()) % 0xfff);
+        eprintln!("test {test}: names prefixed {prefix}");
+        Self { client, prefix, kubeconfig }
+    }
+
+    /// A unique DNS-1123 name for this test: `<prefix>-<base>`.
+    pub fn name(&self, base: &str) -> String {
+        format!("{}-{base}", self.prefix)
+    }
+
+    /// Path of the admin kubeconfig.
+    pub fn admin_kubeconfig(&self) -> &PathBuf {
+        &self.kubeconfig
+    }
+
+    /// A client authenticated as `user` in `groups` by a client certificate: the real
+    /// authentication and RBAC path, exactly as that user would reach the API server.
+    pub async fn client_as_user(&self, user: &str, groups: &[&str]) -> anyhow::Result<Client> {
+        let path = lock().user_kubeconfig(user, groups)?;
+        client_from(&path).await
+    }
+
+    /// A client that acts as service account `namespace/name` by impersonation, the way the
+    /// operator applies a tenant's content; RBAC judges the service account's rights.
+    pub async fn client_as_service_account(&self, namespace: &str, name: &str) -> anyhow::Result<Client> {
+        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig)?;
+        let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+        config.auth_info.impersonate = Some(format!("system:serviceaccount:{namespace}:{name}"));
+        config.auth_info.impersonate_groups = Some(vec![
+            "system:serviceaccounts".into(),
+            format!("system:serviceaccounts:{namespace}"),
+            "system:authenticated".into(),
+        ]);
+        Ok(Client::try_from(config)?)
+    }
+
+    /// Runs the control plane's kubectl with the admin kubeconfig; returns stdout or the error.
+    pub fn kubectl(&self, args: &[&str]) -> anyhow::Result<String> {
+        Ok(lock().kubectl_output(args)?)
+    }
+}
+
+impl Drop for TestContext {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let plane = lock();
+            eprintln!("test failed; recent control plane logs:\n{}", plane.logs_tail(25));
+        }
+    }
+}
+
+fn lock() -> std::sync::MutexGuard<'static, ControlPlane> {
+    // A panic while holding the lock must not hide the control plane from later tests.
+    control_plane().lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+async fn client_from(path: &PathBuf) -> anyhow::Result<Client> {
+    let kubeconfig = Kubeconfig::read_from(path).with_context(|| format!("reading {}", path.display()))?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+    Ok(Client::try_from(config)?)
+}

@@ -1,0 +1,118 @@
+//! Git fixtures are served over real transports on loopback and fetched with the operator's
+//! own git code; a wrong token is refused.
+
+use factory_source::{Auth, Reference, SourceError, fetch};
+use factory_testkit::git::{GitDaemon, GitHttpServer, GitRoot};
+
+fn cache() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temp dir")
+}
+
+#[tokio::test]
+async fn fixtures_are_fetched_over_git_daemon_and_smart_http() {
+    let root = GitRoot::new().expect("git root");
+    let repo = root.repo("platform", &[("cluster/roles.yaml", "kind: ClusterRole\n")]).expect("repo");
+    let first = repo.head().expect("head");
+    repo.tag("v1").expect("tag");
+    repo.branch("feature/x").expect("branch");
+    repo.write("cluster/more.yaml", "kind: ConfigMap\n").expect("write");
+    let feature = repo.commit("on a branch").expect("commit");
+
+    let daemon = GitDaemon::start(root.path()).expect("git daemon");
+    let http = GitHttpServer::start(root.path().to_path_buf(), None).await.expect("http server");
+    for url in [daemon.url("platform"), http.url("platform")] {
+        let dir = cache();
+        let url2 = url.clone();
+        let path = dir.path().to_path_buf();
+        let pinned = first.clone();
+        let (main, tag, branch, commit, unknown) = tokio::task::spawn_blocking(move || {
+            (
+                fetch(&url2, &Reference::Branch("main".into()), &Auth::None, &path),
+                fetch(&url2, &Reference::Tag("v1".into()), &Auth::None, &path),
+                fetch(&url2, &Reference::Branch("feature/x".into()), &Auth::None, &path),
+                fetch(&url2, &Reference::Commit(pinned), &Auth::None, &path),
+                fetch(&url2, &Reference::Commit("0".repeat(40)), &Auth::None, &path),
+            )
+        })
+        .await
+        .expect("join");
+        let main = main.unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert_eq!(main.commit, first, "{url}");
+        assert_eq!(main.revision, format!("main@sha1:{first}"));
+        assert_eq!(tag.expect("tag").commit, first, "{url}: the tag is peeled to its commit");
+        assert_eq!(branch.expect("branch").commit, feature, "{url}");
+        let commit = commit.unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert_eq!((commit.commit.as_str(), commit.revision.clone()), (first.as_str(), format!("sha1:{first}")));
+        assert!(matches!(unknown, Err(SourceError::ReferenceNotFound { .. })), "{url}: {unknown:?}");
+    }
+    assert!(http.requests() > 0, "the HTTP fetches went through the test server");
+
+    // A branch deleted on the server is reported as not found.
+    repo.delete_branch("feature/x").expect("delete branch");
+    let url = daemon.url("platform");
+    let dir = cache();
+    let gone = tokio::task::spawn_blocking(move || {
+        fetch(&url, &Reference::Branch("feature/x".into()), &Auth::None, dir.path())
+    })
+    .await
+    .expect("join");
+    assert!(matches!(gone, Err(SourceError::ReferenceNotFound { .. })), "{gone:?}");
+}
+
+#[tokio::test]
+async fn smart_http_requires_the_token_and_refuses_a_wrong_one() {
+    let root = GitRoot::new().expect("git root");
+    let repo = root.repo("private", &[("a.yaml", "a: 1\n")]).expect("repo");
+    let http = GitHttpServer::start(root.path().to_path_buf(), Some("s3cret".into())).await.expect("server");
+    let url = http.url("private");
+    let attempt = |auth: Auth| {
+        let url = url.clone();
+        let dir = cache();
+        tokio::task::spawn_blocking(move || fetch(&url, &Reference::Branch("main".into()), &auth, dir.path()))
+    };
+    let basic = |password: &str| Auth::Basic { username: "git".into(), password: password.into() };
+
+    let ok = attempt(basic("s3cret")).await.expect("join").expect("the right token is accepted");
+    assert_eq!(ok.commit, repo.head().expect("head"));
+
+    let wrong = attempt(basic("wrong")).await.expect("join");
+    let err = wrong.expect_err("a wrong token is refused");
+    assert!(matches!(err, SourceError::Authentication { .. }), "{err:?}");
+    assert_eq!(err.reason(), "AuthenticationFailed");
+    assert!(!format!("{err} {err:?}").contains("wrong"), "errors never print the secret: {err}");
+
+    let none = attempt(Auth::None).await.expect("join");
+    assert!(matches!(none, Err(SourceError::Authentication { .. })), "{none:?}");
+
+    // A force-push moves the branch back, and the next fetch follows it.
+    let first = repo.head().expect("head");
+    repo.write("b.yaml", "b: 2\n").expect("write");
+    let second = repo.commit("second").expect("commit");
+    let dir = cache();
+    let path = dir.path().to_path_buf();
+    let (u1, u2) = (url.clone(), url.clone());
+    let before = tokio::task::spawn_blocking({
+        let path = path.clone();
+        move || fetch(&u1, &Reference::Branch("main".into()), &basic_owned(), &path)
+    })
+    .await
+    .expect("join")
+    .expect("fetch");
+    assert_eq!(before.commit, second);
+    repo.force_push("main", &first).expect("force push");
+    let after =
+        tokio::task::spawn_blocking(move || fetch(&u2, &Reference::Branch("main".into()), &basic_owned(), &path))
+            .await
+            .expect("join")
+            .expect("fetch after force-push");
+    assert_eq!(after.commit, first);
+
+    // An outage is a fetch failure, not an authentication failure.
+    http.set_unavailable(true);
+    let down = attempt(basic("s3cret")).await.expect("join");
+    assert!(matches!(down, Err(SourceError::Fetch { .. })), "{down:?}");
+}
+
+fn basic_owned() -> Auth {
+    Auth::Basic { username: "git".into(), password: "s3cret".into() }
+}
