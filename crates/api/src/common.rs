@@ -89,4 +89,27 @@ pub struct PathSpec {
     /// Path relative to the repository root, for example `cluster/`. Every YAML file below it is applied.
     #[schemars(length(min = 1, max = 1024))]
     pub path: String,
+    /// Allow this path to become empty. Without it, a path that held objects and is now empty
+    /// (or missing) is treated as a mistake: nothing is pruned and the status says so.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_empty: bool,
+}
+
+/// One object applied by a factory or environment. The inventory is how objects that leave
+/// git are found and pruned, and how drift is told apart from a change in git.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InventoryEntry {
+    /// API version the object was applied with, such as `rbac.authorization.k8s.io/v1`.
+    pub api_version: String,
+    /// Kind, such as `ClusterRole`.
+    pub kind: String,
+    /// Namespace; empty for cluster-scoped objects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Name.
+    pub name: String,
+    /// Digest of the desired object last applied.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub digest: String,
 }

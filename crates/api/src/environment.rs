@@ -97,4 +97,7 @@ pub struct EnvironmentStatus {
     /// True when the environment was removed from its factory's spec and left in place.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub orphaned: bool,
+    /// Every object this resource applied, for pruning and drift detection.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inventory: Vec<crate::common::InventoryEntry>,
 }

@@ -320,6 +320,9 @@ pub struct FactoryStatus {
     /// Summary of the preview environments.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previews: Option<PreviewCounts>,
+    /// Every object this resource applied, for pruning and drift detection.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inventory: Vec<crate::common::InventoryEntry>,
 }
 
 /// Counts of a factory's permanent environments.

@@ -22,3 +22,7 @@ pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY_VALUE: &str = "factory-operator";
 /// Standard label: the higher-level application an object is part of.
 pub const PART_OF: &str = "app.kubernetes.io/part-of";
+/// Label naming the platform factory that built a team factory (and its cicd namespace).
+pub const PLATFORM: &str = "factories.dev/platform";
+/// Label naming what applied an object, such as `factory.platform` or `environment.shop-prod`.
+pub const APPLIED_BY: &str = "factories.dev/applied-by";

@@ -1,11 +1,28 @@
 //! The factory-operator controller: command-line flags, logging, the connection to the API
-//! server and the start-up checks. Reconcilers are added here as the API grows.
+//! server, and the reconcilers, one module per resource.
 
-use anyhow::{Context, Result, bail};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
 use clap::{Parser, ValueEnum};
+use factory_api::Factory;
+use futures::StreamExt;
 use kube::Client;
 use kube::discovery::Discovery;
-use tracing::info;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+use tracing::{info, warn};
+
+pub mod context;
+pub mod error;
+pub mod platform;
+mod source;
+pub mod status;
+
+pub use context::Context;
+pub use error::ReconcileError;
 
 /// Command-line flags of `factory-operator`.
 #[derive(Parser, Debug, Clone)]
@@ -21,6 +38,9 @@ pub struct Args {
     /// Log filter in `tracing` syntax, such as `info` or `factory_controller=debug`.
     #[arg(long, default_value = "info", env = "FACTORY_LOG")]
     pub log: String,
+    /// Where git repositories are cached.
+    #[arg(long, default_value = "/tmp/factory-operator/git", env = "FACTORY_GIT_CACHE")]
+    pub git_cache: PathBuf,
     /// Check the connection and the installed CRDs, print what was found and exit.
     #[arg(long)]
     pub check: bool,
@@ -45,15 +65,15 @@ fn init_logging(args: &Args) -> Result<()> {
     result.map_err(|e| anyhow::anyhow!("cannot initialise logging: {e}"))
 }
 
-/// Connects to the cluster (in-cluster config or `KUBECONFIG`) and checks that the
-/// `factories.dev` API is served.
+/// Connects to the cluster (in-cluster config or `KUBECONFIG`), checks that the
+/// `factories.dev` API is served, and runs the reconcilers until SIGTERM or Ctrl-C.
 pub async fn run(args: Args) -> Result<()> {
     init_logging(&args)?;
-    let client = Client::try_default().await.context("connecting to the Kubernetes API (in-cluster or KUBECONFIG)")?;
+    let config = kube::Config::infer().await.context("finding cluster credentials (in-cluster or KUBECONFIG)")?;
+    let client = Client::try_from(config.clone()).context("building the Kubernetes client")?;
     let version = client.apiserver_version().await.context("reading the API server version")?;
     info!(server = %version.git_version, "connected to the Kubernetes API");
     let kinds = served_kinds(&client, factory_api::GROUP).await?;
-    info!(group = factory_api::GROUP, kinds = ?kinds, "factories.dev API is served");
     if args.check {
         println!(
             "Kubernetes {} serves {}/{}: {}",
@@ -64,7 +84,49 @@ pub async fn run(args: Args) -> Result<()> {
         );
         return Ok(());
     }
-    bail!("no reconcilers are enabled in this build yet; use --check to verify the installation")
+    let ctx = Arc::new(Context::new(config, args.git_cache.clone()).context("building the reconcile context")?);
+    run_controllers(ctx, shutdown_signal()).await;
+    info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {},
+                _ = term.recv() => {},
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+    info!("shutting down: finishing reconciles in flight");
+}
+
+/// Runs every reconciler until `shutdown` resolves; reconciles in flight finish first.
+pub async fn run_controllers(
+    ctx: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let factories: kube::Api<Factory> = kube::Api::all(ctx.client.clone());
+    Controller::new(factories, watcher::Config::default())
+        .graceful_shutdown_on(shutdown)
+        .run(platform::reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                warn!(error = %e, "reconcile loop");
+            }
+        })
+        .await;
+}
+
+fn error_policy<K>(_object: Arc<K>, error: &ReconcileError, _ctx: Arc<Context>) -> Action {
+    warn!(%error, "reconcile error; retrying");
+    Action::requeue(Duration::from_secs(5))
 }
 
 /// The kinds an API group serves, or an error saying how to install it.

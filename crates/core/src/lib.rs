@@ -5,5 +5,8 @@
 
 pub mod conditions;
 pub mod duration;
+pub mod inventory;
+pub mod manifests;
 pub mod names;
+pub mod render;
 pub mod validate;

@@ -28,6 +28,15 @@ pub enum SourceError {
         #[source]
         source: git2::Error,
     },
+    /// The repository content was refused: a symlink leaving the repository, a file or tree
+    /// over the limits.
+    #[error("{path}: {why}")]
+    Content {
+        /// Path in the repository.
+        path: String,
+        /// Why it was refused.
+        why: String,
+    },
     /// The local repository cache could not be used.
     #[error("local git cache {path}: {source}")]
     Cache {
@@ -45,12 +54,16 @@ impl SourceError {
         match self {
             SourceError::Authentication { .. } => "AuthenticationFailed",
             SourceError::ReferenceNotFound { .. } => "ReferenceNotFound",
+            SourceError::Content { .. } => "ContentRejected",
             SourceError::Fetch { .. } | SourceError::Cache { .. } => "FetchFailed",
         }
     }
 
     /// Whether retrying without a change of spec, secret or repository cannot help.
     pub fn is_permanent(&self) -> bool {
-        matches!(self, SourceError::Authentication { .. } | SourceError::ReferenceNotFound { .. })
+        matches!(
+            self,
+            SourceError::Authentication { .. } | SourceError::ReferenceNotFound { .. } | SourceError::Content { .. }
+        )
     }
 }

@@ -2,6 +2,7 @@
 
 use std::cell::Cell;
 use std::path::Path;
+use std::rc::Rc;
 
 use git2::{Cred, ErrorClass, ErrorCode, FetchOptions, RemoteCallbacks, Repository};
 
@@ -49,26 +50,67 @@ pub fn fetch(url: &str, reference: &Reference, auth: &Auth, cache: &Path) -> Res
         Ok(repo) => repo,
         Err(_) => Repository::init_bare(cache).map_err(cache_err)?,
     };
-    let mut remote = repo.remote_anonymous(url).map_err(cache_err)?;
+    fetch_into(&repo, url, reference, auth)
+}
 
-    // libgit2 calls back again after a rejected credential; answering once and then failing
-    // turns a wrong token into one clear error instead of a loop.
-    let attempts = Cell::new(0u32);
+/// Remote callbacks that answer a credential request once; libgit2 asks again after a
+/// rejected credential, and answering once turns a wrong token into one clear error instead
+/// of a loop. The counter tells [`classify`] how often it was asked.
+pub(crate) fn callbacks(auth: &Auth) -> (RemoteCallbacks<'_>, Rc<Cell<u32>>) {
+    let attempts = Rc::new(Cell::new(0u32));
+    let counter = attempts.clone();
     let mut callbacks = RemoteCallbacks::new();
-    callbacks.credentials(|_url, username, _allowed| {
-        attempts.set(attempts.get() + 1);
+    callbacks.credentials(move |_url, username, _allowed| {
+        counter.set(counter.get() + 1);
         match auth {
-            Auth::Basic { username: user, password } if attempts.get() == 1 => {
+            Auth::Basic { username: user, password } if counter.get() == 1 => {
                 Cred::userpass_plaintext(username.unwrap_or(user), password)
             }
             Auth::Basic { .. } => Err(git2::Error::from_str("credentials were rejected")),
             Auth::None => Err(git2::Error::from_str("the server asks for credentials and none are configured")),
         }
     });
+    (callbacks, attempts)
+}
+
+/// Turns a git2 failure into an authentication, not-found or fetch error.
+pub(crate) fn classify(
+    url: &str,
+    reference: &Reference,
+    auth: &Auth,
+    attempts: u32,
+    source: git2::Error,
+) -> SourceError {
+    // Asked for credentials with none configured, or asked again after ours: refused.
+    let rejected = match auth {
+        Auth::None => attempts >= 1,
+        Auth::Basic { .. } => attempts >= 2,
+    };
+    if rejected
+        || source.code() == ErrorCode::Auth
+        || (source.class() == ErrorClass::Http && source.message().contains("401"))
+    {
+        return SourceError::Authentication { url: url.to_string(), message: source.message().to_string() };
+    }
+    if reference.refspec().is_some() && source.message().contains("couldn't find remote ref") {
+        return SourceError::ReferenceNotFound { url: url.to_string(), reference: reference.to_string() };
+    }
+    SourceError::Fetch { url: url.to_string(), source }
+}
+
+/// Fetches `reference` into `repo` and resolves it.
+pub(crate) fn fetch_into(
+    repo: &Repository,
+    url: &str,
+    reference: &Reference,
+    auth: &Auth,
+) -> Result<Fetched, SourceError> {
+    let mut remote =
+        repo.remote_anonymous(url).map_err(|source| SourceError::Fetch { url: url.to_string(), source })?;
+    let (cbs, attempts) = callbacks(auth);
     let mut options = FetchOptions::new();
-    options.remote_callbacks(callbacks);
+    options.remote_callbacks(cbs);
     options.download_tags(git2::AutotagOption::None);
-    options.depth(0);
 
     let refspecs: Vec<String> = match reference.refspec() {
         Some(spec) => vec![spec],
@@ -76,21 +118,7 @@ pub fn fetch(url: &str, reference: &Reference, auth: &Auth, cache: &Path) -> Res
         None => vec!["+refs/heads/*:refs/factory/heads/*".into(), "+refs/tags/*:refs/factory/tags/*".into()],
     };
     if let Err(source) = remote.fetch(&refspecs, Some(&mut options), None) {
-        // Asked for credentials with none configured, or asked again after ours: refused.
-        let rejected = match auth {
-            Auth::None => attempts.get() >= 1,
-            Auth::Basic { .. } => attempts.get() >= 2,
-        };
-        let auth_failure = rejected
-            || source.code() == ErrorCode::Auth
-            || (source.class() == ErrorClass::Http && source.message().contains("401"));
-        if auth_failure {
-            return Err(SourceError::Authentication { url: url.to_string(), message: source.message().to_string() });
-        }
-        if reference.refspec().is_some() && source.message().contains("couldn't find remote ref") {
-            return Err(SourceError::ReferenceNotFound { url: url.to_string(), reference: reference.to_string() });
-        }
-        return Err(SourceError::Fetch { url: url.to_string(), source });
+        return Err(classify(url, reference, auth, attempts.get(), source));
     }
     let not_found = || SourceError::ReferenceNotFound { url: url.to_string(), reference: reference.to_string() };
     let commit = match (reference, reference.local_ref()) {

@@ -3,10 +3,14 @@
 //!
 //! Blocking code: async callers run it with `tokio::task::spawn_blocking`.
 
+mod cache;
 mod error;
 mod fetch;
+mod read;
 mod reference;
 
+pub use cache::{RepoCache, Synced};
 pub use error::SourceError;
 pub use fetch::{Auth, Fetched, fetch};
+pub use read::{Limits, read_paths};
 pub use reference::Reference;

@@ -37,7 +37,7 @@ pub fn control_plane() -> &'static Mutex<ControlPlane> {
 
 /// Writes to the real stderr, past the test harness's output capture, so that every run
 /// shows which control plane it started.
-fn say(line: &str) {
+pub(crate) fn say(line: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "{line}");
 }
@@ -118,6 +118,7 @@ impl Drop for TestContext {
         if std::thread::panicking() {
             let plane = lock();
             eprintln!("test failed; recent control plane logs:\n{}", plane.logs_tail(25));
+            eprintln!("----- factory-operator -----\n{}", crate::operator::operator_log_tail(60));
         }
     }
 }

@@ -10,7 +10,9 @@
 
 pub mod cluster;
 pub mod git;
+pub mod operator;
 pub mod wait;
 
 pub use cluster::{TestContext, control_plane};
+pub use operator::ensure_operator;
 pub use wait::eventually;

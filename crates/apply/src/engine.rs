@@ -1,0 +1,463 @@
+//! Resolve → validate (dry-run) → apply in stages → prune.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use factory_api::labels;
+use factory_api::{FIELD_MANAGER, InventoryEntry};
+use factory_core::inventory;
+use factory_core::manifests::Manifest;
+use futures::{StreamExt, stream};
+use kube::Client;
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PropagationPolicy};
+use serde_json::Value;
+use tracing::{debug, info};
+
+use crate::error::{ApplyError, ObjectFailure};
+use crate::resolve::{Resolved, Resolver};
+
+/// Whether objects that left the desired set are deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PruneMode {
+    /// Delete them (subject to the annotation and ownership checks).
+    Enabled,
+    /// Keep them and keep them in the inventory, to be pruned later when allowed.
+    Disabled,
+}
+
+/// What to do with hand-made changes to applied objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriftMode {
+    /// Re-apply the desired state.
+    Correct,
+    /// Leave them and report them.
+    Report,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// The new inventory: every desired object, plus stale ones that were kept.
+    pub inventory: Vec<InventoryEntry>,
+    /// Objects created.
+    pub created: Vec<String>,
+    /// Objects updated because the desired state changed.
+    pub updated: Vec<String>,
+    /// Objects changed by hand: corrected (`DriftMode::Correct`) or left alone (`Report`).
+    pub drifted: Vec<String>,
+    /// Objects already as desired.
+    pub unchanged: usize,
+    /// Objects deleted because they left the desired set.
+    pub pruned: Vec<String>,
+    /// Stale objects not deleted, with the reason.
+    pub prune_skipped: Vec<String>,
+    /// Whether drifted objects were re-applied (`Correct`) rather than only reported.
+    pub drifted_corrected: bool,
+}
+
+impl Outcome {
+    /// Whether anything was written.
+    pub fn wrote(&self) -> bool {
+        !(self.created.is_empty() && self.updated.is_empty() && self.pruned.is_empty())
+            || (!self.drifted.is_empty() && self.drifted_corrected)
+    }
+}
+
+/// The engine, acting as one identity (usually an impersonated service account).
+#[derive(Clone)]
+pub struct Engine {
+    client: Client,
+    resolver: Arc<Resolver>,
+    labels: BTreeMap<String, String>,
+    concurrency: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Stage {
+    /// CRDs and Namespaces: others may need them.
+    Foundations,
+    /// Cluster-scoped objects.
+    Cluster,
+    /// Namespaced objects.
+    Namespaced,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Create,
+    Update,
+    Drift,
+    Unchanged,
+}
+
+struct Item<'m> {
+    manifest: &'m Manifest,
+    object: Value,
+    entry: InventoryEntry,
+    resolved: Option<Resolved>,
+    stage: Stage,
+    action: Option<Action>,
+}
+
+impl Engine {
+    /// An engine writing as `client`, resolving kinds with `resolver`, adding `labels` (and
+    /// `app.kubernetes.io/managed-by`) to every object.
+    pub fn new(client: Client, resolver: Arc<Resolver>, labels: BTreeMap<String, String>) -> Self {
+        Self { client, resolver, labels, concurrency: 8 }
+    }
+
+    /// Converges the cluster to `desired`. `previous` is the inventory of the last run.
+    pub async fn run(
+        &self,
+        desired: &[Manifest],
+        previous: &[InventoryEntry],
+        prune: PruneMode,
+        drift: DriftMode,
+    ) -> Result<Outcome, ApplyError> {
+        let previous_digests: BTreeMap<String, &str> =
+            previous.iter().map(|e| (inventory::key(e), e.digest.as_str())).collect();
+        let mut items = self.resolve(desired).await?;
+
+        // Validate everything that can be validated before anything is written.
+        let new_namespaces: BTreeSet<String> = items
+            .iter()
+            .filter(|i| i.entry.kind == "Namespace" && i.stage == Stage::Foundations)
+            .map(|i| i.entry.name.clone())
+            .collect();
+        let mut failures = Vec::new();
+        // Futures are collected first: closures in stream adaptors over borrowed items do not
+        // satisfy the Send bound the controller runtime needs.
+        let mut planned = Vec::new();
+        for (idx, item) in items.iter().enumerate() {
+            if item.resolved.is_some() {
+                planned.push(async move { (idx, self.plan_one(item).await) });
+            }
+        }
+        let checks: Vec<_> = stream::iter(planned).buffer_unordered(self.concurrency).collect().await;
+        for (idx, result) in checks {
+            let item = &mut items[idx];
+            match result {
+                Ok(action) => item.action = Some(action),
+                // Its namespace is created by this revision: validated after the foundations.
+                Err(f) if is_missing_namespace(&f, item, &new_namespaces) => {}
+                Err(f) => failures.push(f),
+            }
+        }
+        if !failures.is_empty() {
+            return Err(ApplyError::Validation(failures));
+        }
+
+        let mut outcome = Outcome::default();
+        for stage in [Stage::Foundations, Stage::Cluster, Stage::Namespaced] {
+            if stage == Stage::Cluster {
+                self.after_foundations(&mut items).await?;
+            }
+            self.apply_stage(&mut items, stage, drift, &previous_digests, &mut outcome).await?;
+        }
+        outcome.inventory = items.iter().map(|i| i.entry.clone()).collect();
+        self.prune(previous, prune, &mut outcome).await;
+        outcome.inventory.sort();
+        Ok(outcome)
+    }
+
+    /// Resolves every manifest's kind; a kind only this revision's CRDs define is resolved later.
+    async fn resolve<'m>(&self, desired: &'m [Manifest]) -> Result<Vec<Item<'m>>, ApplyError> {
+        let defined_here: BTreeSet<(String, String)> = desired.iter().filter_map(crd_defines).collect();
+        let mut items = Vec::with_capacity(desired.len());
+        let mut failures = Vec::new();
+        for manifest in desired {
+            let mut object = manifest.object.clone();
+            self.label(&mut object);
+            let resolved = self.resolver.resolve(manifest.api_version(), manifest.kind()).await?;
+            let group = manifest.api_version().rsplit_once('/').map(|(g, _)| g).unwrap_or("").to_string();
+            let stage = match (&resolved, manifest.kind()) {
+                (_, "Namespace") if group.is_empty() => Stage::Foundations,
+                (_, "CustomResourceDefinition") if group == "apiextensions.k8s.io" => Stage::Foundations,
+                (Some(r), _) if !r.namespaced => Stage::Cluster,
+                (None, _) if !defined_here.contains(&(group.clone(), manifest.kind().to_string())) => {
+                    failures.push(failure(
+                        manifest,
+                        "UnknownKind",
+                        &format!(
+                            "the cluster serves no kind {} in {}; install its CRD or fix apiVersion/kind",
+                            manifest.kind(),
+                            manifest.api_version()
+                        ),
+                    ));
+                    continue;
+                }
+                _ => Stage::Namespaced,
+            };
+            if let Some(r) = &resolved {
+                if r.namespaced && manifest.namespace().is_none() {
+                    failures.push(failure(manifest, "Invalid", "namespaced object without metadata.namespace"));
+                    continue;
+                }
+                if !r.namespaced
+                    && let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut)
+                {
+                    meta.remove("namespace");
+                }
+            }
+            let entry = inventory::entry(&object);
+            items.push(Item { manifest, object, entry, resolved, stage, action: None });
+        }
+        if failures.is_empty() { Ok(items) } else { Err(ApplyError::Validation(failures)) }
+    }
+
+    fn label(&self, object: &mut Value) {
+        let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) else { return };
+        let labels = meta.entry("labels").or_insert_with(|| Value::Object(Default::default()));
+        if let Some(map) = labels.as_object_mut() {
+            map.insert(labels::MANAGED_BY.into(), labels::MANAGED_BY_VALUE.into());
+            for (k, v) in &self.labels {
+                map.insert(k.clone(), Value::String(v.clone()));
+            }
+        }
+    }
+
+    fn api(&self, resolved: &Resolved, namespace: Option<&str>) -> Api<DynamicObject> {
+        match (resolved.namespaced, namespace) {
+            (true, Some(ns)) => Api::namespaced_with(self.client.clone(), ns, &resolved.resource),
+            _ => Api::all_with(self.client.clone(), &resolved.resource),
+        }
+    }
+
+    /// Reads the live object and dry-runs the apply; returns what applying would do.
+    async fn plan_one(&self, item: &Item<'_>) -> Result<Action, ObjectFailure> {
+        let Some(resolved) = &item.resolved else { return Ok(Action::Create) };
+        let api = self.api(resolved, item.entry.namespace.as_deref());
+        let name = &item.entry.name;
+        let live = api.get_opt(name).await.map_err(|e| from_kube(item.manifest, e))?;
+        let params = PatchParams::apply(FIELD_MANAGER).force().dry_run();
+        let dry =
+            api.patch(name, &params, &Patch::Apply(&item.object)).await.map_err(|e| from_kube(item.manifest, e))?;
+        let Some(live) = live else { return Ok(Action::Create) };
+        if comparable(&live) == comparable(&dry) { Ok(Action::Unchanged) } else { Ok(Action::Update) }
+    }
+
+    /// After CRDs and Namespaces are in place: wait for new CRDs, resolve and validate what
+    /// had to wait for them.
+    async fn after_foundations(&self, items: &mut [Item<'_>]) -> Result<(), ApplyError> {
+        let crds: Vec<String> = items
+            .iter()
+            .filter(|i| i.entry.kind == "CustomResourceDefinition" && i.action != Some(Action::Unchanged))
+            .map(|i| i.entry.name.clone())
+            .collect();
+        if !crds.is_empty() {
+            self.wait_established(&crds).await;
+            self.resolver.refresh(true).await?;
+        }
+        let mut failures = Vec::new();
+        for item in items.iter_mut().filter(|i| i.action.is_none()) {
+            if item.resolved.is_none() {
+                item.resolved = self.resolver.resolve(item.manifest.api_version(), item.manifest.kind()).await?;
+                if item.resolved.is_none() {
+                    failures.push(failure(
+                        item.manifest,
+                        "UnknownKind",
+                        "its CRD was applied but the kind is not served",
+                    ));
+                    continue;
+                }
+            }
+            match self.plan_one(item).await {
+                Ok(action) => item.action = Some(action),
+                Err(f) => failures.push(f),
+            }
+        }
+        if failures.is_empty() { Ok(()) } else { Err(ApplyError::Apply(failures)) }
+    }
+
+    async fn wait_established(&self, names: &[String]) {
+        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+        let api: Api<CustomResourceDefinition> = Api::all(self.client.clone());
+        for _ in 0..100 {
+            let mut all = true;
+            for name in names {
+                let established = api
+                    .get_opt(name)
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|c| c.status)
+                    .and_then(|s| s.conditions)
+                    .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"));
+                all &= established;
+            }
+            if all {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn apply_stage(
+        &self,
+        items: &mut [Item<'_>],
+        stage: Stage,
+        drift: DriftMode,
+        previous_digests: &BTreeMap<String, &str>,
+        outcome: &mut Outcome,
+    ) -> Result<(), ApplyError> {
+        let mut to_write = Vec::new();
+        for (idx, item) in items.iter_mut().enumerate().filter(|(_, i)| i.stage == stage) {
+            let key = inventory::key(&item.entry);
+            let action = match item.action {
+                // Unchanged content that differs live was changed by hand: drift.
+                Some(Action::Update) if previous_digests.get(&key) == Some(&item.entry.digest.as_str()) => {
+                    Action::Drift
+                }
+                Some(a) => a,
+                None => continue,
+            };
+            let label = item.manifest.to_string();
+            match action {
+                Action::Unchanged => outcome.unchanged += 1,
+                Action::Drift if drift == DriftMode::Report => {
+                    outcome.drifted.push(label);
+                    // Keep the digest of what we last applied: the drift is still unresolved.
+                    item.entry.digest = previous_digests.get(&key).map(|d| d.to_string()).unwrap_or_default();
+                }
+                _ => to_write.push((idx, action, label)),
+            }
+        }
+        let mut pending = Vec::new();
+        for (idx, action, label) in to_write {
+            let item = &items[idx];
+            pending.push(async move { (action, label, self.write(item).await) });
+        }
+        let writes: Vec<_> = stream::iter(pending).buffer_unordered(self.concurrency).collect().await;
+        let mut failures = Vec::new();
+        for (action, label, result) in writes {
+            match result {
+                Ok(()) => {
+                    info!(object = %label, ?action, "applied");
+                    match action {
+                        Action::Create => outcome.created.push(label),
+                        Action::Drift => {
+                            outcome.drifted_corrected = true;
+                            outcome.drifted.push(label)
+                        }
+                        _ => outcome.updated.push(label),
+                    }
+                }
+                Err(f) => failures.push(f),
+            }
+        }
+        if failures.is_empty() { Ok(()) } else { Err(ApplyError::Apply(failures)) }
+    }
+
+    async fn write(&self, item: &Item<'_>) -> Result<(), ObjectFailure> {
+        let Some(resolved) = &item.resolved else {
+            return Err(failure(item.manifest, "UnknownKind", "kind not resolved"));
+        };
+        let api = self.api(resolved, item.entry.namespace.as_deref());
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        api.patch(&item.entry.name, &params, &Patch::Apply(&item.object))
+            .await
+            .map_err(|e| from_kube(item.manifest, e))?;
+        Ok(())
+    }
+
+    async fn prune(&self, previous: &[InventoryEntry], mode: PruneMode, outcome: &mut Outcome) {
+        let stale: Vec<InventoryEntry> = inventory::stale(previous, &outcome.inventory).into_iter().cloned().collect();
+        if mode == PruneMode::Disabled {
+            outcome.inventory.extend(stale);
+            return;
+        }
+        for entry in stale {
+            let describe = describe(&entry);
+            match self.prune_one(&entry).await {
+                Ok(None) => {
+                    info!(object = %describe, "pruned");
+                    outcome.pruned.push(describe)
+                }
+                Ok(Some(why)) => {
+                    debug!(object = %describe, why, "not pruned");
+                    outcome.prune_skipped.push(format!("{describe}: {why}"))
+                }
+                Err(why) => {
+                    // Kept in the inventory so the next run tries again.
+                    outcome.prune_skipped.push(format!("{describe}: {why}"));
+                    outcome.inventory.push(entry);
+                }
+            }
+        }
+    }
+
+    /// Deletes one stale object; `Ok(Some(reason))` when it must be left alone.
+    async fn prune_one(&self, entry: &InventoryEntry) -> Result<Option<String>, String> {
+        let Some(resolved) = self.resolver.resolve(&entry.api_version, &entry.kind).await.map_err(|e| e.to_string())?
+        else {
+            return Ok(Some("its kind is no longer served".into()));
+        };
+        let api = self.api(&resolved, entry.namespace.as_deref());
+        let Some(live) = api.get_opt(&entry.name).await.map_err(|e| e.to_string())? else {
+            return Ok(Some("already gone".into()));
+        };
+        let meta = &live.metadata;
+        if meta.annotations.as_ref().and_then(|a| a.get(labels::PRUNE)).is_some_and(|v| v == labels::PRUNE_DISABLED) {
+            return Ok(Some(format!("annotated {}: {}", labels::PRUNE, labels::PRUNE_DISABLED)));
+        }
+        if meta.labels.as_ref().and_then(|l| l.get(labels::PROTECTED)).is_some_and(|v| v == "true") {
+            return Ok(Some("protected".into()));
+        }
+        let ours = meta.managed_fields.iter().flatten().any(|m| m.manager.as_deref() == Some(FIELD_MANAGER));
+        if !ours {
+            return Ok(Some("no longer managed by factory-operator".into()));
+        }
+        let params =
+            DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..DeleteParams::default() };
+        match api.delete(&entry.name, &params).await {
+            Ok(_) => Ok(None),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(Some("already gone".into())),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+fn describe(entry: &InventoryEntry) -> String {
+    match &entry.namespace {
+        Some(ns) => format!("{} {}/{}", entry.kind, ns, entry.name),
+        None => format!("{} {}", entry.kind, entry.name),
+    }
+}
+
+/// (group, kind) a CRD manifest defines.
+fn crd_defines(manifest: &Manifest) -> Option<(String, String)> {
+    if manifest.kind() != "CustomResourceDefinition" {
+        return None;
+    }
+    let spec = manifest.object.get("spec")?;
+    Some((spec.get("group")?.as_str()?.to_string(), spec.pointer("/names/kind")?.as_str()?.to_string()))
+}
+
+/// An object without the fields that change on every write.
+fn comparable(object: &impl serde::Serialize) -> Value {
+    let mut value = serde_json::to_value(object).unwrap_or(Value::Null);
+    if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("managedFields");
+        meta.remove("resourceVersion");
+    }
+    value
+}
+
+fn is_missing_namespace(failure: &ObjectFailure, item: &Item<'_>, new_namespaces: &BTreeSet<String>) -> bool {
+    failure.reason == "NotFound" && item.entry.namespace.as_ref().is_some_and(|ns| new_namespaces.contains(ns))
+}
+
+fn failure(manifest: &Manifest, reason: &str, message: &str) -> ObjectFailure {
+    ObjectFailure { object: manifest.to_string(), reason: reason.to_string(), message: message.to_string() }
+}
+
+fn from_kube(manifest: &Manifest, error: kube::Error) -> ObjectFailure {
+    match error {
+        kube::Error::Api(status) => {
+            let reason = if status.reason.is_empty() { format!("HTTP{}", status.code) } else { status.reason.clone() };
+            failure(manifest, &reason, &status.message)
+        }
+        other => failure(manifest, "Unavailable", &other.to_string()),
+    }
+}

@@ -1,0 +1,18 @@
+//! The apply engine, shared by every reconciler: desired objects in, cluster converged out.
+//!
+//! 1. *resolve* every object's kind through discovery (unknown kinds fail the revision);
+//! 2. *validate* the whole revision with a server-side dry-run before anything is written, so
+//!    one bad document applies nothing; the dry-run result compared with the live object also
+//!    tells which objects would change, so a steady state writes nothing;
+//! 3. *apply* what changed with server-side apply under the `factory-operator` field manager,
+//!    in stages: CRDs and Namespaces, then cluster-scoped objects, then namespaced ones;
+//! 4. *prune* what left the inventory — never on a failed revision, never an object annotated
+//!    `factories.dev/prune: disabled`, never an object we did not apply.
+
+mod engine;
+mod error;
+mod resolve;
+
+pub use engine::{DriftMode, Engine, Outcome, PruneMode};
+pub use error::{ApplyError, ObjectFailure};
+pub use resolve::Resolver;

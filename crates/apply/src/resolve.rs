@@ -1,0 +1,77 @@
+//! Kinds to API resources through discovery, cached and refreshed when a kind is missing
+//! (a CRD installed after start-up is picked up without a restart).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use kube::Client;
+use kube::api::ApiResource;
+use kube::discovery::{Discovery, Scope};
+use tokio::sync::RwLock;
+
+use crate::ApplyError;
+
+/// A served kind.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The resource to address it with.
+    pub resource: ApiResource,
+    /// Whether objects of the kind live in namespaces.
+    pub namespaced: bool,
+}
+
+#[derive(Default)]
+struct Cache {
+    kinds: HashMap<(String, String), Resolved>,
+    refreshed: Option<Instant>,
+}
+
+/// Discovery, cached. Shared by all reconcilers.
+pub struct Resolver {
+    client: Client,
+    cache: RwLock<Cache>,
+}
+
+/// Refresh at most this often on a miss, so a stream of unknown kinds cannot flood discovery.
+const MIN_REFRESH: Duration = Duration::from_secs(2);
+
+impl Resolver {
+    /// A resolver using `client` (the operator's own identity) for discovery.
+    pub fn new(client: Client) -> Self {
+        Self { client, cache: RwLock::new(Cache::default()) }
+    }
+
+    /// The resource serving `api_version`/`kind`, refreshing discovery once on a miss.
+    pub async fn resolve(&self, api_version: &str, kind: &str) -> Result<Option<Resolved>, ApplyError> {
+        let key = (api_version.to_string(), kind.to_string());
+        if let Some(found) = self.cache.read().await.kinds.get(&key) {
+            return Ok(Some(found.clone()));
+        }
+        self.refresh(false).await?;
+        Ok(self.cache.read().await.kinds.get(&key).cloned())
+    }
+
+    /// Re-runs discovery; with `force`, even if it ran a moment ago (after installing CRDs).
+    pub async fn refresh(&self, force: bool) -> Result<(), ApplyError> {
+        let mut cache = self.cache.write().await;
+        if !force && cache.refreshed.is_some_and(|t| t.elapsed() < MIN_REFRESH) {
+            return Ok(());
+        }
+        let discovery = Discovery::new(self.client.clone()).run().await.map_err(ApplyError::Discovery)?;
+        let mut kinds = HashMap::new();
+        for group in discovery.groups() {
+            for version in group.versions() {
+                for (resource, caps) in group.versioned_resources(version) {
+                    let namespaced = matches!(caps.scope, Scope::Namespaced);
+                    kinds.insert(
+                        (resource.api_version.clone(), resource.kind.clone()),
+                        Resolved { resource: resource.clone(), namespaced },
+                    );
+                }
+            }
+        }
+        cache.kinds = kinds;
+        cache.refreshed = Some(Instant::now());
+        Ok(())
+    }
+}

@@ -1,0 +1,60 @@
+//! What every reconciler shares: the client, discovery, the git cache and the event recorder.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use factory_apply::Resolver;
+use factory_source::RepoCache;
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+
+/// Shared state of the reconcilers.
+pub struct Context {
+    /// The operator's own client.
+    pub client: Client,
+    /// Discovery, cached.
+    pub resolver: Arc<Resolver>,
+    /// Git repositories, shared by every factory pointing at the same URL and credential.
+    pub repos: Arc<RepoCache>,
+    /// Kubernetes Events.
+    pub recorder: Recorder,
+    config: kube::Config,
+    impersonated: Mutex<HashMap<(String, String), Client>>,
+}
+
+impl Context {
+    /// A context for the cluster of `config`, caching git repositories under `cache_dir`.
+    pub fn new(config: kube::Config, cache_dir: PathBuf) -> Result<Self, kube::Error> {
+        let client = Client::try_from(config.clone())?;
+        let reporter = Reporter { controller: "factory-operator".into(), instance: std::env::var("POD_NAME").ok() };
+        Ok(Self {
+            resolver: Arc::new(Resolver::new(client.clone())),
+            repos: Arc::new(RepoCache::new(cache_dir)),
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            config,
+            impersonated: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A client that acts as service account `namespace/name` (impersonation), so that the
+    /// API server's RBAC bounds what content applied through it can do. Cached per account.
+    pub fn impersonating(&self, namespace: &str, name: &str) -> Result<Client, kube::Error> {
+        let key = (namespace.to_string(), name.to_string());
+        let mut cache = self.impersonated.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(client) = cache.get(&key) {
+            return Ok(client.clone());
+        }
+        let mut config = self.config.clone();
+        config.auth_info.impersonate = Some(format!("system:serviceaccount:{namespace}:{name}"));
+        config.auth_info.impersonate_groups = Some(vec![
+            "system:serviceaccounts".into(),
+            format!("system:serviceaccounts:{namespace}"),
+            "system:authenticated".into(),
+        ]);
+        let client = Client::try_from(config)?;
+        cache.insert(key, client.clone());
+        Ok(client)
+    }
+}

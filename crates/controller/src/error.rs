@@ -1,0 +1,75 @@
+//! Reconcile errors: each says what failed and where, and maps to a condition reason.
+
+use factory_apply::ApplyError;
+use factory_core::manifests::LoadError;
+use factory_core::render::RenderError;
+use factory_source::SourceError;
+
+/// A reconcile step failed. Nothing is pruned after any of these.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// The spec is valid for the API server but not usable.
+    #[error("invalid spec: {0}")]
+    InvalidSpec(String),
+    /// The credentials Secret could not be read.
+    #[error("credentials secret {namespace}/{name}: {why}")]
+    Credentials {
+        /// Secret namespace.
+        namespace: String,
+        /// Secret name.
+        name: String,
+        /// What went wrong.
+        why: String,
+    },
+    /// Fetching or reading the git source failed.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// Manifests did not parse.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Load(Vec<LoadError>),
+    /// A definition could not be rendered into objects.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Render(Vec<RenderError>),
+    /// Validating, applying or pruning failed.
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    /// Something this reconcile depends on is not there (yet).
+    #[error("waiting: {0}")]
+    Waiting(String),
+    /// A Kubernetes API call of the controller itself failed.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// A blocking task panicked or was cancelled.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl ReconcileError {
+    /// PascalCase reason for conditions, Events and metrics.
+    pub fn reason(&self) -> &'static str {
+        use factory_api::conditions::reasons;
+        match self {
+            ReconcileError::InvalidSpec(_) => reasons::INVALID_SPEC,
+            ReconcileError::Credentials { .. } => reasons::AUTHENTICATION_FAILED,
+            ReconcileError::Source(e) => e.reason(),
+            ReconcileError::Load(_) => reasons::PARSE_FAILED,
+            ReconcileError::Render(_) => reasons::INVALID_SPEC,
+            ReconcileError::Apply(e) => e.reason(),
+            ReconcileError::Waiting(_) => "DependencyNotReady",
+            ReconcileError::Kube(_) | ReconcileError::Internal(_) => "InternalError",
+        }
+    }
+
+    /// Whether only a change (of spec, repository or secret) can clear it: `Stalled`.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            ReconcileError::InvalidSpec(_)
+            | ReconcileError::Credentials { .. }
+            | ReconcileError::Load(_)
+            | ReconcileError::Render(_) => true,
+            ReconcileError::Source(e) => e.is_permanent(),
+            ReconcileError::Apply(e) => matches!(e, ApplyError::Validation(_)),
+            ReconcileError::Waiting(_) | ReconcileError::Kube(_) | ReconcileError::Internal(_) => false,
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! The platform factory (`type: Environments`): fetch the platform repository, load the cluster
+//! path and the team factory definitions, build what each team factory needs, validate the
+//! whole revision, apply it as the factory's service account, prune what left git, and say so.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use factory_api::conditions::reasons;
+use factory_api::factory::ServiceAccountReference;
+use factory_api::{Factory, FactoryStatus, FactoryType, labels};
+use factory_apply::{DriftMode, Engine, Outcome, PruneMode};
+use factory_core::manifests::{self, Manifest};
+use factory_core::{duration, render, validate};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use tracing::{info, instrument, warn};
+
+use crate::context::Context;
+use crate::error::ReconcileError;
+use crate::source::checkout;
+use crate::status;
+
+/// Default poll interval of a source.
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// What one successful run applied.
+struct Applied {
+    revision: String,
+    outcome: Outcome,
+    notes: Vec<String>,
+}
+
+/// Reconciles one Factory. Team factories (`Applications`) are built by their platform
+/// factory and reconciled by the team-factory controller, not here.
+#[instrument(skip_all, fields(factory = %factory.name_any()))]
+pub async fn reconcile(factory: Arc<Factory>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    if factory.spec.factory_type != FactoryType::Environments {
+        return Ok(Action::await_change());
+    }
+    let interval = factory
+        .spec
+        .source
+        .as_ref()
+        .and_then(|s| s.interval.as_deref())
+        .and_then(|i| duration::parse(i).ok())
+        .unwrap_or(DEFAULT_INTERVAL);
+    let mut new_status = factory.status.clone().unwrap_or_default();
+    new_status.observed_generation = factory.metadata.generation;
+    if factory.spec.suspend {
+        let now = status::now();
+        factory_core::conditions::set(
+            &mut new_status.conditions,
+            factory_api::conditions::RECONCILING,
+            factory_core::conditions::Status::False,
+            reasons::SUSPENDED,
+            "spec.suspend is true",
+            factory.metadata.generation,
+            &now,
+        );
+        write_status(&ctx, &factory, new_status).await?;
+        return Ok(Action::await_change());
+    }
+    let result = run(&factory, &ctx, &mut new_status).await;
+    match &result {
+        Ok(applied) => {
+            let o = &applied.outcome;
+            let mut message = format!(
+                "applied revision {}: {} objects ({} created, {} updated, {} unchanged, {} pruned)",
+                applied.revision,
+                o.inventory.len(),
+                o.created.len(),
+                o.updated.len(),
+                o.unchanged,
+                o.pruned.len()
+            );
+            for note in &applied.notes {
+                message.push_str("; ");
+                message.push_str(note);
+            }
+            if applied.notes.is_empty() {
+                status::succeeded(&mut new_status.conditions, factory.metadata.generation, &message);
+            } else {
+                // Applied, but pruning was held back: not Ready until someone looks.
+                status::held_back(
+                    &mut new_status.conditions,
+                    factory.metadata.generation,
+                    reasons::PRUNE_SKIPPED,
+                    &message,
+                );
+            }
+            new_status.last_applied_revision = Some(applied.revision.clone());
+            new_status.objects = i32::try_from(o.inventory.len()).ok();
+            new_status.inventory = o.inventory.clone();
+            if o.wrote() {
+                info!(%message, "reconciled");
+                status::event(&ctx, factory.as_ref(), EventType::Normal, "Applied", &message).await;
+            }
+            if !o.pruned.is_empty() {
+                let note = format!("pruned {}", o.pruned.join(", "));
+                status::event(&ctx, factory.as_ref(), EventType::Normal, "Pruned", &note).await;
+            }
+            if !applied.notes.is_empty() && o.pruned.is_empty() {
+                status::event(
+                    &ctx,
+                    factory.as_ref(),
+                    EventType::Warning,
+                    reasons::PRUNE_SKIPPED,
+                    &applied.notes.join("; "),
+                )
+                .await;
+            }
+        }
+        Err(error) => {
+            warn!(%error, reason = error.reason(), "reconcile failed");
+            status::failed(&mut new_status.conditions, factory.metadata.generation, error);
+            status::event(&ctx, factory.as_ref(), EventType::Warning, error.reason(), &error.to_string()).await;
+        }
+    }
+    write_status(&ctx, &factory, new_status).await?;
+    Ok(match result {
+        Ok(_) => Action::requeue(jitter(interval, &factory.name_any())),
+        Err(e) if e.is_permanent() => Action::requeue(jitter(interval, &factory.name_any())),
+        Err(_) => Action::requeue(Duration::from_secs(10).min(interval)),
+    })
+}
+
+/// Spreads polls of many factories over ±10% of the interval, stable per factory.
+fn jitter(interval: Duration, name: &str) -> Duration {
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let seed = name.bytes().fold(u64::from(nanos), |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let span = interval.as_millis() as u64 / 5;
+    if span == 0 {
+        return interval;
+    }
+    Duration::from_millis(interval.as_millis() as u64 - span / 2 + seed % span)
+}
+
+async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Result<Applied, ReconcileError> {
+    let name = factory.name_any();
+    let spec = &factory.spec;
+    let problems = validate::factory(&name, spec);
+    if !problems.is_empty() {
+        return Err(ReconcileError::InvalidSpec(
+            problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+        ));
+    }
+    let (Some(source), Some(account)) = (&spec.source, &spec.service_account) else {
+        return Err(ReconcileError::InvalidSpec("source and serviceAccount are required".into()));
+    };
+    let cluster = spec.cluster.clone();
+    let factories = spec.factories.clone();
+    let classes = spec.environment_classes.clone().unwrap_or_default();
+    let mut paths = vec![cluster.as_ref().map(|p| p.path.clone()), factories.as_ref().map(|p| p.path.clone())];
+    paths.extend(classes.iter().map(|c| Some(c.path.clone())));
+    let checkout = checkout(ctx, source, &account.namespace, paths).await?;
+    status.last_attempted_revision = Some(checkout.synced.revision.clone());
+
+    let mut vars: BTreeMap<String, String> = spec.variables.clone();
+    vars.insert("factory".into(), name.clone());
+    let mut desired: Vec<Manifest> = Vec::new();
+    let mut load_errors = Vec::new();
+    let mut load = |files, vars: &BTreeMap<String, String>| match manifests::load(files, vars) {
+        Ok(m) => m,
+        Err(e) => {
+            load_errors.extend(e);
+            Vec::new()
+        }
+    };
+    desired.extend(load(&checkout.files[0], &vars));
+    let definitions = load(&checkout.files[1], &vars);
+    // Classes are applied per environment; here they only have to parse.
+    let mut class_vars = vars.clone();
+    for key in ["namespace", "environment", "class"] {
+        class_vars.insert(key.into(), "validation".into());
+    }
+    for files in &checkout.files[2..] {
+        load(files, &class_vars);
+    }
+    if !load_errors.is_empty() {
+        return Err(ReconcileError::Load(load_errors));
+    }
+    let mut render_errors = Vec::new();
+    for definition in &definitions {
+        match render::team_factory(&name, definition) {
+            Ok(objects) => desired.extend(objects),
+            Err(e) => render_errors.push(e),
+        }
+    }
+    if !render_errors.is_empty() {
+        return Err(ReconcileError::Render(render_errors));
+    }
+
+    // A configured path that became empty is far more often a mistake than a wish to delete
+    // everything it held: without `allowEmpty`, nothing is pruned.
+    let mut notes = Vec::new();
+    for (spec_path, files) in [(&cluster, &checkout.files[0]), (&factories, &checkout.files[1])] {
+        if let Some(p) = spec_path
+            && files.is_empty()
+            && !p.allow_empty
+        {
+            notes.push(format!(
+                "path {} is empty or missing: nothing was pruned (set allowEmpty: true to allow it)",
+                p.path
+            ));
+        }
+    }
+    let prune = if notes.is_empty() { PruneMode::Enabled } else { PruneMode::Disabled };
+
+    let engine = engine(ctx, &name, account)?;
+    let outcome = engine.run(&desired, &status.inventory, prune, DriftMode::Correct).await?;
+    Ok(Applied { revision: checkout.synced.revision, outcome, notes })
+}
+
+fn engine(ctx: &Context, factory: &str, account: &ServiceAccountReference) -> Result<Engine, ReconcileError> {
+    let client = ctx.impersonating(&account.namespace, &account.name)?;
+    let labels = BTreeMap::from([(labels::APPLIED_BY.to_string(), format!("factory.{factory}"))]);
+    Ok(Engine::new(client, ctx.resolver.clone(), labels))
+}
+
+/// Writes the status subresource when it differs from the object's current status.
+async fn write_status(ctx: &Context, factory: &Factory, new: FactoryStatus) -> Result<(), ReconcileError> {
+    if factory.status.as_ref() == Some(&new) {
+        return Ok(());
+    }
+    let api: Api<Factory> = Api::all(ctx.client.clone());
+    let patch = json!({"apiVersion": Factory::api_version(&()), "kind": Factory::kind(&()), "status": new});
+    api.patch_status(
+        &factory.name_any(),
+        &PatchParams::apply(factory_api::FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,77 @@
+//! The *dereference* step for git: credentials from a Secret, sync through the shared cache,
+//! and the files under the configured paths. Blocking git work runs on the blocking pool.
+
+use factory_api::{GitRef, GitSource};
+use factory_core::manifests::SourceFile;
+use factory_source::{Auth, Limits, Reference, Synced, read_paths};
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+
+use crate::context::Context;
+use crate::error::ReconcileError;
+
+/// A synced revision and the files read from it.
+pub struct Checkout {
+    /// The revision, such as `main@sha1:<sha>`.
+    pub synced: Synced,
+    /// Files under each requested path, in the order the paths were given.
+    pub files: Vec<Vec<SourceFile>>,
+}
+
+/// Which revision a `GitRef` asks for; a missing ref means branch `main`.
+pub fn reference(git_ref: Option<&GitRef>) -> Reference {
+    match git_ref {
+        Some(GitRef { commit: Some(c), .. }) => Reference::Commit(c.clone()),
+        Some(GitRef { tag: Some(t), .. }) => Reference::Tag(t.clone()),
+        Some(GitRef { branch: Some(b), .. }) => Reference::Branch(b.clone()),
+        _ => Reference::Branch("main".into()),
+    }
+}
+
+/// Reads the credentials Secret of `source`, if any. `default_namespace` applies when the
+/// reference names none.
+async fn auth(ctx: &Context, source: &GitSource, default_namespace: &str) -> Result<(Auth, String), ReconcileError> {
+    let Some(secret_ref) = &source.secret_ref else { return Ok((Auth::None, String::new())) };
+    let namespace = secret_ref.namespace.clone().unwrap_or_else(|| default_namespace.to_string());
+    let err =
+        |why: String| ReconcileError::Credentials { namespace: namespace.clone(), name: secret_ref.name.clone(), why };
+    let secret = Api::<Secret>::namespaced(ctx.client.clone(), &namespace)
+        .get_opt(&secret_ref.name)
+        .await
+        .map_err(|e| err(e.to_string()))?
+        .ok_or_else(|| err("not found".into()))?;
+    let data = secret.data.unwrap_or_default();
+    let text = |key: &str| data.get(key).map(|b| String::from_utf8_lossy(&b.0).trim().to_string());
+    let auth = match (text("username"), text("password").or_else(|| text("token"))) {
+        (user, Some(password)) => Auth::Basic { username: user.unwrap_or_else(|| "git".into()), password },
+        _ => return Err(err("needs a `password` or `token` key (and optionally `username`)".into())),
+    };
+    Ok((auth, format!("{namespace}/{}", secret_ref.name)))
+}
+
+/// Syncs `source` and reads the files under `paths` (an unset path reads nothing).
+pub async fn checkout(
+    ctx: &Context,
+    source: &GitSource,
+    default_namespace: &str,
+    paths: Vec<Option<String>>,
+) -> Result<Checkout, ReconcileError> {
+    let (auth, credential) = auth(ctx, source, default_namespace).await?;
+    let repos = ctx.repos.clone();
+    let url = source.url.clone();
+    let reference = reference(source.git_ref.as_ref());
+    tokio::task::spawn_blocking(move || {
+        let synced = repos.sync(&url, &reference, &auth, &credential)?;
+        let repo = repos.open(&url, &credential)?;
+        let mut files = Vec::with_capacity(paths.len());
+        for path in &paths {
+            files.push(match path {
+                Some(path) => read_paths(&repo, &synced.commit, &[path.as_str()], Limits::default())?,
+                None => Vec::new(),
+            });
+        }
+        Ok::<_, ReconcileError>(Checkout { synced, files })
+    })
+    .await
+    .map_err(|e| ReconcileError::Internal(e.to_string()))?
+}

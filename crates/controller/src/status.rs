@@ -1,0 +1,81 @@
+//! Writing status: conditions from a step's result, written only when something changed,
+//! and Events for what matters.
+
+use factory_api::conditions::{READY, RECONCILING, STALLED, reasons};
+use factory_core::conditions::{self, Status};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
+use tracing::warn;
+
+use crate::context::Context;
+use crate::error::ReconcileError;
+
+/// The current time, for condition transitions.
+pub fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
+}
+
+/// Messages on conditions and Events are bounded; the API server limits both.
+pub fn bounded(message: &str, max: usize) -> String {
+    if message.len() <= max {
+        return message.to_string();
+    }
+    let mut cut = max.saturating_sub(14);
+    while !message.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}… (truncated)", &message[..cut])
+}
+
+/// Sets Ready/Reconciling/Stalled for a successful reconcile.
+pub fn succeeded(list: &mut Vec<Condition>, generation: Option<i64>, message: &str) {
+    let now = now();
+    conditions::set(list, READY, Status::True, reasons::RECONCILED, bounded(message, 4096), generation, &now);
+    conditions::set(list, RECONCILING, Status::False, reasons::RECONCILED, "", generation, &now);
+    conditions::remove(list, STALLED);
+}
+
+/// Sets Ready=False and Stalled=True with `reason` for a revision that was applied but needs a
+/// human decision (such as pruning held back on an emptied path).
+pub fn held_back(list: &mut Vec<Condition>, generation: Option<i64>, reason: &str, message: &str) {
+    let now = now();
+    let message = bounded(message, 4096);
+    conditions::set(list, READY, Status::False, reason, message.clone(), generation, &now);
+    conditions::set(list, STALLED, Status::True, reason, message, generation, &now);
+    conditions::set(list, RECONCILING, Status::False, reason, "", generation, &now);
+}
+
+/// Sets Ready/Reconciling/Stalled for a failed reconcile: `Stalled` when only a change can help.
+pub fn failed(list: &mut Vec<Condition>, generation: Option<i64>, error: &ReconcileError) {
+    let now = now();
+    let message = bounded(&error.to_string(), 4096);
+    conditions::set(list, READY, Status::False, error.reason(), message.clone(), generation, &now);
+    if error.is_permanent() {
+        conditions::set(list, STALLED, Status::True, error.reason(), message, generation, &now);
+        conditions::set(list, RECONCILING, Status::False, error.reason(), "", generation, &now);
+    } else {
+        conditions::remove(list, STALLED);
+        conditions::set(list, RECONCILING, Status::True, reasons::PROGRESSING, "retrying", generation, &now);
+    }
+}
+
+/// Publishes an Event about `object`; failures to publish are logged, never fatal.
+pub async fn event<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    object: &K,
+    type_: EventType,
+    reason: &str,
+    note: &str,
+) {
+    let ev = Event {
+        type_,
+        reason: reason.to_string(),
+        note: Some(bounded(note, 1024)),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &object.object_ref(&())).await {
+        warn!(object = %object.name_any(), error = %e, "could not publish event");
+    }
+}

@@ -1,0 +1,212 @@
+//! Rendering: spec and repository content in, desired objects out. No I/O.
+
+use std::collections::BTreeMap;
+
+use factory_api::labels;
+use serde_json::{Value, json};
+
+use crate::manifests::Manifest;
+use crate::names::cicd_namespace;
+
+/// Name of the service account a team factory's content is applied as, in its cicd namespace.
+pub const TENANT_SERVICE_ACCOUNT: &str = "factory";
+/// ClusterRole bound to the tenant service account in each of its factory's namespaces.
+pub const TENANT_CLUSTER_ROLE: &str = "admin";
+
+/// A definition the platform factory cannot build.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{object}: {why}")]
+pub struct RenderError {
+    /// The offending object and its location.
+    pub object: String,
+    /// What is wrong.
+    pub why: String,
+}
+
+/// The labels on everything that belongs to team factory `factory`.
+pub fn factory_labels(factory: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (labels::FACTORY.to_string(), factory.to_string()),
+        (labels::PART_OF.to_string(), factory.to_string()),
+    ])
+}
+
+fn derived(from: &Manifest, object: Value) -> Manifest {
+    Manifest { file: from.file.clone(), line: from.line, document: from.document, object }
+}
+
+/// What the platform factory `platform` builds from one team Factory definition of its
+/// repository: the Factory itself (labelled with its platform), its cicd namespace, the
+/// service account its content will be applied as, and that account's rights — `admin`
+/// bound inside the cicd namespace only, never cluster-wide.
+pub fn team_factory(platform: &str, definition: &Manifest) -> Result<Vec<Manifest>, RenderError> {
+    let err = |why: &str| RenderError { object: definition.to_string(), why: why.to_string() };
+    if definition.api_version() != format!("{}/{}", factory_api::GROUP, factory_api::VERSION)
+        || definition.kind() != "Factory"
+    {
+        return Err(err("the factories path may only hold factories.dev/v1alpha1 Factory objects"));
+    }
+    if definition.object.pointer("/spec/type").and_then(Value::as_str) != Some("Applications") {
+        return Err(err("a platform factory builds only factories of type Applications"));
+    }
+    let name = definition.name().to_string();
+    let mut factory = definition.object.clone();
+    if let Some(meta) = factory.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("namespace");
+        let labels = meta.entry("labels").or_insert_with(|| json!({}));
+        if let Some(map) = labels.as_object_mut() {
+            map.insert(labels::PLATFORM.into(), platform.into());
+        }
+    }
+    let cicd = cicd_namespace(&name);
+    let mut ns_labels = factory_labels(&name);
+    ns_labels.insert(labels::NAMESPACE_KIND.into(), "cicd".into());
+    ns_labels.insert(labels::PLATFORM.into(), platform.into());
+    let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": cicd, "labels": ns_labels}});
+    let account = json!({"apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": TENANT_SERVICE_ACCOUNT, "namespace": cicd, "labels": factory_labels(&name)}});
+    let binding = tenant_role_binding(&name, &cicd);
+    Ok(vec![
+        derived(definition, factory),
+        derived(definition, namespace),
+        derived(definition, account),
+        derived(definition, binding),
+    ])
+}
+
+/// The RoleBinding giving team factory `factory`'s service account `admin` in `namespace`.
+pub fn tenant_role_binding(factory: &str, namespace: &str) -> Value {
+    json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "factory-tenant", "namespace": namespace, "labels": factory_labels(factory)},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": TENANT_CLUSTER_ROLE},
+        "subjects": [{"kind": "ServiceAccount", "name": TENANT_SERVICE_ACCOUNT, "namespace": cicd_namespace(factory)}]})
+}
+
+/// Class names in the order their manifests apply: every class a class extends comes before
+/// it (depth first, each once). Unknown names are skipped; cycles are caught by validation.
+pub fn class_chain(class: &str, extends: &BTreeMap<String, Vec<String>>) -> Vec<String> {
+    fn visit(name: &str, extends: &BTreeMap<String, Vec<String>>, out: &mut Vec<String>, depth: usize) {
+        if depth > 16 || out.iter().any(|c| c == name) || !extends.contains_key(name) {
+            return;
+        }
+        for parent in &extends[name] {
+            visit(parent, extends, out, depth + 1);
+        }
+        if !out.iter().any(|c| c == name) {
+            out.push(name.to_string());
+        }
+    }
+    let mut out = Vec::new();
+    visit(class, extends, &mut out, 0);
+    out
+}
+
+/// Places class manifests into `namespace`: namespaced objects get it as their namespace; a
+/// `Namespace` manifest (for labels such as Pod Security) is renamed to it and merged with
+/// `namespace_labels`. Later manifests of the same object replace earlier ones, so a class
+/// overrides what it extends. The environment's Namespace always comes first.
+pub fn environment_objects(
+    namespace: &str,
+    namespace_labels: &BTreeMap<String, String>,
+    classes: Vec<Manifest>,
+    origin: &Manifest,
+) -> Vec<Manifest> {
+    let mut ns =
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": namespace_labels}});
+    let mut by_key: Vec<(String, Manifest)> = Vec::new();
+    for mut m in classes {
+        if m.kind() == "Namespace" && !m.api_version().contains('/') {
+            let labels = m.object.pointer("/metadata/labels").cloned().unwrap_or(json!({}));
+            let annotations = m.object.pointer("/metadata/annotations").cloned();
+            if let (Some(target), Some(extra)) =
+                (ns.pointer_mut("/metadata/labels").and_then(Value::as_object_mut), labels.as_object())
+            {
+                for (k, v) in extra {
+                    // The operator's own labels win over a class's.
+                    target.entry(k.clone()).or_insert(v.clone());
+                }
+            }
+            if let (Some(meta), Some(a)) = (ns.get_mut("metadata").and_then(Value::as_object_mut), annotations) {
+                meta.insert("annotations".into(), a);
+            }
+            continue;
+        }
+        if let Some(meta) = m.object.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.insert("namespace".into(), namespace.into());
+        }
+        let key = format!("{}/{}/{}", m.api_version(), m.kind(), m.name());
+        match by_key.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = m,
+            None => by_key.push((key, m)),
+        }
+    }
+    if let Some(meta) = ns.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.entry("labels").or_insert(json!({}));
+    }
+    let mut out =
+        vec![Manifest { file: origin.file.clone(), line: origin.line, document: origin.document, object: ns }];
+    out.extend(by_key.into_iter().map(|(_, m)| m));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(object: Value) -> Manifest {
+        Manifest { file: "factories/shop.yaml".into(), line: 1, document: 1, object }
+    }
+
+    #[test]
+    fn a_team_factory_gets_namespace_account_and_namespaced_rights_only() {
+        let def = manifest(json!({"apiVersion": "factories.dev/v1alpha1", "kind": "Factory",
+            "metadata": {"name": "shop"}, "spec": {"type": "Applications"}}));
+        let objects = team_factory("platform", &def).unwrap();
+        let kinds: Vec<&str> = objects.iter().map(Manifest::kind).collect();
+        assert_eq!(kinds, ["Factory", "Namespace", "ServiceAccount", "RoleBinding"]);
+        assert_eq!(objects[0].object["metadata"]["labels"][labels::PLATFORM], "platform");
+        assert_eq!(objects[1].name(), "shop-cicd");
+        assert_eq!(objects[3].namespace(), Some("shop-cicd"));
+        assert_eq!(objects[3].object["roleRef"]["kind"], "ClusterRole");
+        assert!(objects.iter().all(|o| o.kind() != "ClusterRoleBinding"));
+    }
+
+    #[test]
+    fn only_team_factories_can_be_built() {
+        let platform = manifest(json!({"apiVersion": "factories.dev/v1alpha1", "kind": "Factory",
+            "metadata": {"name": "other"}, "spec": {"type": "Environments"}}));
+        assert!(team_factory("platform", &platform).unwrap_err().why.contains("only factories of type Applications"));
+        let cm = manifest(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}));
+        assert!(team_factory("platform", &cm).is_err());
+    }
+
+    #[test]
+    fn class_chain_puts_parents_first_once() {
+        let ext: BTreeMap<String, Vec<String>> = [
+            ("base".to_string(), vec![]),
+            ("secure".to_string(), vec!["base".to_string()]),
+            ("prod".to_string(), vec!["base".to_string(), "secure".to_string()]),
+        ]
+        .into();
+        assert_eq!(class_chain("prod", &ext), ["base", "secure", "prod"]);
+        assert_eq!(class_chain("missing", &ext), Vec::<String>::new());
+    }
+
+    #[test]
+    fn class_objects_land_in_the_environment_namespace_and_later_classes_win() {
+        let base = manifest(
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "defaults"}, "data": {"a": "base"}}),
+        );
+        let prod = manifest(
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "defaults"}, "data": {"a": "prod"}}),
+        );
+        let ns = manifest(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "${namespace}",
+            "labels": {"pod-security.kubernetes.io/enforce": "restricted", labels::FACTORY: "spoofed"}}}));
+        let own = BTreeMap::from([(labels::FACTORY.to_string(), "shop".to_string())]);
+        let out = environment_objects("shop-prod", &own, vec![ns, base, prod.clone()], &prod);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].object["metadata"]["labels"]["pod-security.kubernetes.io/enforce"], "restricted");
+        assert_eq!(out[0].object["metadata"]["labels"][labels::FACTORY], "shop");
+        assert_eq!((out[1].namespace(), &out[1].object["data"]["a"]), (Some("shop-prod"), &json!("prod")));
+    }
+}

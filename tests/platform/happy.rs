@@ -1,0 +1,147 @@
+//! From an empty cluster to the platform's revision; a one-file change writes only what
+//! changed; removed files are pruned, except what is annotated or was never ours.
+
+use std::time::Duration;
+
+use factory_api::Factory;
+use factory_testkit::eventually;
+use k8s_openapi::api::core::v1::{Event, Namespace, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
+use k8s_openapi::api::scheduling::v1::PriorityClass;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+use crate::fixture::{Platform, ready_message};
+
+fn roles(prefix: &str, verbs: &str) -> String {
+    format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: {prefix}-viewer\nrules:\n- apiGroups: [\"\"]\n  resources: [pods]\n  verbs: [{verbs}]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: ${{prefix}}-auditor\nrules: []\n"
+    )
+}
+
+fn priority(prefix: &str) -> String {
+    format!("apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata:\n  name: {prefix}-high\nvalue: 1000\n")
+}
+
+fn team(prefix: &str) -> String {
+    format!(
+        "apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata:\n  name: {prefix}-shop\nspec:\n  type: Applications\n  owners: {{groups: [team-shop]}}\n  environments:\n  - {{name: test, class: base}}\n"
+    )
+}
+
+const BASE_CLASS: &str = "apiVersion: v1\nkind: LimitRange\nmetadata:\n  name: defaults\nspec:\n  limits:\n  - type: Container\n    default: {cpu: 500m, memory: 256Mi}\n";
+
+#[tokio::test]
+async fn platform_repository_converges_changes_and_prunes_safely() {
+    let p = Platform::new("platform_repository_converges_changes_and_prunes_safely", &[], "cluster-admin").await;
+    let x = p.ctx.prefix.clone();
+    p.repo.write("cluster/roles.yaml", &roles(&x, "get")).expect("write");
+    p.repo.write("cluster/priority.yaml", &priority(&x)).expect("write");
+    p.repo.write("factories/shop.yaml", &team(&x)).expect("write");
+    p.repo.write("classes/base/limits.yaml", BASE_CLASS).expect("write");
+    p.repo.write("README.md", "not applied\n").expect("write");
+    p.repo.commit("platform content").expect("commit");
+
+    p.create_factory(json!({})).await;
+    let f = p.wait_ready("True", "Reconciled").await;
+    let status = f.status.clone().expect("status");
+    let head = p.repo.head().expect("head");
+    assert_eq!(status.last_applied_revision.as_deref(), Some(format!("main@sha1:{head}").as_str()));
+    // 2 ClusterRoles + PriorityClass + (Factory, Namespace, ServiceAccount, RoleBinding).
+    assert_eq!(status.objects, Some(7), "{}", ready_message(&f));
+
+    let client = p.ctx.client.clone();
+    let roles_api: Api<ClusterRole> = Api::all(client.clone());
+    let viewer = roles_api.get(&format!("{x}-viewer")).await.expect("viewer applied");
+    let auditor = roles_api.get(&format!("{x}-auditor")).await.expect("auditor applied (variable substituted)");
+    assert_eq!(
+        viewer.metadata.labels.as_ref().and_then(|l| l.get("app.kubernetes.io/managed-by")).map(String::as_str),
+        Some("factory-operator")
+    );
+    Api::<PriorityClass>::all(client.clone()).get(&format!("{x}-high")).await.expect("priority class");
+    let shop = Api::<Factory>::all(client.clone()).get(&format!("{x}-shop")).await.expect("team factory built");
+    assert_eq!(shop.metadata.labels.as_ref().and_then(|l| l.get("factories.dev/platform")), Some(&p.name));
+    let cicd = format!("{x}-shop-cicd");
+    Api::<Namespace>::all(client.clone()).get(&cicd).await.expect("cicd namespace");
+    Api::<ServiceAccount>::namespaced(client.clone(), &cicd).get("factory").await.expect("tenant service account");
+    let binding =
+        Api::<RoleBinding>::namespaced(client.clone(), &cicd).get("factory-tenant").await.expect("tenant rights");
+    assert_eq!(binding.role_ref.name, "admin");
+
+    // An Event says what was applied.
+    let events: Api<Event> = Api::all(client.clone());
+    eventually("an Applied event", Duration::from_secs(20), || async {
+        let list = events.list(&ListParams::default().fields(&format!("involvedObject.name={}", p.name))).await?;
+        anyhow::Ok(list.items.iter().any(|e| e.reason.as_deref() == Some("Applied")).then_some(()))
+    })
+    .await
+    .expect("event");
+
+    // A foreign object carrying our labels is not ours: it must survive every prune.
+    let foreign = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": format!("{x}-foreign"), "labels": {"app.kubernetes.io/managed-by": "factory-operator",
+            "factories.dev/applied-by": format!("factory.{}", p.name)}}, "rules": []});
+    roles_api.create(&PostParams::default(), &serde_json::from_value(foreign).expect("role")).await.expect("foreign");
+
+    // Steady state writes nothing: a reconcile with no change leaves every object as it was.
+    p.poke().await;
+    let f = p.wait_ready("True", "Reconciled").await;
+    assert!(ready_message(&f).contains("0 created, 0 updated, 7 unchanged"), "{}", ready_message(&f));
+    let viewer_again = roles_api.get(&format!("{x}-viewer")).await.expect("viewer");
+    assert_eq!(viewer_again.metadata.resource_version, viewer.metadata.resource_version);
+
+    // A commit changing one file writes only the changed object.
+    p.repo.write("cluster/roles.yaml", &roles(&x, "get, list")).expect("write");
+    p.repo.commit("viewer may list").expect("commit");
+    p.poke().await;
+    let f = p.wait_ready("True", "Reconciled").await;
+    assert!(ready_message(&f).contains("0 created, 1 updated, 6 unchanged"), "{}", ready_message(&f));
+    let viewer_new = roles_api.get(&format!("{x}-viewer")).await.expect("viewer");
+    assert_ne!(viewer_new.metadata.resource_version, viewer.metadata.resource_version);
+    assert_eq!(viewer_new.rules.expect("rules")[0].verbs, ["get", "list"]);
+    let auditor_new = roles_api.get(&format!("{x}-auditor")).await.expect("auditor");
+    assert_eq!(
+        auditor_new.metadata.resource_version, auditor.metadata.resource_version,
+        "untouched objects are not written"
+    );
+
+    // Hand-made drift is corrected on the next reconcile.
+    let drift = json!({"rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]});
+    roles_api.patch(&format!("{x}-viewer"), &PatchParams::default(), &Patch::Merge(&drift)).await.expect("drift");
+    p.poke().await;
+    eventually("drift corrected", Duration::from_secs(30), || async {
+        let r = roles_api.get(&format!("{x}-viewer")).await?;
+        anyhow::Ok(
+            (r.rules.unwrap_or_default().first().map(|r| r.verbs.clone()) == Some(vec!["get".into(), "list".into()]))
+                .then_some(()),
+        )
+    })
+    .await
+    .expect("drift corrected");
+
+    // A removed file is pruned; an object annotated prune: disabled is kept; the foreign one too.
+    roles_api
+        .patch(
+            &format!("{x}-auditor"),
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"annotations": {"factories.dev/prune": "disabled"}}})),
+        )
+        .await
+        .expect("annotate");
+    p.repo.remove("cluster/priority.yaml").expect("remove");
+    p.repo.write("cluster/roles.yaml", roles(&x, "get, list").split("---").next().unwrap_or_default()).expect("write");
+    p.repo.commit("drop priority class and auditor").expect("commit");
+    p.poke().await;
+    let f = p.wait_ready("True", "Reconciled").await;
+    assert!(ready_message(&f).contains("1 pruned"), "{}", ready_message(&f));
+    assert_eq!(f.status.as_ref().and_then(|s| s.objects), Some(5));
+    assert!(
+        Api::<PriorityClass>::all(client.clone()).get_opt(&format!("{x}-high")).await.expect("get").is_none(),
+        "pruned"
+    );
+    assert!(roles_api.get_opt(&format!("{x}-auditor")).await.expect("get").is_some(), "prune: disabled is honoured");
+    assert!(
+        roles_api.get_opt(&format!("{x}-foreign")).await.expect("get").is_some(),
+        "foreign objects are never pruned"
+    );
+}

@@ -1,0 +1,6 @@
+//! The platform factory (FBE) against a real control plane, the real operator binary and real
+//! git repositories served over smart HTTP with a token.
+
+mod failures;
+mod fixture;
+mod happy;
