@@ -7,15 +7,17 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, ValueEnum};
-use factory_api::Factory;
+use factory_api::{Environment, Factory};
 use futures::StreamExt;
-use kube::Client;
 use kube::discovery::Discovery;
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
+use kube::{Api, Client, ResourceExt};
 use tracing::{info, warn};
 
 pub mod context;
+pub mod environment;
 pub mod error;
 pub mod platform;
 mod source;
@@ -112,16 +114,54 @@ pub async fn run_controllers(
     ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let factories: kube::Api<Factory> = kube::Api::all(ctx.client.clone());
-    Controller::new(factories, watcher::Config::default())
-        .graceful_shutdown_on(shutdown)
-        .run(platform::reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                warn!(error = %e, "reconcile loop");
-            }
+    let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
+    let stopped = |tx: &tokio::sync::broadcast::Sender<()>| {
+        let mut rx = tx.subscribe();
+        async move {
+            let _ = rx.recv().await;
+        }
+    };
+    let factories: Api<Factory> = Api::all(ctx.client.clone());
+    let platform = Controller::new(factories.clone(), watcher::Config::default())
+        .graceful_shutdown_on(stopped(&stop_tx))
+        .run(platform::reconcile, error_policy, ctx.clone())
+        .for_each(log_result);
+
+    let environments: Api<Environment> = Api::all(ctx.client.clone());
+    let env_controller = Controller::new(environments, watcher::Config::default());
+    let store = env_controller.store();
+    // A factory's change (a new platform revision, a team factory's spec) re-reconciles its
+    // environments: all of them for a platform factory, its own for a team factory.
+    let env = env_controller
+        .watches(factories, watcher::Config::default(), move |factory: Factory| {
+            let name = factory.name_any();
+            let platform = factory.spec.factory_type == factory_api::FactoryType::Environments;
+            store
+                .state()
+                .into_iter()
+                .filter(|e| platform || e.spec.factory == name)
+                .map(|e| ObjectRef::from_obj(e.as_ref()))
+                .collect::<Vec<_>>()
         })
-        .await;
+        .graceful_shutdown_on(stopped(&stop_tx))
+        .run(environment::reconcile, error_policy, ctx)
+        .for_each(log_result);
+
+    let both = futures::future::join(platform, env);
+    tokio::pin!(both);
+    tokio::select! {
+        _ = shutdown => {
+            let _ = stop_tx.send(());
+            both.await;
+        }
+        _ = &mut both => {}
+    }
+}
+
+async fn log_result<T, E: std::fmt::Display>(result: Result<T, E>) {
+    if let Err(e) = result {
+        warn!(error = %e, "reconcile loop");
+    }
 }
 
 fn error_policy<K>(_object: Arc<K>, error: &ReconcileError, _ctx: Arc<Context>) -> Action {

@@ -56,10 +56,21 @@ pub async fn checkout(
     default_namespace: &str,
     paths: Vec<Option<String>>,
 ) -> Result<Checkout, ReconcileError> {
+    checkout_at(ctx, source, default_namespace, reference(source.git_ref.as_ref()), paths).await
+}
+
+/// Like [`checkout`], at an explicit reference (a commit already applied elsewhere is read
+/// from the shared cache without touching the network).
+pub async fn checkout_at(
+    ctx: &Context,
+    source: &GitSource,
+    default_namespace: &str,
+    reference: Reference,
+    paths: Vec<Option<String>>,
+) -> Result<Checkout, ReconcileError> {
     let (auth, credential) = auth(ctx, source, default_namespace).await?;
     let repos = ctx.repos.clone();
     let url = source.url.clone();
-    let reference = reference(source.git_ref.as_ref());
     tokio::task::spawn_blocking(move || {
         let synced = repos.sync(&url, &reference, &auth, &credential)?;
         let repo = repos.open(&url, &credential)?;

@@ -1,0 +1,198 @@
+//! Environments: one namespace each, carrying its class baseline from the platform factory
+//! (the class and every class it extends, at the platform's applied revision) and the team
+//! factory's service account rights. The namespace is never deleted by the operator.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use factory_api::conditions::{DRIFTED, reasons};
+use factory_api::{DriftPolicy, Environment, EnvironmentStatus, Factory, labels};
+use factory_apply::{DriftMode, Engine, Outcome, PruneMode};
+use factory_core::conditions::{self, Status};
+use factory_core::manifests::{self, Manifest};
+use factory_core::render;
+use factory_source::Reference;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use tracing::{info, instrument, warn};
+
+use crate::context::Context;
+use crate::error::ReconcileError;
+use crate::source::checkout_at;
+use crate::status;
+
+/// How often an environment is re-checked for drift when nothing else triggers it.
+const RESYNC: Duration = Duration::from_secs(300);
+
+struct Applied {
+    revision: String,
+    outcome: Outcome,
+}
+
+/// Reconciles one Environment.
+#[instrument(skip_all, fields(environment = %env.name_any()))]
+pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    let mut new_status = env.status.clone().unwrap_or_default();
+    new_status.observed_generation = env.metadata.generation;
+    let drift = env.spec.drift_policy.unwrap_or_default();
+    let result = run(&env, &ctx, &new_status.inventory, drift).await;
+    match &result {
+        Ok(applied) => {
+            let o = &applied.outcome;
+            let message = format!(
+                "applied {} into namespace {}: {} objects ({} created, {} updated, {} unchanged, {} pruned)",
+                applied.revision,
+                env.spec.namespace,
+                o.inventory.len(),
+                o.created.len(),
+                o.updated.len(),
+                o.unchanged,
+                o.pruned.len()
+            );
+            status::succeeded(&mut new_status.conditions, env.metadata.generation, &message);
+            new_status.last_applied_revision = Some(applied.revision.clone());
+            new_status.last_attempted_revision = Some(applied.revision.clone());
+            new_status.objects = i32::try_from(o.inventory.len()).ok();
+            new_status.inventory = o.inventory.clone();
+            let now = status::now();
+            if drift == DriftPolicy::Report && !o.drifted.is_empty() {
+                let drifted = format!("changed by hand, left as found: {}", o.drifted.join(", "));
+                conditions::set(
+                    &mut new_status.conditions,
+                    DRIFTED,
+                    Status::True,
+                    reasons::DRIFT_DETECTED,
+                    status::bounded(&drifted, 4096),
+                    env.metadata.generation,
+                    &now,
+                );
+                status::event(&ctx, env.as_ref(), EventType::Warning, reasons::DRIFT_DETECTED, &drifted).await;
+            } else {
+                conditions::remove(&mut new_status.conditions, DRIFTED);
+                if !o.drifted.is_empty() {
+                    let note = format!("corrected hand-made changes: {}", o.drifted.join(", "));
+                    status::event(&ctx, env.as_ref(), EventType::Normal, reasons::DRIFT_DETECTED, &note).await;
+                }
+            }
+            if o.wrote() {
+                info!(%message, "reconciled");
+                status::event(&ctx, env.as_ref(), EventType::Normal, "Applied", &message).await;
+            }
+        }
+        Err(error) => {
+            warn!(%error, reason = error.reason(), "reconcile failed");
+            status::failed(&mut new_status.conditions, env.metadata.generation, error);
+            status::event(&ctx, env.as_ref(), EventType::Warning, error.reason(), &error.to_string()).await;
+        }
+    }
+    write_status(&ctx, &env, new_status).await?;
+    Ok(match result {
+        Err(e) if !e.is_permanent() => Action::requeue(Duration::from_secs(10)),
+        _ => Action::requeue(RESYNC),
+    })
+}
+
+async fn run(
+    env: &Environment,
+    ctx: &Context,
+    previous: &[factory_api::InventoryEntry],
+    drift: DriftPolicy,
+) -> Result<Applied, ReconcileError> {
+    let spec = &env.spec;
+    let factories: Api<Factory> = Api::all(ctx.client.clone());
+    let team = factories
+        .get_opt(&spec.factory)
+        .await?
+        .ok_or_else(|| ReconcileError::Waiting(format!("factory {} does not exist", spec.factory)))?;
+    let platform_name = team.labels().get(labels::PLATFORM).cloned().ok_or_else(|| {
+        ReconcileError::Waiting(format!("factory {} was not built by a platform factory", spec.factory))
+    })?;
+    let platform = factories
+        .get_opt(&platform_name)
+        .await?
+        .ok_or_else(|| ReconcileError::Waiting(format!("platform factory {platform_name} does not exist")))?;
+    let applied = platform.status.as_ref().and_then(|s| s.last_applied_revision.clone()).ok_or_else(|| {
+        ReconcileError::Waiting(format!("platform factory {platform_name} has not applied a revision yet"))
+    })?;
+    let commit = applied.rsplit(':').next().unwrap_or_default().to_string();
+    let (Some(source), Some(account)) = (&platform.spec.source, &platform.spec.service_account) else {
+        return Err(ReconcileError::Waiting(format!("platform factory {platform_name} has no source")));
+    };
+    let classes = platform.spec.environment_classes.clone().unwrap_or_default();
+    let extends: BTreeMap<String, Vec<String>> =
+        classes.iter().map(|c| (c.name.clone(), c.extends.clone().unwrap_or_default())).collect();
+    let chain = render::class_chain(&spec.class, &extends);
+    if chain.is_empty() {
+        return Err(ReconcileError::InvalidSpec(format!(
+            "class {} is not defined by platform factory {platform_name} (defined: {})",
+            spec.class,
+            extends.keys().cloned().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let paths: Vec<Option<String>> =
+        chain.iter().map(|name| classes.iter().find(|c| &c.name == name).map(|c| c.path.clone())).collect();
+    let checkout = checkout_at(ctx, source, &account.namespace, Reference::Commit(commit), paths).await?;
+
+    let environment = env.labels().get(labels::ENVIRONMENT).cloned().unwrap_or_else(|| {
+        spec.namespace.strip_prefix(&format!("{}-", spec.factory)).unwrap_or(&spec.namespace).to_string()
+    });
+    let mut vars = platform.spec.variables.clone();
+    vars.insert("factory".into(), spec.factory.clone());
+    vars.insert("platform".into(), platform_name.clone());
+    vars.insert("namespace".into(), spec.namespace.clone());
+    vars.insert("environment".into(), environment.clone());
+    vars.insert("class".into(), spec.class.clone());
+    let mut class_manifests = Vec::new();
+    let mut errors = Vec::new();
+    for files in &checkout.files {
+        match manifests::load(files, &vars) {
+            Ok(m) => class_manifests.extend(m),
+            Err(e) => errors.extend(e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ReconcileError::Load(errors));
+    }
+
+    let mut ns_labels = render::factory_labels(&spec.factory);
+    ns_labels.insert(labels::ENVIRONMENT.into(), environment);
+    ns_labels.insert(labels::CLASS.into(), spec.class.clone());
+    ns_labels.insert(labels::NAMESPACE_KIND.into(), "permanent".into());
+    ns_labels.insert(labels::PLATFORM.into(), platform_name.clone());
+    if spec.protected {
+        ns_labels.insert(labels::PROTECTED.into(), "true".into());
+    }
+    let origin = Manifest {
+        file: format!("Environment {}", env.name_any()),
+        line: 0,
+        document: 0,
+        object: serde_json::Value::Null,
+    };
+    let mut desired = render::environment_objects(&spec.namespace, &ns_labels, class_manifests, &origin);
+    desired.push(Manifest { object: render::tenant_role_binding(&spec.factory, &spec.namespace), ..origin.clone() });
+
+    let client = ctx.impersonating(&account.namespace, &account.name)?;
+    let engine_labels = BTreeMap::from([(labels::APPLIED_BY.to_string(), format!("environment.{}", env.name_any()))]);
+    let engine = Engine::new(client, ctx.resolver.clone(), engine_labels);
+    let mode = match drift {
+        DriftPolicy::Correct => DriftMode::Correct,
+        DriftPolicy::Report => DriftMode::Report,
+    };
+    let outcome = engine.run(&desired, previous, PruneMode::Enabled, mode).await?;
+    Ok(Applied { revision: applied, outcome })
+}
+
+async fn write_status(ctx: &Context, env: &Environment, new: EnvironmentStatus) -> Result<(), ReconcileError> {
+    if env.status.as_ref() == Some(&new) {
+        return Ok(());
+    }
+    let api: Api<Environment> = Api::all(ctx.client.clone());
+    let patch = json!({"apiVersion": Environment::api_version(&()), "kind": Environment::kind(&()), "status": new});
+    api.patch_status(&env.name_any(), &PatchParams::apply(factory_api::FIELD_MANAGER).force(), &Patch::Apply(&patch))
+        .await?;
+    Ok(())
+}

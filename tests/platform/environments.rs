@@ -1,0 +1,201 @@
+//! Environment classes: every environment namespace gets its class's baseline (and what the
+//! class extends) from the platform repository; class changes propagate; drift is corrected
+//! or, with `driftPolicy: Report`, reported.
+
+use std::time::Duration;
+
+use factory_api::Environment;
+use factory_testkit::eventually;
+use k8s_openapi::api::core::v1::{ConfigMap, LimitRange, Namespace, ResourceQuota};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+use crate::fixture::Platform;
+
+const BASE: &[(&str, &str)] = &[
+    (
+        "classes/base/namespace.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${namespace}\n  labels:\n    pod-security.kubernetes.io/enforce: restricted\n",
+    ),
+    (
+        "classes/base/limits.yaml",
+        "apiVersion: v1\nkind: LimitRange\nmetadata: {name: defaults}\nspec:\n  limits:\n  - type: Container\n    default: {cpu: 500m, memory: 256Mi}\n",
+    ),
+    (
+        "classes/base/quota.yaml",
+        "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: environment}\nspec:\n  hard: {requests.cpu: '4', services.nodeports: '0'}\n",
+    ),
+    (
+        "classes/base/network.yaml",
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: default-deny}\nspec:\n  podSelector: {}\n  policyTypes: [Ingress, Egress]\n  egress:\n  - ports: [{protocol: UDP, port: 53}, {protocol: TCP, port: 53}]\n",
+    ),
+    (
+        "classes/base/defaults.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: platform-defaults}\ndata: {environment: '${environment}', tier: standard}\n",
+    ),
+    (
+        "classes/prod/quota.yaml",
+        "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: environment}\nspec:\n  hard: {requests.cpu: '16', services.nodeports: '0'}\n",
+    ),
+    (
+        "classes/prod/defaults.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: platform-defaults}\ndata: {environment: '${environment}', tier: critical}\n",
+    ),
+];
+
+async fn environment(p: &Platform, short: &str, class: &str, extra: serde_json::Value) -> String {
+    let x = &p.ctx.prefix;
+    let name = format!("{x}-shop-{short}");
+    let mut spec = json!({"factory": format!("{x}-shop"), "namespace": name, "class": class});
+    if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
+        s.extend(e.clone());
+    }
+    let env: Environment =
+        serde_json::from_value(json!({"apiVersion": "factories.dev/v1alpha1", "kind": "Environment",
+        "metadata": {"name": name}, "spec": spec}))
+        .expect("environment");
+    Api::<Environment>::all(p.ctx.client.clone())
+        .create(&PostParams::default(), &env)
+        .await
+        .expect("create environment");
+    name
+}
+
+async fn wait_env(p: &Platform, name: &str, type_: &str, status: &str, reason: &str) -> Environment {
+    let api: Api<Environment> = Api::all(p.ctx.client.clone());
+    let result = eventually(&format!("{name} {type_}={status} ({reason})"), Duration::from_secs(60), || async {
+        let env = api.get(name).await?;
+        let ok = env.status.as_ref().is_some_and(|s| {
+            s.observed_generation == env.metadata.generation
+                && s.conditions.iter().any(|c| c.type_ == type_ && c.status == status && c.reason == reason)
+        });
+        anyhow::Ok(ok.then_some(env))
+    })
+    .await;
+    match result {
+        Ok(env) => env,
+        Err(e) => panic!("{e}\nlast status: {:#?}", api.get(name).await.ok().and_then(|e| e.status)),
+    }
+}
+
+#[tokio::test]
+async fn environments_get_their_class_baseline_and_follow_the_platform() {
+    let p = Platform::new("environments_get_their_class_baseline_and_follow_the_platform", BASE, "cluster-admin").await;
+    let x = p.ctx.prefix.clone();
+    p.repo
+        .write("factories/shop.yaml", &format!("apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata: {{name: {x}-shop}}\nspec: {{type: Applications}}\n"))
+        .expect("write");
+    p.repo.commit("team factory").expect("commit");
+    p.create_factory(json!({"cluster": null, "environmentClasses": [
+        {"name": "base", "path": "classes/base/"},
+        {"name": "prod", "path": "classes/prod/", "extends": ["base"]}]}))
+        .await;
+    p.wait_ready("True", "Reconciled").await;
+
+    let test = environment(&p, "test", "base", json!({})).await;
+    let prod = environment(&p, "prod", "prod", json!({"protected": true, "driftPolicy": "Report"})).await;
+    let missing = environment(&p, "other", "gold", json!({})).await;
+    wait_env(&p, &test, "Ready", "True", "Reconciled").await;
+    wait_env(&p, &prod, "Ready", "True", "Reconciled").await;
+    let stalled = wait_env(&p, &missing, "Stalled", "True", "InvalidSpec").await;
+    let message =
+        &stalled.status.expect("status").conditions.iter().find(|c| c.type_ == "Ready").expect("ready").message.clone();
+    assert!(message.contains("class gold is not defined"), "{message}");
+
+    let client = p.ctx.client.clone();
+    let ns = Api::<Namespace>::all(client.clone()).get(&prod).await.expect("prod namespace");
+    let labels = ns.metadata.labels.expect("labels");
+    for (k, v) in [
+        ("pod-security.kubernetes.io/enforce", "restricted"),
+        ("factories.dev/factory", &format!("{x}-shop")),
+        ("factories.dev/environment", "prod"),
+        ("factories.dev/class", "prod"),
+        ("factories.dev/protected", "true"),
+        ("factories.dev/namespace-kind", "permanent"),
+        ("app.kubernetes.io/managed-by", "factory-operator"),
+    ] {
+        assert_eq!(labels.get(k).map(String::as_str), Some(v), "label {k} on {prod}");
+    }
+    // Base objects everywhere; prod's own versions win where it overrides.
+    for env in [&test, &prod] {
+        Api::<LimitRange>::namespaced(client.clone(), env).get("defaults").await.expect("limit range");
+        Api::<NetworkPolicy>::namespaced(client.clone(), env).get("default-deny").await.expect("network policy");
+        let rb =
+            Api::<RoleBinding>::namespaced(client.clone(), env).get("factory-tenant").await.expect("tenant rights");
+        assert_eq!(rb.subjects.expect("subjects")[0].namespace.as_deref(), Some(format!("{x}-shop-cicd").as_str()));
+    }
+    let quota = |env: String| {
+        let api: Api<ResourceQuota> = Api::namespaced(client.clone(), &env);
+        async move {
+            api.get("environment")
+                .await
+                .expect("quota")
+                .spec
+                .and_then(|s| s.hard)
+                .and_then(|h| h.get("requests.cpu").cloned())
+        }
+    };
+    assert_eq!(quota(test.clone()).await.map(|q| q.0), Some("4".into()));
+    assert_eq!(quota(prod.clone()).await.map(|q| q.0), Some("16".into()));
+    let cm = |env: String| {
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), &env);
+        async move { api.get("platform-defaults").await.expect("configmap").data.unwrap_or_default() }
+    };
+    assert_eq!(cm(test.clone()).await.get("environment").map(String::as_str), Some("test"));
+    assert_eq!(cm(prod.clone()).await.get("tier").map(String::as_str), Some("critical"));
+
+    // A class change in git reaches every environment of the class.
+    p.repo
+        .write("classes/base/limits.yaml", "apiVersion: v1\nkind: LimitRange\nmetadata: {name: defaults}\nspec:\n  limits:\n  - type: Container\n    default: {cpu: 250m, memory: 256Mi}\n")
+        .expect("write");
+    p.repo.commit("smaller default cpu").expect("commit");
+    p.poke().await;
+    for env in [&test, &prod] {
+        let api: Api<LimitRange> = Api::namespaced(client.clone(), env);
+        eventually(&format!("new limits in {env}"), Duration::from_secs(60), || async {
+            let lr = api.get("defaults").await?;
+            let cpu = lr
+                .spec
+                .and_then(|s| s.limits.into_iter().next())
+                .and_then(|l| l.default)
+                .and_then(|d| d.get("cpu").cloned());
+            anyhow::Ok((cpu.map(|c| c.0) == Some("250m".into())).then_some(()))
+        })
+        .await
+        .expect("class change propagated");
+    }
+
+    // Drift: corrected in test (Correct, the default), reported and left in prod (Report).
+    let tamper = json!({"data": {"tier": "tampered"}});
+    for env in [&test, &prod] {
+        Api::<ConfigMap>::namespaced(client.clone(), env)
+            .patch("platform-defaults", &PatchParams::default(), &Patch::Merge(&tamper))
+            .await
+            .expect("tamper");
+    }
+    let poke = json!({"metadata": {"annotations": {"factories.dev/requested-at": "drift"}}});
+    for env in [&test, &prod] {
+        Api::<Environment>::all(client.clone())
+            .patch(env, &PatchParams::default(), &Patch::Merge(&poke))
+            .await
+            .expect("poke");
+    }
+    let drifted = wait_env(&p, &prod, "Drifted", "True", "DriftDetected").await;
+    let message =
+        drifted.status.expect("status").conditions.into_iter().find(|c| c.type_ == "Drifted").expect("drifted").message;
+    assert!(message.contains("ConfigMap") && message.contains("platform-defaults"), "{message}");
+    assert_eq!(
+        cm(prod.clone()).await.get("tier").map(String::as_str),
+        Some("tampered"),
+        "Report leaves drift in place"
+    );
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &test);
+    eventually("drift corrected in test", Duration::from_secs(30), || async {
+        let data = api.get("platform-defaults").await?.data.unwrap_or_default();
+        anyhow::Ok((data.get("tier").map(String::as_str) == Some("standard")).then_some(()))
+    })
+    .await
+    .expect("Correct puts it back");
+}
