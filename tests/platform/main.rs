@@ -5,3 +5,4 @@ mod environments;
 mod failures;
 mod fixture;
 mod happy;
+mod webhook_and_credentials;

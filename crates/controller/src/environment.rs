@@ -21,6 +21,7 @@ use serde_json::json;
 use tracing::{info, instrument, warn};
 
 use crate::context::Context;
+use crate::credentials;
 use crate::error::ReconcileError;
 use crate::source::checkout_at;
 use crate::status;
@@ -137,9 +138,7 @@ async fn run(
         chain.iter().map(|name| classes.iter().find(|c| &c.name == name).map(|c| c.path.clone())).collect();
     let checkout = checkout_at(ctx, source, &account.namespace, Reference::Commit(commit), paths).await?;
 
-    let environment = env.labels().get(labels::ENVIRONMENT).cloned().unwrap_or_else(|| {
-        spec.namespace.strip_prefix(&format!("{}-", spec.factory)).unwrap_or(&spec.namespace).to_string()
-    });
+    let environment = short_name(env);
     let mut vars = platform.spec.variables.clone();
     vars.insert("factory".into(), spec.factory.clone());
     vars.insert("platform".into(), platform_name.clone());
@@ -159,7 +158,7 @@ async fn run(
     }
 
     let mut ns_labels = render::factory_labels(&spec.factory);
-    ns_labels.insert(labels::ENVIRONMENT.into(), environment);
+    ns_labels.insert(labels::ENVIRONMENT.into(), environment.clone());
     ns_labels.insert(labels::CLASS.into(), spec.class.clone());
     ns_labels.insert(labels::NAMESPACE_KIND.into(), "permanent".into());
     ns_labels.insert(labels::PLATFORM.into(), platform_name.clone());
@@ -175,7 +174,15 @@ async fn run(
     let mut desired = render::environment_objects(&spec.namespace, &ns_labels, class_manifests, &origin);
     desired.push(Manifest { object: render::tenant_role_binding(&spec.factory, &spec.namespace), ..origin.clone() });
 
+    // Credentials are read as the platform's account: RBAC decides which Secrets it may copy.
     let client = ctx.impersonating(&account.namespace, &account.name)?;
+    for credential in platform.spec.credentials.iter().flatten() {
+        if credential.to.factory != spec.factory || !credential.to.environments.iter().any(|e| *e == environment) {
+            continue;
+        }
+        desired.push(credentials::copy(&client, credential, &spec.namespace).await?);
+    }
+
     let engine_labels = BTreeMap::from([(labels::APPLIED_BY.to_string(), format!("environment.{}", env.name_any()))]);
     let engine = Engine::new(client, ctx.resolver.clone(), engine_labels);
     let mode = match drift {
@@ -184,6 +191,13 @@ async fn run(
     };
     let outcome = engine.run(&desired, previous, PruneMode::Enabled, mode).await?;
     Ok(Applied { revision: applied, outcome })
+}
+
+/// The environment's short name (`prod`): its label, else its namespace without the factory prefix.
+pub fn short_name(env: &Environment) -> String {
+    env.labels().get(labels::ENVIRONMENT).cloned().unwrap_or_else(|| {
+        env.spec.namespace.strip_prefix(&format!("{}-", env.spec.factory)).unwrap_or(&env.spec.namespace).to_string()
+    })
 }
 
 async fn write_status(ctx: &Context, env: &Environment, new: EnvironmentStatus) -> Result<(), ReconcileError> {

@@ -9,19 +9,24 @@ use anyhow::{Context as _, Result};
 use clap::{Parser, ValueEnum};
 use factory_api::{Environment, Factory};
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::core::PartialObjectMeta;
 use kube::discovery::Discovery;
+use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use tracing::{info, warn};
 
 pub mod context;
+mod credentials;
 pub mod environment;
 pub mod error;
 pub mod platform;
 mod source;
 pub mod status;
+pub mod webhook;
 
 pub use context::Context;
 pub use error::ReconcileError;
@@ -43,6 +48,13 @@ pub struct Args {
     /// Where git repositories are cached.
     #[arg(long, default_value = "/tmp/factory-operator/git", env = "FACTORY_GIT_CACHE")]
     pub git_cache: PathBuf,
+    /// Address of the webhook receiver (`POST /hooks/git`).
+    #[arg(long, default_value = "0.0.0.0:9292", env = "FACTORY_WEBHOOK_ADDR")]
+    pub webhook_addr: String,
+    /// Shared secret of the webhook receiver: HMAC key (GitHub, Gitea) or token (GitLab).
+    /// The receiver is off without it.
+    #[arg(long, env = "FACTORY_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
     /// Check the connection and the installed CRDs, print what was found and exit.
     #[arg(long)]
     pub check: bool,
@@ -87,7 +99,20 @@ pub async fn run(args: Args) -> Result<()> {
         return Ok(());
     }
     let ctx = Arc::new(Context::new(config, args.git_cache.clone()).context("building the reconcile context")?);
-    run_controllers(ctx, shutdown_signal()).await;
+    let webhook = match (&args.webhook_secret, &args.webhook_addr) {
+        (Some(secret), addr) if !secret.is_empty() => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the webhook receiver to {addr}"))?;
+            info!(%addr, "webhook receiver listening on /hooks/git");
+            Some((listener, secret.clone()))
+        }
+        _ => {
+            info!("webhook receiver disabled (no --webhook-secret)");
+            None
+        }
+    };
+    run_controllers(ctx, Options { webhook }, shutdown_signal()).await;
     info!("stopped");
     Ok(())
 }
@@ -109,9 +134,18 @@ async fn shutdown_signal() {
     info!("shutting down: finishing reconciles in flight");
 }
 
-/// Runs every reconciler until `shutdown` resolves; reconciles in flight finish first.
+/// Optional parts of the runtime.
+#[derive(Default)]
+pub struct Options {
+    /// The webhook receiver's listener and shared secret; `None` disables it.
+    pub webhook: Option<(tokio::net::TcpListener, String)>,
+}
+
+/// Runs every reconciler (and the webhook receiver) until `shutdown` resolves; reconciles in
+/// flight finish first.
 pub async fn run_controllers(
     ctx: Arc<Context>,
+    options: Options,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
@@ -122,40 +156,99 @@ pub async fn run_controllers(
         }
     };
     let factories: Api<Factory> = Api::all(ctx.client.clone());
-    let platform = Controller::new(factories.clone(), watcher::Config::default())
+    let (trigger_tx, trigger_rx) = tokio::sync::mpsc::unbounded_channel();
+    let platform_controller = Controller::new(factories.clone(), watcher::Config::default());
+    let factory_store = platform_controller.store();
+    let platform = platform_controller
+        .reconcile_on(tokio_stream_from(trigger_rx))
         .graceful_shutdown_on(stopped(&stop_tx))
         .run(platform::reconcile, error_policy, ctx.clone())
         .for_each(log_result);
 
     let environments: Api<Environment> = Api::all(ctx.client.clone());
     let env_controller = Controller::new(environments, watcher::Config::default());
-    let store = env_controller.store();
-    // A factory's change (a new platform revision, a team factory's spec) re-reconciles its
-    // environments: all of them for a platform factory, its own for a team factory.
+    let env_store = env_controller.store();
+    let secret_envs = env_store.clone();
+    let secret_factories = factory_store.clone();
+    let secrets: Api<PartialObjectMeta<Secret>> = Api::all(ctx.client.clone());
     let env = env_controller
+        // A factory's change (a new platform revision, a team factory's spec) re-reconciles
+        // its environments: all of them for a platform factory, its own for a team factory.
         .watches(factories, watcher::Config::default(), move |factory: Factory| {
             let name = factory.name_any();
             let platform = factory.spec.factory_type == factory_api::FactoryType::Environments;
-            store
+            env_store
                 .state()
                 .into_iter()
                 .filter(|e| platform || e.spec.factory == name)
                 .map(|e| ObjectRef::from_obj(e.as_ref()))
                 .collect::<Vec<_>>()
         })
+        // A credential's source Secret changed: re-deliver it. Metadata only: the operator
+        // never caches Secret contents.
+        .watches_stream(watcher::watcher(secrets, watcher::Config::default()).touched_objects(), move |secret| {
+            credential_targets(&secret, &secret_factories, &secret_envs)
+        })
         .graceful_shutdown_on(stopped(&stop_tx))
         .run(environment::reconcile, error_policy, ctx)
         .for_each(log_result);
 
-    let both = futures::future::join(platform, env);
-    tokio::pin!(both);
+    let receiver = async move {
+        if let Some((listener, secret)) = options.webhook {
+            let router = webhook::router(webhook::Receiver { secret, factories: factory_store, trigger: trigger_tx });
+            if let Err(e) = axum::serve(listener, router).await {
+                warn!(error = %e, "webhook receiver stopped");
+            }
+        } else {
+            // Keep the trigger channel open while the controllers run.
+            let _keep = trigger_tx;
+            std::future::pending::<()>().await;
+        }
+    };
+
+    let all = futures::future::join(platform, env);
+    tokio::pin!(all);
     tokio::select! {
         _ = shutdown => {
             let _ = stop_tx.send(());
-            both.await;
+            all.await;
         }
-        _ = &mut both => {}
+        _ = &mut all => {}
+        _ = receiver => {}
     }
+}
+
+/// The environments that receive a copy of `secret`.
+fn credential_targets(
+    secret: &PartialObjectMeta<Secret>,
+    factories: &Store<Factory>,
+    environments: &Store<Environment>,
+) -> Vec<ObjectRef<Environment>> {
+    let (ns, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
+    let mut targets = Vec::new();
+    for factory in factories.state() {
+        for credential in factory.spec.credentials.iter().flatten() {
+            if credential.from.namespace.as_deref() == Some(ns.as_str()) && credential.from.name == name {
+                targets.push(credential.to.factory.clone());
+            }
+        }
+    }
+    if targets.is_empty() {
+        return Vec::new();
+    }
+    environments
+        .state()
+        .into_iter()
+        .filter(|e| targets.contains(&e.spec.factory))
+        .map(|e| ObjectRef::from_obj(e.as_ref()))
+        .collect()
+}
+
+/// An unbounded receiver as a stream.
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<T>,
+) -> impl futures::Stream<Item = T> + Send {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
 async fn log_result<T, E: std::fmt::Display>(result: Result<T, E>) {

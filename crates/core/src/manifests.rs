@@ -77,6 +77,10 @@ pub struct Location {
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Line 0: an object the operator made, named by its origin rather than a file.
+        if self.line == 0 {
+            return f.write_str(&self.file);
+        }
         write!(f, "{}:{} (document {})", self.file, self.line, self.document)
     }
 }

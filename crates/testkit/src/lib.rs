@@ -10,6 +10,7 @@
 
 pub mod cluster;
 pub mod git;
+pub mod http;
 pub mod operator;
 pub mod wait;
 

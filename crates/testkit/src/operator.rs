@@ -6,15 +6,23 @@
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
-use factory_controller::{Context, run_controllers};
+use factory_controller::{Context, Options, run_controllers};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use crate::cluster::{control_plane, say};
 
-static OPERATOR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+/// The shared secret of the test operator's webhook receiver.
+pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
 
-/// Starts the reconcilers (once per test binary) as the cluster admin. Panics, with the
-/// reason, if they cannot start.
+struct Running {
+    log: PathBuf,
+    webhook: std::net::SocketAddr,
+}
+
+static OPERATOR: OnceLock<Result<Running, String>> = OnceLock::new();
+
+/// Starts the reconcilers (once per test binary) as the cluster admin, with the webhook
+/// receiver on a loopback port. Panics, with the reason, if they cannot start.
 pub fn ensure_operator() {
     let started = OPERATOR.get_or_init(|| {
         let (kubeconfig, dir) = {
@@ -27,7 +35,7 @@ pub fn ensure_operator() {
         let _ =
             tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(Arc::new(file)).try_init();
         let git_cache = dir.join("operator-git-cache");
-        let (tx, rx) = std::sync::mpsc::channel::<Result<(), String>>();
+        let (tx, rx) = std::sync::mpsc::channel::<Result<std::net::SocketAddr, String>>();
         std::thread::Builder::new()
             .name("factory-operator".into())
             .spawn(move || {
@@ -52,24 +60,41 @@ pub fn ensure_operator() {
                             return;
                         }
                     };
-                    let _ = tx.send(Ok(()));
-                    run_controllers(ctx, std::future::pending()).await;
+                    let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+                        Ok(l) => l,
+                        Err(e) => {
+                            let _ = tx.send(Err(e.to_string()));
+                            return;
+                        }
+                    };
+                    let _ = tx.send(listener.local_addr().map_err(|e| e.to_string()));
+                    let options = Options { webhook: Some((listener, WEBHOOK_SECRET.to_string())) };
+                    run_controllers(ctx, options, std::future::pending()).await;
                 });
             })
             .map_err(|e| e.to_string())?;
-        rx.recv().map_err(|e| e.to_string())??;
+        let webhook = rx.recv().map_err(|e| e.to_string())??;
         say(&format!("factory-operator reconcilers running, logging to {}", log.display()));
-        Ok(log)
+        Ok(Running { log, webhook })
     });
     if let Err(e) = started {
         panic!("the operator could not start: {e}");
     }
 }
 
+/// The address of the test operator's webhook receiver.
+pub fn webhook_addr() -> std::net::SocketAddr {
+    ensure_operator();
+    match OPERATOR.get() {
+        Some(Ok(running)) => running.webhook,
+        _ => panic!("the operator is not running"),
+    }
+}
+
 /// The last lines of the operator's log.
 pub fn operator_log_tail(lines: usize) -> String {
     match OPERATOR.get() {
-        Some(Ok(log)) => factory_control_plane::process::tail(log, lines),
+        Some(Ok(running)) => factory_control_plane::process::tail(&running.log, lines),
         _ => String::from("(operator not started)"),
     }
 }

@@ -1,0 +1,151 @@
+//! The webhook receiver: git hosts announce pushes, and every factory whose source is that
+//! repository is reconciled at once instead of at its next poll. GitHub and Gitea payloads
+//! are verified by their HMAC-SHA256 signature, GitLab's by its token; anything else is
+//! refused with 401 before its body is even parsed.
+
+use std::collections::BTreeSet;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use factory_api::Factory;
+use hmac::{Hmac, Mac};
+use kube::runtime::reflector::{ObjectRef, Store};
+use serde_json::Value;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+use tokio::sync::mpsc::UnboundedSender;
+use tracing::{info, warn};
+
+/// What the receiver needs.
+#[derive(Clone)]
+pub struct Receiver {
+    /// Shared secret: the HMAC key for GitHub/Gitea, the token for GitLab.
+    pub secret: String,
+    /// Factories, to find those using a repository.
+    pub factories: Store<Factory>,
+    /// Where to send the factories to reconcile.
+    pub trigger: UnboundedSender<ObjectRef<Factory>>,
+}
+
+/// The router: `POST /hooks/git`.
+pub fn router(receiver: Receiver) -> Router {
+    Router::new().route("/hooks/git", post(receive)).with_state(receiver)
+}
+
+/// Which provider signed the request, if the signature or token is right.
+fn verify(headers: &HeaderMap, body: &[u8], secret: &str) -> Result<&'static str, &'static str> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let hmac_ok = |hex_sig: &str| {
+        let Ok(sig) = hex::decode(hex_sig.trim()) else { return false };
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else { return false };
+        mac.update(body);
+        mac.verify_slice(&sig).is_ok()
+    };
+    if let Some(sig) = header("x-hub-signature-256") {
+        return if sig.strip_prefix("sha256=").is_some_and(hmac_ok) {
+            Ok("github")
+        } else {
+            Err("bad GitHub signature")
+        };
+    }
+    if let Some(sig) = header("x-gitea-signature") {
+        return if hmac_ok(sig) { Ok("gitea") } else { Err("bad Gitea signature") };
+    }
+    if let Some(token) = header("x-gitlab-token") {
+        return if bool::from(token.as_bytes().ct_eq(secret.as_bytes())) {
+            Ok("gitlab")
+        } else {
+            Err("bad GitLab token")
+        };
+    }
+    Err("no X-Hub-Signature-256, X-Gitea-Signature or X-Gitlab-Token header")
+}
+
+/// `https://Host/org/repo.git/` and `https://host/org/repo` name the same repository.
+pub fn normalise_url(url: &str) -> String {
+    let url = url.trim().trim_end_matches('/').trim_end_matches(".git");
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+            let host = host.rsplit('@').next().unwrap_or(host).to_ascii_lowercase();
+            format!("{}://{host}/{path}", scheme.to_ascii_lowercase())
+        }
+        None => url.to_string(),
+    }
+}
+
+/// Every repository URL a push payload mentions (GitHub, Gitea and GitLab shapes).
+fn payload_urls(payload: &Value) -> BTreeSet<String> {
+    let mut urls = BTreeSet::new();
+    for object in ["repository", "project"] {
+        for key in ["clone_url", "html_url", "git_http_url", "http_url", "url", "ssh_url", "git_ssh_url"] {
+            if let Some(url) = payload.get(object).and_then(|o| o.get(key)).and_then(Value::as_str) {
+                urls.insert(normalise_url(url));
+            }
+        }
+    }
+    urls
+}
+
+async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bytes) -> (StatusCode, String) {
+    let provider = match verify(&headers, &body, &receiver.secret) {
+        Ok(p) => p,
+        Err(why) => {
+            warn!(why, "webhook refused");
+            return (StatusCode::UNAUTHORIZED, format!("refused: {why}\n"));
+        }
+    };
+    let Ok(payload) = serde_json::from_slice::<Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, "body is not JSON\n".into());
+    };
+    let urls = payload_urls(&payload);
+    let mut triggered = Vec::new();
+    for factory in receiver.factories.state() {
+        let source = factory.spec.source.as_ref().map(|s| normalise_url(&s.url));
+        if source.is_some_and(|s| urls.contains(&s)) {
+            let _ = receiver.trigger.send(ObjectRef::from_obj(factory.as_ref()));
+            triggered.push(kube::ResourceExt::name_any(factory.as_ref()));
+        }
+    }
+    info!(provider, ?urls, ?triggered, "webhook received");
+    (StatusCode::ACCEPTED, format!("{{\"triggered\":{}}}\n", serde_json::to_string(&triggered).unwrap_or_default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sign(body: &[u8], secret: &str) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(body);
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    #[test]
+    fn signatures_and_tokens_are_checked() {
+        let body = br#"{"repository":{"clone_url":"https://x/a.git"}}"#;
+        let mut h = HeaderMap::new();
+        h.insert("x-hub-signature-256", format!("sha256={}", sign(body, "s")).parse().unwrap());
+        assert_eq!(verify(&h, body, "s"), Ok("github"));
+        assert!(verify(&h, body, "other").is_err());
+        assert!(verify(&h, b"tampered", "s").is_err());
+        let mut h = HeaderMap::new();
+        h.insert("x-gitea-signature", sign(body, "s").parse().unwrap());
+        assert_eq!(verify(&h, body, "s"), Ok("gitea"));
+        let mut h = HeaderMap::new();
+        h.insert("x-gitlab-token", "s".parse().unwrap());
+        assert_eq!(verify(&h, body, "s"), Ok("gitlab"));
+        assert!(verify(&HeaderMap::new(), body, "s").is_err());
+    }
+
+    #[test]
+    fn urls_are_compared_without_case_credentials_or_suffix() {
+        assert_eq!(normalise_url("HTTPS://Git.Example.com/org/repo.git/"), "https://git.example.com/org/repo");
+        assert_eq!(normalise_url("https://user:pw@git.example.com/org/repo"), "https://git.example.com/org/repo");
+        let payload = serde_json::json!({"project": {"git_http_url": "https://git.example.com/org/repo.git"}});
+        assert!(payload_urls(&payload).contains("https://git.example.com/org/repo"));
+    }
+}

@@ -1,0 +1,175 @@
+//! A signed push webhook reconciles the factories using that repository at once; a bad
+//! signature is refused. Credentials are delivered into chosen environments, follow their
+//! source, and are removed with their entry; no secret value reaches status or Events.
+
+use std::time::{Duration, Instant};
+
+use factory_api::{Environment, Factory};
+use factory_testkit::operator::{WEBHOOK_SECRET, webhook_addr};
+use factory_testkit::{eventually, http};
+use hmac::{Hmac, Mac};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Secret};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+use sha2::Sha256;
+
+use crate::fixture::Platform;
+
+fn sign(body: &[u8], secret: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+#[tokio::test]
+async fn a_signed_push_reconciles_at_once_and_a_bad_signature_is_refused() {
+    let p =
+        Platform::new("a_signed_push_reconciles_at_once_and_a_bad_signature_is_refused", &[], "cluster-admin").await;
+    let x = p.ctx.prefix.clone();
+    p.repo
+        .write("cluster/cm.yaml", &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {x}-hooked}}\n"))
+        .expect("write");
+    p.repo.commit("first").expect("commit");
+    p.create_factory(json!({"factories": null, "environmentClasses": null})).await;
+    p.wait_ready("True", "Reconciled").await;
+
+    p.repo
+        .write("cluster/cm.yaml", &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {x}-hooked}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: pushed, namespace: {x}-hooked}}\n"))
+        .expect("write");
+    p.repo.commit("second").expect("commit");
+    let payload = json!({"ref": "refs/heads/main", "repository": {"clone_url": p.http.url("platform"), "html_url": "https://example.invalid/x"}});
+    let body = serde_json::to_vec(&payload).expect("json");
+
+    // A wrong signature is refused and triggers nothing.
+    let (status, text) = http::post(
+        webhook_addr(),
+        "/hooks/git",
+        &[("X-Hub-Signature-256", sign(&body, "wrong")), ("X-GitHub-Event", "push".into())],
+        &body,
+    )
+    .await
+    .expect("post");
+    assert_eq!(status, 401, "{text}");
+    let (status, _) = http::post(webhook_addr(), "/hooks/git", &[], &body).await.expect("post");
+    assert_eq!(status, 401, "unsigned payloads are refused");
+
+    // The poll interval is 10 minutes: only the webhook can make this fast.
+    let started = Instant::now();
+    let (status, text) = http::post(
+        webhook_addr(),
+        "/hooks/git",
+        &[("X-Hub-Signature-256", sign(&body, WEBHOOK_SECRET)), ("X-GitHub-Event", "push".into())],
+        &body,
+    )
+    .await
+    .expect("post");
+    assert_eq!(status, 202, "{text}");
+    assert!(text.contains(&p.name), "the factory using the repository is triggered: {text}");
+    let cms: Api<ConfigMap> = Api::namespaced(p.ctx.client.clone(), &format!("{x}-hooked"));
+    eventually("the pushed object", Duration::from_secs(10), || async {
+        anyhow::Ok(cms.get_opt("pushed").await?.map(|_| ()))
+    })
+    .await
+    .expect("webhook reconcile");
+    let took = started.elapsed();
+    eprintln!("webhook → object applied in {took:?}");
+    assert!(took < Duration::from_secs(3), "webhook reconcile took {took:?}");
+}
+
+#[tokio::test]
+async fn credentials_are_delivered_updated_and_removed_without_leaking() {
+    let p = Platform::new(
+        "credentials_are_delivered_updated_and_removed_without_leaking",
+        &[("classes/base/limits.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: base}\n")],
+        "cluster-admin",
+    )
+    .await;
+    let x = p.ctx.prefix.clone();
+    let client = p.ctx.client.clone();
+    p.repo
+        .write("factories/shop.yaml", &format!("apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata: {{name: {x}-shop}}\nspec: {{type: Applications}}\n"))
+        .expect("write");
+    p.repo.commit("team").expect("commit");
+    // The source lives in the platform's own namespace, which tenants cannot read.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &p.system);
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "shop-db"},
+            "stringData": {"password": "hunter2-original"}}))
+            .expect("secret"),
+        )
+        .await
+        .expect("source secret");
+    let credential = json!([{"name": "db", "from": {"namespace": p.system, "name": "shop-db"},
+        "to": {"factory": format!("{x}-shop"), "environments": ["prod"]}}]);
+    p.create_factory(json!({"cluster": null, "credentials": credential})).await;
+    p.wait_ready("True", "Reconciled").await;
+    let envs: Api<Environment> = Api::all(client.clone());
+    for short in ["test", "prod"] {
+        let name = format!("{x}-shop-{short}");
+        let env: Environment =
+            serde_json::from_value(json!({"apiVersion": "factories.dev/v1alpha1", "kind": "Environment",
+            "metadata": {"name": name}, "spec": {"factory": format!("{x}-shop"), "namespace": name, "class": "base"}}))
+            .expect("env");
+        envs.create(&PostParams::default(), &env).await.expect("environment");
+    }
+    let prod: Api<Secret> = Api::namespaced(client.clone(), &format!("{x}-shop-prod"));
+    let password =
+        |s: Secret| s.data.and_then(|d| d.get("password").map(|b| String::from_utf8_lossy(&b.0).into_owned()));
+    eventually("credential in prod", Duration::from_secs(60), || async {
+        anyhow::Ok(prod.get_opt("db").await?.and_then(password).filter(|p| p == "hunter2-original"))
+    })
+    .await
+    .expect("delivered");
+    let test: Api<Secret> = Api::namespaced(client.clone(), &format!("{x}-shop-test"));
+    eventually("test environment ready", Duration::from_secs(60), || async {
+        let e = envs.get(&format!("{x}-shop-test")).await?;
+        anyhow::Ok(
+            e.status
+                .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+                .then_some(()),
+        )
+    })
+    .await
+    .expect("test ready");
+    assert!(test.get_opt("db").await.expect("get").is_none(), "only the chosen environments get it");
+
+    // An update of the source propagates without any other change.
+    secrets
+        .patch(
+            "shop-db",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"stringData": {"password": "hunter2-rotated"}})),
+        )
+        .await
+        .expect("rotate");
+    eventually("rotated credential", Duration::from_secs(60), || async {
+        anyhow::Ok(prod.get_opt("db").await?.and_then(password).filter(|p| p == "hunter2-rotated"))
+    })
+    .await
+    .expect("propagated");
+
+    // Removing the entry removes the copy.
+    p.factories()
+        .patch(&p.name, &PatchParams::default(), &Patch::Merge(&json!({"spec": {"credentials": null}})))
+        .await
+        .expect("remove credential");
+    eventually("copy removed", Duration::from_secs(60), || async {
+        anyhow::Ok(prod.get_opt("db").await?.is_none().then_some(()))
+    })
+    .await
+    .expect("removed");
+
+    // No secret value anywhere in status or Events.
+    let statuses = format!(
+        "{:?} {:?}",
+        Api::<Factory>::all(client.clone()).get(&p.name).await.expect("factory").status,
+        envs.get(&format!("{x}-shop-prod")).await.expect("env").status
+    );
+    let events = Api::<Event>::all(client.clone()).list(&ListParams::default()).await.expect("events");
+    let notes: String = events.items.iter().filter_map(|e| e.message.clone()).collect();
+    for leaked in ["hunter2-original", "hunter2-rotated"] {
+        assert!(!statuses.contains(leaked) && !notes.contains(leaked), "{leaked} leaked");
+    }
+}
