@@ -5,4 +5,5 @@ mod environments;
 mod failures;
 mod fixture;
 mod happy;
+mod multicluster;
 mod webhook_and_credentials;

@@ -21,6 +21,16 @@ pub struct Context {
     pub recorder: Recorder,
     config: kube::Config,
     impersonated: Mutex<HashMap<(String, String), Client>>,
+    remotes: Mutex<HashMap<String, Remote>>,
+}
+
+/// A client and discovery for another cluster, keyed by the kubeconfig that reaches it.
+#[derive(Clone)]
+pub struct Remote {
+    /// Client acting with the kubeconfig's identity.
+    pub client: Client,
+    /// Discovery of that cluster.
+    pub resolver: Arc<Resolver>,
 }
 
 impl Context {
@@ -35,7 +45,25 @@ impl Context {
             client,
             config,
             impersonated: Mutex::new(HashMap::new()),
+            remotes: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// A client for the cluster `kubeconfig` reaches, cached per kubeconfig content (a rotated
+    /// Secret gets a new client).
+    pub async fn remote(&self, kubeconfig: &str) -> Result<Remote, String> {
+        let key = factory_core::inventory::digest(&serde_json::Value::String(kubeconfig.to_string()));
+        if let Some(remote) = self.remotes.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(remote.clone());
+        }
+        let parsed = kube::config::Kubeconfig::from_yaml(kubeconfig).map_err(|e| format!("invalid kubeconfig: {e}"))?;
+        let config = kube::Config::from_custom_kubeconfig(parsed, &kube::config::KubeConfigOptions::default())
+            .await
+            .map_err(|e| format!("unusable kubeconfig: {e}"))?;
+        let client = Client::try_from(config).map_err(|e| format!("cannot build a client: {e}"))?;
+        let remote = Remote { resolver: Arc::new(Resolver::new(client.clone())), client };
+        self.remotes.lock().unwrap_or_else(|p| p.into_inner()).insert(key, remote.clone());
+        Ok(remote)
     }
 
     /// A client that acts as service account `namespace/name` (impersonation), so that the

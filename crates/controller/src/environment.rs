@@ -184,13 +184,43 @@ async fn run(
     }
 
     let engine_labels = BTreeMap::from([(labels::APPLIED_BY.to_string(), format!("environment.{}", env.name_any()))]);
-    let engine = Engine::new(client, ctx.resolver.clone(), engine_labels);
+    let engine = match &spec.kubeconfig_secret_ref {
+        // Another cluster: the kubeconfig's identity there, read here as the platform's account.
+        Some(secret_ref) => {
+            let namespace = secret_ref.namespace.clone().unwrap_or_else(|| account.namespace.clone());
+            let kubeconfig = remote_kubeconfig(&client, &namespace, &secret_ref.name).await?;
+            let remote = ctx.remote(&kubeconfig).await.map_err(|why| ReconcileError::Credentials {
+                namespace: namespace.clone(),
+                name: secret_ref.name.clone(),
+                why,
+            })?;
+            Engine::new(remote.client, remote.resolver, engine_labels)
+        }
+        None => Engine::new(client, ctx.resolver.clone(), engine_labels),
+    };
     let mode = match drift {
         DriftPolicy::Correct => DriftMode::Correct,
         DriftPolicy::Report => DriftMode::Report,
     };
     let outcome = engine.run(&desired, previous, PruneMode::Enabled, mode).await?;
     Ok(Applied { revision: applied, outcome })
+}
+
+/// The kubeconfig in key `value` (or `value.yaml`) of Secret `namespace/name`.
+async fn remote_kubeconfig(client: &kube::Client, namespace: &str, name: &str) -> Result<String, ReconcileError> {
+    let err =
+        |why: String| ReconcileError::Credentials { namespace: namespace.to_string(), name: name.to_string(), why };
+    let secret = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), namespace)
+        .get_opt(name)
+        .await
+        .map_err(|e| err(e.to_string()))?
+        .ok_or_else(|| err("not found".into()))?;
+    let data = secret.data.unwrap_or_default();
+    let value = data
+        .get("value")
+        .or_else(|| data.get("value.yaml"))
+        .ok_or_else(|| err("needs a `value` key holding a kubeconfig".into()))?;
+    String::from_utf8(value.0.clone()).map_err(|_| err("the kubeconfig is not UTF-8".into()))
 }
 
 /// The environment's short name (`prod`): its label, else its namespace without the factory prefix.

@@ -35,6 +35,31 @@ pub fn control_plane() -> &'static Mutex<ControlPlane> {
     }
 }
 
+static SECOND: OnceLock<Result<Mutex<ControlPlane>, String>> = OnceLock::new();
+
+/// A second, independent control plane for multi-cluster tests (no CRDs installed), started
+/// on first use and tied to this process like the first.
+pub fn second_control_plane() -> &'static Mutex<ControlPlane> {
+    let plane = SECOND.get_or_init(|| {
+        let mut dir = plane_dir();
+        dir.set_file_name(format!("{}-second", dir.file_name().and_then(|n| n.to_str()).unwrap_or("tests")));
+        say(&format!("starting a second control plane in {}", dir.display()));
+        let options = Options { install_crds: false, install_tekton: false, ..Options::for_tests(dir) };
+        ControlPlane::start(&options, &|line| say(&format!("  · {line}"))).map(Mutex::new).map_err(|e| format!("{e}"))
+    });
+    match plane {
+        Ok(plane) => plane,
+        Err(e) => panic!("the second control plane could not start: {e}"),
+    }
+}
+
+/// The admin kubeconfig of the second control plane (its text) and a client for it.
+pub async fn second_cluster() -> anyhow::Result<(String, Client)> {
+    let path = second_control_plane().lock().unwrap_or_else(|p| p.into_inner()).kubeconfig.clone();
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    Ok((text, client_from(&path).await?))
+}
+
 /// Writes to the real stderr, past the test harness's output capture, so that every run
 /// shows which control plane it started.
 pub(crate) fn say(line: &str) {

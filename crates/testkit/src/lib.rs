@@ -14,6 +14,6 @@ pub mod http;
 pub mod operator;
 pub mod wait;
 
-pub use cluster::{TestContext, control_plane};
+pub use cluster::{TestContext, control_plane, second_cluster};
 pub use operator::ensure_operator;
 pub use wait::eventually;

@@ -1,0 +1,67 @@
+//! An environment that lives in another cluster, reached through a kubeconfig Secret: its
+//! namespace and class baseline land there, and nothing of it lands here.
+
+use std::time::Duration;
+
+use factory_api::Environment;
+use factory_testkit::cluster::second_cluster;
+use factory_testkit::eventually;
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, Secret};
+use kube::api::{Api, PostParams};
+use serde_json::json;
+
+use crate::fixture::Platform;
+
+#[tokio::test]
+async fn an_environment_in_a_second_cluster_is_built_there() {
+    let p = Platform::new("an_environment_in_a_second_cluster_is_built_there", &[
+        ("classes/base/limits.yaml", "apiVersion: v1\nkind: LimitRange\nmetadata: {name: defaults}\nspec:\n  limits:\n  - type: Container\n    default: {cpu: 300m}\n"),
+    ], "cluster-admin").await;
+    let x = p.ctx.prefix.clone();
+    p.repo
+        .write("factories/shop.yaml", &format!("apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata: {{name: {x}-shop}}\nspec: {{type: Applications}}\n"))
+        .expect("write");
+    p.repo.commit("team").expect("commit");
+    p.create_factory(json!({"cluster": null})).await;
+    p.wait_ready("True", "Reconciled").await;
+
+    let (kubeconfig, remote) = second_cluster().await.expect("second cluster");
+    let secret: Secret =
+        serde_json::from_value(json!({"metadata": {"name": "edge-cluster"}, "stringData": {"value": kubeconfig}}))
+            .expect("secret");
+    Api::<Secret>::namespaced(p.ctx.client.clone(), &p.system)
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("secret");
+    let name = format!("{x}-shop-edge");
+    let env: Environment =
+        serde_json::from_value(json!({"apiVersion": "factories.dev/v1alpha1", "kind": "Environment",
+        "metadata": {"name": name}, "spec": {"factory": format!("{x}-shop"), "namespace": name, "class": "base",
+            "kubeconfigSecretRef": {"namespace": p.system, "name": "edge-cluster"}}}))
+        .expect("env");
+    let envs: Api<Environment> = Api::all(p.ctx.client.clone());
+    envs.create(&PostParams::default(), &env).await.expect("environment");
+
+    let remote_limits: Api<LimitRange> = Api::namespaced(remote.clone(), &name);
+    eventually("the class baseline in the second cluster", Duration::from_secs(60), || async {
+        anyhow::Ok(remote_limits.get_opt("defaults").await?.map(|_| ()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let ns = Api::<Namespace>::all(remote.clone()).get(&name).await.expect("remote namespace");
+    assert_eq!(ns.metadata.labels.and_then(|l| l.get("factories.dev/environment").cloned()).as_deref(), Some("edge"));
+    assert!(
+        Api::<Namespace>::all(p.ctx.client.clone()).get_opt(&name).await.expect("get").is_none(),
+        "nothing lands in the home cluster"
+    );
+    eventually("Ready", Duration::from_secs(30), || async {
+        let e = envs.get(&name).await?;
+        anyhow::Ok(
+            e.status
+                .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+                .then_some(()),
+        )
+    })
+    .await
+    .expect("ready");
+}
