@@ -83,27 +83,42 @@ async fn platform_repository_converges_changes_and_prunes_safely() {
             "factories.dev/applied-by": format!("factory.{}", p.name)}}, "rules": []});
     roles_api.create(&PostParams::default(), &serde_json::from_value(foreign).expect("role")).await.expect("foreign");
 
-    // Steady state writes nothing: a reconcile with no change leaves every object as it was.
+    // Steady state writes nothing: a reconcile with no change leaves every object as it was,
+    // and costs git only a ref listing, no pack negotiation.
+    let packs = p.http.upload_packs();
     p.poke().await;
-    let f = p.wait_ready("True", "Reconciled").await;
-    assert!(ready_message(&f).contains("0 created, 0 updated, 7 unchanged"), "{}", ready_message(&f));
+    eventually("a no-change reconcile", Duration::from_secs(30), || async {
+        let f = p.factories().get(&p.name).await?;
+        anyhow::Ok(ready_message(&f).contains("0 created, 0 updated, 7 unchanged").then_some(()))
+    })
+    .await
+    .expect("steady state");
+    assert_eq!(p.http.upload_packs(), packs, "a poll with nothing new must not fetch");
     let viewer_again = roles_api.get(&format!("{x}-viewer")).await.expect("viewer");
     assert_eq!(viewer_again.metadata.resource_version, viewer.metadata.resource_version);
 
     // A commit changing one file writes only the changed object.
+    let pcs: Api<PriorityClass> = Api::all(client.clone());
+    let high = pcs.get(&format!("{x}-high")).await.expect("priority class");
     p.repo.write("cluster/roles.yaml", &roles(&x, "get, list")).expect("write");
     p.repo.commit("viewer may list").expect("commit");
     p.poke().await;
-    let f = p.wait_ready("True", "Reconciled").await;
-    assert!(ready_message(&f).contains("0 created, 1 updated, 6 unchanged"), "{}", ready_message(&f));
-    let viewer_new = roles_api.get(&format!("{x}-viewer")).await.expect("viewer");
+    p.wait_ready("True", "Reconciled").await;
+    let viewer_new = eventually("the viewer update", Duration::from_secs(30), || async {
+        let r = roles_api.get(&format!("{x}-viewer")).await?;
+        let verbs = r.rules.clone().unwrap_or_default().first().map(|r| r.verbs.clone()).unwrap_or_default();
+        anyhow::Ok((verbs == ["get", "list"]).then_some(r))
+    })
+    .await
+    .expect("updated");
     assert_ne!(viewer_new.metadata.resource_version, viewer.metadata.resource_version);
-    assert_eq!(viewer_new.rules.expect("rules")[0].verbs, ["get", "list"]);
     let auditor_new = roles_api.get(&format!("{x}-auditor")).await.expect("auditor");
     assert_eq!(
         auditor_new.metadata.resource_version, auditor.metadata.resource_version,
         "untouched objects are not written"
     );
+    let high_new = pcs.get(&format!("{x}-high")).await.expect("priority class");
+    assert_eq!(high_new.metadata.resource_version, high.metadata.resource_version, "untouched objects are not written");
 
     // Hand-made drift is corrected on the next reconcile.
     let drift = json!({"rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]});

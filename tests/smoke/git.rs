@@ -116,3 +116,32 @@ async fn smart_http_requires_the_token_and_refuses_a_wrong_one() {
 fn basic_owned() -> Auth {
     Auth::Basic { username: "git".into(), password: "s3cret".into() }
 }
+
+#[tokio::test]
+async fn ssh_needs_the_right_key_and_a_known_host() {
+    let root = GitRoot::new().expect("git root");
+    let repo = root.repo("platform", &[("a.yaml", "a: 1\n")]).expect("repo");
+    let sshd = factory_testkit::git::GitSshServer::start(root.path()).expect("sshd");
+    let url = sshd.url("platform");
+    let attempt = |private_key: String, known_hosts: String| {
+        let url = url.clone();
+        let dir = cache();
+        let auth = Auth::Ssh { username: String::new(), private_key, known_hosts };
+        tokio::task::spawn_blocking(move || fetch(&url, &Reference::Branch("main".into()), &auth, dir.path()))
+    };
+
+    let ok = attempt(sshd.client_key.clone(), sshd.known_hosts.clone())
+        .await
+        .expect("join")
+        .expect("key and known host accepted");
+    assert_eq!(ok.commit, repo.head().expect("head"));
+
+    let stranger = attempt(sshd.stranger_key.clone(), sshd.known_hosts.clone()).await.expect("join");
+    assert!(matches!(stranger, Err(SourceError::Authentication { .. })), "an unknown key is refused: {stranger:?}");
+
+    let other_host = sshd.known_hosts.replace("[127.0.0.1]", "[10.9.9.9]");
+    let unknown = attempt(sshd.client_key.clone(), other_host).await.expect("join");
+    let err = unknown.expect_err("a host missing from known_hosts is refused");
+    assert!(err.to_string().contains("known_hosts"), "{err}");
+    assert!(!format!("{err:?}").contains("PRIVATE KEY"), "errors never print the key");
+}

@@ -42,9 +42,19 @@ async fn auth(ctx: &Context, source: &GitSource, default_namespace: &str) -> Res
         .ok_or_else(|| err("not found".into()))?;
     let data = secret.data.unwrap_or_default();
     let text = |key: &str| data.get(key).map(|b| String::from_utf8_lossy(&b.0).trim().to_string());
-    let auth = match (text("username"), text("password").or_else(|| text("token"))) {
-        (user, Some(password)) => Auth::Basic { username: user.unwrap_or_else(|| "git".into()), password },
-        _ => return Err(err("needs a `password` or `token` key (and optionally `username`)".into())),
+    let username = text("username").unwrap_or_else(|| "git".into());
+    let auth = match (text("identity"), text("known_hosts"), text("password").or_else(|| text("token"))) {
+        (Some(private_key), Some(known_hosts), _) => {
+            Auth::Ssh { username, private_key: format!("{private_key}\n"), known_hosts }
+        }
+        (Some(_), None, _) => return Err(err("an `identity` needs `known_hosts` beside it".into())),
+        (None, _, Some(password)) => Auth::Basic { username, password },
+        _ => {
+            return Err(err(
+                "needs `password` or `token` (HTTPS), or `identity` and `known_hosts` (SSH); `username` is optional"
+                    .into(),
+            ));
+        }
     };
     Ok((auth, format!("{namespace}/{}", secret_ref.name)))
 }

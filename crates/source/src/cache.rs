@@ -107,11 +107,11 @@ fn list_remote(repo: &Repository, url: &str, reference: &Reference, auth: &Auth)
     };
     let mut remote =
         repo.remote_anonymous(url).map_err(|source| SourceError::Fetch { url: url.to_string(), source })?;
-    let (cbs, attempts) = callbacks(auth);
+    let (cbs, probe) = callbacks(auth);
     let connection = remote.connect_auth(Direction::Fetch, Some(cbs), None);
     let connection = match connection {
         Ok(c) => c,
-        Err(source) => return Err(classify(url, reference, auth, attempts.get(), source)),
+        Err(source) => return Err(classify(url, reference, auth, &probe, source)),
     };
     let heads = connection.list().map_err(|source| SourceError::Fetch { url: url.to_string(), source })?;
     let peeled = format!("{wanted}^{{}}");

@@ -4,6 +4,7 @@ use std::cell::Cell;
 use std::path::Path;
 use std::rc::Rc;
 
+use base64::Engine as _;
 use git2::{Cred, ErrorClass, ErrorCode, FetchOptions, RemoteCallbacks, Repository};
 
 use crate::{Reference, SourceError};
@@ -21,6 +22,15 @@ pub enum Auth {
         /// Password or token.
         password: String,
     },
+    /// SSH with a private key; the server's host key must be in `known_hosts`.
+    Ssh {
+        /// User name, usually `git`.
+        username: String,
+        /// Private key, PEM or OpenSSH format, unencrypted.
+        private_key: String,
+        /// `known_hosts` lines; plain host names (`host` or `[host]:port`), not hashed ones.
+        known_hosts: String,
+    },
 }
 
 impl std::fmt::Debug for Auth {
@@ -29,6 +39,7 @@ impl std::fmt::Debug for Auth {
         match self {
             Auth::None => f.write_str("Auth::None"),
             Auth::Basic { username, .. } => write!(f, "Auth::Basic {{ username: {username:?}, password: <redacted> }}"),
+            Auth::Ssh { username, .. } => write!(f, "Auth::Ssh {{ username: {username:?}, private_key: <redacted> }}"),
         }
     }
 }
@@ -56,21 +67,67 @@ pub fn fetch(url: &str, reference: &Reference, auth: &Auth, cache: &Path) -> Res
 /// Remote callbacks that answer a credential request once; libgit2 asks again after a
 /// rejected credential, and answering once turns a wrong token into one clear error instead
 /// of a loop. The counter tells [`classify`] how often it was asked.
-pub(crate) fn callbacks(auth: &Auth) -> (RemoteCallbacks<'_>, Rc<Cell<u32>>) {
-    let attempts = Rc::new(Cell::new(0u32));
-    let counter = attempts.clone();
+pub(crate) fn callbacks(auth: &Auth) -> (RemoteCallbacks<'_>, Rc<Probe>) {
+    let probe = Rc::new(Probe::default());
+    let counter = probe.clone();
+    let refused = probe.clone();
     let mut callbacks = RemoteCallbacks::new();
     callbacks.credentials(move |_url, username, _allowed| {
+        let counter = &counter.attempts;
         counter.set(counter.get() + 1);
         match auth {
             Auth::Basic { username: user, password } if counter.get() == 1 => {
                 Cred::userpass_plaintext(username.unwrap_or(user), password)
             }
-            Auth::Basic { .. } => Err(git2::Error::from_str("credentials were rejected")),
+            Auth::Ssh { username: user, private_key, .. } if counter.get() == 1 => {
+                Cred::ssh_key_from_memory(username.unwrap_or(user), None, private_key, None)
+            }
+            Auth::Basic { .. } | Auth::Ssh { .. } => Err(git2::Error::from_str("credentials were rejected")),
             Auth::None => Err(git2::Error::from_str("the server asks for credentials and none are configured")),
         }
     });
-    (callbacks, attempts)
+    callbacks.certificate_check(move |cert, host| match (auth, cert.as_hostkey()) {
+        (Auth::Ssh { known_hosts, .. }, Some(hostkey)) => {
+            let key =
+                hostkey.hostkey().map(|k| base64::engine::general_purpose::STANDARD.encode(k)).unwrap_or_default();
+            if known_host(known_hosts, host, &key) {
+                Ok(git2::CertificateCheckStatus::CertificateOk)
+            } else {
+                // libgit2 replaces our message with its own; keep ours for the error.
+                let why = format!("the host key of {host} is not in known_hosts");
+                refused.hostkey_refused.replace(Some(why.clone()));
+                Err(git2::Error::from_str(&why))
+            }
+        }
+        (_, Some(_)) => Err(git2::Error::from_str("an SSH server needs SSH credentials with known_hosts")),
+        // TLS: libgit2's own verification against the system's roots.
+        _ => Ok(git2::CertificateCheckStatus::CertificatePassthrough),
+    });
+    (callbacks, probe)
+}
+
+/// What the callbacks saw, for telling an authentication failure from any other.
+#[derive(Default)]
+pub(crate) struct Probe {
+    /// How often credentials were asked for.
+    pub attempts: Cell<u32>,
+    /// Why the server's host key was refused, if it was.
+    pub hostkey_refused: std::cell::RefCell<Option<String>>,
+}
+
+/// Whether `known_hosts` lists `key` (base64) for `host` (`host` or `[host]:port` entries).
+pub(crate) fn known_host(known_hosts: &str, host: &str, key: &str) -> bool {
+    known_hosts.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).any(|line| {
+        let mut fields = line.split_whitespace();
+        let (Some(hosts), Some(_type), Some(listed)) = (fields.next(), fields.next(), fields.next()) else {
+            return false;
+        };
+        let names_host = hosts.split(',').any(|h| {
+            let h = h.strip_prefix('[').and_then(|rest| rest.split_once("]:").map(|(name, _)| name)).unwrap_or(h);
+            h.eq_ignore_ascii_case(host)
+        });
+        names_host && listed == key
+    })
 }
 
 /// Turns a git2 failure into an authentication, not-found or fetch error.
@@ -78,13 +135,17 @@ pub(crate) fn classify(
     url: &str,
     reference: &Reference,
     auth: &Auth,
-    attempts: u32,
+    probe: &Probe,
     source: git2::Error,
 ) -> SourceError {
+    if let Some(why) = probe.hostkey_refused.borrow().clone() {
+        return SourceError::Authentication { url: url.to_string(), message: why };
+    }
+    let attempts = probe.attempts.get();
     // Asked for credentials with none configured, or asked again after ours: refused.
     let rejected = match auth {
         Auth::None => attempts >= 1,
-        Auth::Basic { .. } => attempts >= 2,
+        Auth::Basic { .. } | Auth::Ssh { .. } => attempts >= 2,
     };
     if rejected
         || source.code() == ErrorCode::Auth
@@ -107,7 +168,7 @@ pub(crate) fn fetch_into(
 ) -> Result<Fetched, SourceError> {
     let mut remote =
         repo.remote_anonymous(url).map_err(|source| SourceError::Fetch { url: url.to_string(), source })?;
-    let (cbs, attempts) = callbacks(auth);
+    let (cbs, probe) = callbacks(auth);
     let mut options = FetchOptions::new();
     options.remote_callbacks(cbs);
     options.download_tags(git2::AutotagOption::None);
@@ -118,7 +179,7 @@ pub(crate) fn fetch_into(
         None => vec!["+refs/heads/*:refs/factory/heads/*".into(), "+refs/tags/*:refs/factory/tags/*".into()],
     };
     if let Err(source) = remote.fetch(&refspecs, Some(&mut options), None) {
-        return Err(classify(url, reference, auth, attempts.get(), source));
+        return Err(classify(url, reference, auth, &probe, source));
     }
     let not_found = || SourceError::ReferenceNotFound { url: url.to_string(), reference: reference.to_string() };
     let commit = match (reference, reference.local_ref()) {
@@ -131,4 +192,19 @@ pub(crate) fn fetch_into(
     };
     let sha = commit.id().to_string();
     Ok(Fetched { revision: reference.revision(&sha), commit: sha })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_hosts_match_host_and_key() {
+        let lines = "# comment\n[127.0.0.1]:2222 ssh-ed25519 AAAAkey1\ngit.example.com,10.0.0.1 ssh-rsa AAAAkey2\n";
+        assert!(known_host(lines, "127.0.0.1", "AAAAkey1"));
+        assert!(known_host(lines, "GIT.example.com", "AAAAkey2"));
+        assert!(known_host(lines, "10.0.0.1", "AAAAkey2"));
+        assert!(!known_host(lines, "127.0.0.1", "AAAAkey2"), "another key for the host");
+        assert!(!known_host(lines, "evil.example.com", "AAAAkey2"), "another host");
+    }
 }

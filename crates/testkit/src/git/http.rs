@@ -25,6 +25,7 @@ struct Shared {
     root: PathBuf,
     settings: Mutex<Settings>,
     requests: AtomicUsize,
+    uploads: AtomicUsize,
 }
 
 /// A running smart-HTTP git server on loopback; stopped on drop.
@@ -43,6 +44,7 @@ impl GitHttpServer {
             root,
             settings: Mutex::new(Settings { token, unavailable: false }),
             requests: AtomicUsize::new(0),
+            uploads: AtomicUsize::new(0),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -82,6 +84,12 @@ impl GitHttpServer {
         self.shared.requests.load(Ordering::Relaxed)
     }
 
+    /// How many pack negotiations (`POST …/git-upload-pack`, a fetch's costly part) it served;
+    /// a ref listing alone is a `GET …/info/refs`.
+    pub fn upload_packs(&self) -> usize {
+        self.shared.uploads.load(Ordering::Relaxed)
+    }
+
     fn settings(&self) -> std::sync::MutexGuard<'_, Settings> {
         self.shared.settings.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -116,6 +124,9 @@ fn authorized(headers: &HeaderMap, token: &str) -> bool {
 
 async fn serve(shared: Arc<Shared>, request: Request<Body>) -> Response<Body> {
     shared.requests.fetch_add(1, Ordering::Relaxed);
+    if request.method() == axum::http::Method::POST && request.uri().path().ends_with("/git-upload-pack") {
+        shared.uploads.fetch_add(1, Ordering::Relaxed);
+    }
     let (unavailable, token) = {
         let s = shared.settings.lock().unwrap_or_else(|p| p.into_inner());
         (s.unavailable, s.token.clone())

@@ -3,7 +3,9 @@
 mod daemon;
 mod http;
 mod repo;
+mod ssh;
 
 pub use daemon::GitDaemon;
 pub use http::GitHttpServer;
 pub use repo::{GitRoot, Repo};
+pub use ssh::GitSshServer;
