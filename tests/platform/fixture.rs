@@ -31,6 +31,11 @@ impl Platform {
     /// credentials Secret and the factory's service account, bound to `cluster_role`.
     pub async fn new(test: &str, files: &[(&str, &str)], cluster_role: &str) -> Self {
         ensure_operator();
+        Self::without_operator(test, files, cluster_role).await
+    }
+
+    /// Like [`Platform::new`], with no operator started: the test runs its own.
+    pub async fn without_operator(test: &str, files: &[(&str, &str)], cluster_role: &str) -> Self {
         let ctx = TestContext::new(test).await;
         let root = GitRoot::new().expect("git root");
         let repo = root.repo("platform", files).expect("repo");

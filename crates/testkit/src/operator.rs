@@ -98,3 +98,53 @@ pub fn operator_log_tail(lines: usize) -> String {
         _ => String::from("(operator not started)"),
     }
 }
+
+/// The real `factory-operator` binary as a child process, for tests that kill and restart it.
+pub struct OperatorProcess {
+    process: factory_control_plane::process::Process,
+}
+
+impl OperatorProcess {
+    /// Starts `target/<profile>/factory-operator` against this binary's control plane.
+    /// Panics, saying how to build it, when it is missing.
+    pub fn start(name: &str) -> Self {
+        let exe = std::env::current_exe().unwrap_or_default();
+        let bin = exe.parent().and_then(|deps| deps.parent()).map(|d| d.join("factory-operator")).unwrap_or_default();
+        assert!(
+            bin.is_file(),
+            "{} is missing: build it with `cargo build -p factory-controller` (`cargo xtask test` builds every binary first)",
+            bin.display()
+        );
+        let plane = control_plane().lock().unwrap_or_else(|p| p.into_inner());
+        let log = plane.dir.join(format!("logs/{name}.log"));
+        // The operator finds the cluster through KUBECONFIG, set by a one-line shell wrapper.
+        let args = vec![
+            "-c".to_string(),
+            format!("KUBECONFIG={} exec \"$0\" \"$@\"", plane.kubeconfig.display()),
+            bin.display().to_string(),
+            format!("--git-cache={}", plane.dir.join("operator-git-cache").display()),
+            "--log=info,factory_apply=debug".to_string(),
+        ];
+        let process = factory_control_plane::process::Process::spawn(
+            name,
+            std::path::Path::new("sh"),
+            &args,
+            &log,
+            factory_control_plane::Lifetime::TiedToOwner,
+            None,
+        )
+        .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
+        say(&format!("{name}: {} running, logging to {}", bin.display(), log.display()));
+        Self { process }
+    }
+
+    /// SIGKILL, no chance to finish anything.
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    /// The last lines of its log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        self.process.tail(lines)
+    }
+}

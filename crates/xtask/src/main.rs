@@ -137,6 +137,15 @@ fn start() -> Result<()> {
 
 fn test(extra: &[String]) -> Result<()> {
     build().context("building the control plane for the integration tests")?;
+    // Tests that kill and restart the operator run its real binary: build every binary first.
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(workspace_root())
+        .args(["build", "--workspace", "--bins", "--locked"])
+        .status()
+        .context("building the binaries")?;
+    if !status.success() {
+        bail!("cargo build failed ({status})");
+    }
     let mut child = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(workspace_root())
         .args(["test", "--workspace", "--locked"])
