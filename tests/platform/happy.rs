@@ -29,6 +29,12 @@ fn team(prefix: &str) -> String {
     )
 }
 
+fn widgets(x: &str) -> String {
+    format!(
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {{name: widgets.{x}.example.com}}\nspec:\n  group: {x}.example.com\n  scope: Cluster\n  names: {{plural: widgets, singular: widget, kind: Widget}}\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        properties:\n          spec: {{type: object, properties: {{size: {{type: integer}}}}}}\n---\napiVersion: {x}.example.com/v1\nkind: Widget\nmetadata: {{name: first}}\nspec: {{size: 3}}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: {x}-tools}}\n---\napiVersion: tekton.dev/v1\nkind: Task\nmetadata: {{name: hello, namespace: {x}-tools}}\nspec:\n  steps:\n  - name: hello\n    image: busybox\n    script: echo hello\n"
+    )
+}
+
 const BASE_CLASS: &str = "apiVersion: v1\nkind: LimitRange\nmetadata:\n  name: defaults\nspec:\n  limits:\n  - type: Container\n    default: {cpu: 500m, memory: 256Mi}\n";
 
 #[tokio::test]
@@ -39,6 +45,8 @@ async fn platform_repository_converges_changes_and_prunes_safely() {
     p.repo.write("cluster/priority.yaml", &priority(&x)).expect("write");
     p.repo.write("factories/shop.yaml", &team(&x)).expect("write");
     p.repo.write("classes/base/limits.yaml", BASE_CLASS).expect("write");
+    // A CRD and an object of its kind in one revision, and a Tekton Task judged by Tekton's schema.
+    p.repo.write("cluster/widgets.yaml", &widgets(&x)).expect("write");
     p.repo.write("README.md", "not applied\n").expect("write");
     p.repo.commit("platform content").expect("commit");
 
@@ -47,8 +55,31 @@ async fn platform_repository_converges_changes_and_prunes_safely() {
     let status = f.status.clone().expect("status");
     let head = p.repo.head().expect("head");
     assert_eq!(status.last_applied_revision.as_deref(), Some(format!("main@sha1:{head}").as_str()));
-    // 2 ClusterRoles + PriorityClass + (Factory, Namespace, ServiceAccount, RoleBinding).
-    assert_eq!(status.objects, Some(7), "{}", ready_message(&f));
+    // 2 ClusterRoles + PriorityClass + (Factory, Namespace, ServiceAccount, RoleBinding)
+    // + CRD, Widget, Namespace, Task.
+    assert_eq!(status.objects, Some(11), "{}", ready_message(&f));
+    let widget = kube::api::ApiResource {
+        group: format!("{x}.example.com"),
+        version: "v1".into(),
+        api_version: format!("{x}.example.com/v1"),
+        kind: "Widget".into(),
+        plural: "widgets".into(),
+    };
+    Api::<kube::api::DynamicObject>::all_with(p.ctx.client.clone(), &widget)
+        .get("first")
+        .await
+        .expect("widget applied after its CRD");
+    let task = kube::api::ApiResource {
+        group: "tekton.dev".into(),
+        version: "v1".into(),
+        api_version: "tekton.dev/v1".into(),
+        kind: "Task".into(),
+        plural: "tasks".into(),
+    };
+    Api::<kube::api::DynamicObject>::namespaced_with(p.ctx.client.clone(), &format!("{x}-tools"), &task)
+        .get("hello")
+        .await
+        .expect("tekton task");
 
     let client = p.ctx.client.clone();
     let roles_api: Api<ClusterRole> = Api::all(client.clone());
@@ -89,7 +120,7 @@ async fn platform_repository_converges_changes_and_prunes_safely() {
     p.poke().await;
     eventually("a no-change reconcile", Duration::from_secs(30), || async {
         let f = p.factories().get(&p.name).await?;
-        anyhow::Ok(ready_message(&f).contains("0 created, 0 updated, 7 unchanged").then_some(()))
+        anyhow::Ok(ready_message(&f).contains("0 created, 0 updated, 11 unchanged").then_some(()))
     })
     .await
     .expect("steady state");
@@ -149,7 +180,7 @@ async fn platform_repository_converges_changes_and_prunes_safely() {
     p.poke().await;
     let f = p.wait_ready("True", "Reconciled").await;
     assert!(ready_message(&f).contains("1 pruned"), "{}", ready_message(&f));
-    assert_eq!(f.status.as_ref().and_then(|s| s.objects), Some(5));
+    assert_eq!(f.status.as_ref().and_then(|s| s.objects), Some(9));
     assert!(
         Api::<PriorityClass>::all(client.clone()).get_opt(&format!("{x}-high")).await.expect("get").is_none(),
         "pruned"

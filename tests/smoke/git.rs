@@ -145,3 +145,47 @@ async fn ssh_needs_the_right_key_and_a_known_host() {
     assert!(err.to_string().contains("known_hosts"), "{err}");
     assert!(!format!("{err:?}").contains("PRIVATE KEY"), "errors never print the key");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_repository_content_is_contained() {
+    use factory_source::{Limits, RepoCache, read_paths};
+    let root = GitRoot::new().expect("git root");
+    let repo = root.repo("hostile", &[("cluster/ok.yaml", "a: 1\n"), ("shared/real.yaml", "b: 2\n")]).expect("repo");
+    let daemon = GitDaemon::start(root.path()).expect("daemon");
+    let url = daemon.url("hostile");
+    let cache_dir = cache();
+    let cache = RepoCache::new(cache_dir.path());
+    let read = |cache: &RepoCache| {
+        let synced = cache.sync(&url, &Reference::Branch("main".into()), &Auth::None, "").expect("sync");
+        let git = cache.open(&url, "").expect("open");
+        read_paths(&git, &synced.commit, &["cluster/"], Limits { max_file_bytes: 1024 * 1024, ..Limits::default() })
+    };
+
+    // A symlink out of the repository is refused, naming the file.
+    std::os::unix::fs::symlink("../../../../etc/passwd", repo.work_tree().join("cluster/escape.yaml"))
+        .expect("symlink");
+    repo.commit("escape").expect("commit");
+    let err = tokio::task::block_in_place(|| read(&cache)).expect_err("refused");
+    assert!(
+        err.to_string().contains("cluster/escape.yaml") && err.to_string().contains("leaves the repository"),
+        "{err}"
+    );
+    assert_eq!(err.reason(), "ContentRejected");
+
+    // A file over the size limit is refused before it is read.
+    repo.remove("cluster/escape.yaml").expect("rm");
+    repo.write("cluster/big.yaml", &"x: 1\n".repeat(300_000)).expect("big");
+    repo.commit("big").expect("commit");
+    let err = tokio::task::block_in_place(|| read(&cache)).expect_err("refused");
+    assert!(err.to_string().contains("cluster/big.yaml") && err.to_string().contains("larger than the limit"), "{err}");
+
+    // A symlink that stays inside is followed; a submodule is never fetched or read.
+    repo.remove("cluster/big.yaml").expect("rm");
+    std::os::unix::fs::symlink("../shared/real.yaml", repo.work_tree().join("cluster/inside.yaml")).expect("symlink");
+    repo.git(&["update-index", "--add", "--cacheinfo", &format!("160000,{},cluster/sub", "1".repeat(40))])
+        .expect("gitlink");
+    repo.commit("inside link and a submodule").expect("commit");
+    let files = tokio::task::block_in_place(|| read(&cache)).expect("read");
+    let names: Vec<(&str, &[u8])> = files.iter().map(|f| (f.path.as_str(), f.content.as_slice())).collect();
+    assert_eq!(names, [("cluster/inside.yaml", b"b: 2\n".as_slice()), ("cluster/ok.yaml", b"a: 1\n".as_slice())]);
+}

@@ -86,6 +86,12 @@ impl Repo {
         Ok(())
     }
 
+    /// Runs any `git` command in the work tree (for content no helper makes: symlinks,
+    /// submodule entries); returns its output.
+    pub fn git(&self, args: &[&str]) -> Result<String> {
+        git(&self.work, args)
+    }
+
     /// Commits everything in the work tree and pushes the current branch; returns the commit SHA.
     pub fn commit(&self, message: &str) -> Result<String> {
         git(&self.work, &["add", "--all"])?;
