@@ -19,6 +19,8 @@ pub struct Context {
     pub repos: Arc<RepoCache>,
     /// Kubernetes Events.
     pub recorder: Recorder,
+    /// Prometheus metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
     config: kube::Config,
     impersonated: Mutex<HashMap<(String, String), Client>>,
     remotes: Mutex<HashMap<String, Remote>>,
@@ -42,6 +44,7 @@ impl Context {
             resolver: Arc::new(Resolver::new(client.clone())),
             repos: Arc::new(RepoCache::new(cache_dir)),
             recorder: Recorder::new(client.clone(), reporter),
+            metrics: Arc::new(crate::metrics::Metrics::default()),
             client,
             config,
             impersonated: Mutex::new(HashMap::new()),

@@ -40,6 +40,7 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Actio
     let mut new_status = env.status.clone().unwrap_or_default();
     new_status.observed_generation = env.metadata.generation;
     let drift = env.spec.drift_policy.unwrap_or_default();
+    let started = std::time::Instant::now();
     let result = run(&env, &ctx, &new_status.inventory, drift).await;
     match &result {
         Ok(applied) => {
@@ -60,6 +61,9 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Actio
             new_status.objects = i32::try_from(o.inventory.len()).ok();
             new_status.inventory = o.inventory.clone();
             let now = status::now();
+            let gauge = crate::metrics::ObjectLabels { kind: "Environment".into(), name: env.name_any() };
+            let reported = if drift == DriftPolicy::Report { o.drifted.len() } else { 0 };
+            ctx.metrics.drifted.get_or_create(&gauge).set(i64::try_from(reported).unwrap_or(i64::MAX));
             if drift == DriftPolicy::Report && !o.drifted.is_empty() {
                 let drifted = format!("changed by hand, left as found: {}", o.drifted.join(", "));
                 conditions::set(
@@ -90,6 +94,15 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Actio
             status::event(&ctx, env.as_ref(), EventType::Warning, error.reason(), &error.to_string()).await;
         }
     }
+    let (reason, applied, pruned) = match &result {
+        Ok(a) => (
+            factory_api::conditions::reasons::RECONCILED,
+            a.outcome.created.len() + a.outcome.updated.len(),
+            a.outcome.pruned.len(),
+        ),
+        Err(e) => (e.reason(), 0, 0),
+    };
+    ctx.metrics.reconciled("environment", reason, started.elapsed(), applied, pruned);
     write_status(&ctx, &env, new_status).await?;
     Ok(match result {
         Err(e) if !e.is_permanent() => Action::requeue(Duration::from_secs(10)),

@@ -23,6 +23,7 @@ pub mod context;
 mod credentials;
 pub mod environment;
 pub mod error;
+pub mod metrics;
 pub mod platform;
 mod source;
 pub mod status;
@@ -48,6 +49,9 @@ pub struct Args {
     /// Where git repositories are cached.
     #[arg(long, default_value = "/tmp/factory-operator/git", env = "FACTORY_GIT_CACHE")]
     pub git_cache: PathBuf,
+    /// Address of `/metrics`, `/healthz` and `/readyz`.
+    #[arg(long, default_value = "0.0.0.0:8080", env = "FACTORY_METRICS_ADDR")]
+    pub metrics_addr: String,
     /// Address of the webhook receiver (`POST /hooks/git`).
     #[arg(long, default_value = "0.0.0.0:9292", env = "FACTORY_WEBHOOK_ADDR")]
     pub webhook_addr: String,
@@ -112,7 +116,11 @@ pub async fn run(args: Args) -> Result<()> {
             None
         }
     };
-    run_controllers(ctx, Options { webhook }, shutdown_signal()).await;
+    let metrics = tokio::net::TcpListener::bind(&args.metrics_addr)
+        .await
+        .with_context(|| format!("binding the metrics endpoint to {}", args.metrics_addr))?;
+    info!(addr = %args.metrics_addr, "serving /metrics, /healthz and /readyz");
+    run_controllers(ctx, Options { webhook, metrics: Some(metrics) }, shutdown_signal()).await;
     info!("stopped");
     Ok(())
 }
@@ -139,6 +147,8 @@ async fn shutdown_signal() {
 pub struct Options {
     /// The webhook receiver's listener and shared secret; `None` disables it.
     pub webhook: Option<(tokio::net::TcpListener, String)>,
+    /// The listener for `/metrics`, `/healthz` and `/readyz`; `None` disables them.
+    pub metrics: Option<tokio::net::TcpListener>,
 }
 
 /// Runs every reconciler (and the webhook receiver) until `shutdown` resolves; reconciles in
@@ -155,6 +165,7 @@ pub async fn run_controllers(
             let _ = rx.recv().await;
         }
     };
+    let ctx_metrics = ctx.metrics.clone();
     let factories: Api<Factory> = Api::all(ctx.client.clone());
     let (trigger_tx, trigger_rx) = tokio::sync::mpsc::unbounded_channel();
     let platform_controller = Controller::new(factories.clone(), watcher::Config::default());
@@ -193,6 +204,18 @@ pub async fn run_controllers(
         .run(environment::reconcile, error_policy, ctx)
         .for_each(log_result);
 
+    let metrics_server = {
+        let metrics = ctx_metrics.clone();
+        async move {
+            if let Some(listener) = options.metrics {
+                if let Err(e) = axum::serve(listener, metrics::router(metrics)).await {
+                    warn!(error = %e, "metrics server stopped");
+                }
+            } else {
+                std::future::pending::<()>().await;
+            }
+        }
+    };
     let receiver = async move {
         if let Some((listener, secret)) = options.webhook {
             let router = webhook::router(webhook::Receiver { secret, factories: factory_store, trigger: trigger_tx });
@@ -215,6 +238,7 @@ pub async fn run_controllers(
         }
         _ = &mut all => {}
         _ = receiver => {}
+        _ = metrics_server => {}
     }
 }
 

@@ -64,6 +64,7 @@ pub async fn reconcile(factory: Arc<Factory>, ctx: Arc<Context>) -> Result<Actio
         write_status(&ctx, &factory, new_status).await?;
         return Ok(Action::await_change());
     }
+    let started = std::time::Instant::now();
     let result = run(&factory, &ctx, &mut new_status).await;
     match &result {
         Ok(applied) => {
@@ -120,6 +121,15 @@ pub async fn reconcile(factory: Arc<Factory>, ctx: Arc<Context>) -> Result<Actio
             status::event(&ctx, factory.as_ref(), EventType::Warning, error.reason(), &error.to_string()).await;
         }
     }
+    let (reason, applied, pruned) = match &result {
+        Ok(a) => (
+            factory_api::conditions::reasons::RECONCILED,
+            a.outcome.created.len() + a.outcome.updated.len(),
+            a.outcome.pruned.len(),
+        ),
+        Err(e) => (e.reason(), 0, 0),
+    };
+    ctx.metrics.reconciled("factory", reason, started.elapsed(), applied, pruned);
     write_status(&ctx, &factory, new_status).await?;
     Ok(match result {
         Ok(_) => Action::requeue(jitter(interval, &factory.name_any())),

@@ -1,7 +1,12 @@
-//! A minimal HTTP/1.1 client for posting to the operator's endpoints in tests.
+//! A minimal HTTP/1.1 client for the operator's endpoints in tests.
 
 use anyhow::{Context, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// GETs `http://<addr><path>`; returns the status code and body.
+pub async fn get(addr: std::net::SocketAddr, path: &str) -> Result<(u16, String)> {
+    request(addr, "GET", path, &[], &[]).await
+}
 
 /// POSTs `body` to `http://<addr><path>` with `headers`; returns the status code and body.
 pub async fn post(
@@ -10,14 +15,24 @@ pub async fn post(
     headers: &[(&str, String)],
     body: &[u8],
 ) -> Result<(u16, String)> {
+    request(addr, "POST", path, headers, body).await
+}
+
+async fn request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> Result<(u16, String)> {
     let mut stream = tokio::net::TcpStream::connect(addr).await.with_context(|| format!("connecting to {addr}"))?;
-    let mut request =
-        format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
     for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
+        head.push_str(&format!("{name}: {value}\r\n"));
     }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).await?;
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await?;
     stream.write_all(body).await?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await?;

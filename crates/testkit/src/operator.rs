@@ -17,6 +17,7 @@ pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
 struct Running {
     log: PathBuf,
     webhook: std::net::SocketAddr,
+    metrics: std::net::SocketAddr,
 }
 
 static OPERATOR: OnceLock<Result<Running, String>> = OnceLock::new();
@@ -35,7 +36,8 @@ pub fn ensure_operator() {
         let _ =
             tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(Arc::new(file)).try_init();
         let git_cache = dir.join("operator-git-cache");
-        let (tx, rx) = std::sync::mpsc::channel::<Result<std::net::SocketAddr, String>>();
+        type Addrs = (std::net::SocketAddr, std::net::SocketAddr);
+        let (tx, rx) = std::sync::mpsc::channel::<Result<Addrs, String>>();
         std::thread::Builder::new()
             .name("factory-operator".into())
             .spawn(move || {
@@ -60,22 +62,28 @@ pub fn ensure_operator() {
                             return;
                         }
                     };
-                    let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
-                        Ok(l) => l,
-                        Err(e) => {
-                            let _ = tx.send(Err(e.to_string()));
+                    let bind = || async {
+                        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+                        let addr = l.local_addr().map_err(|e| e.to_string())?;
+                        Ok::<_, String>((l, addr))
+                    };
+                    let (webhook, metrics) = match (bind().await, bind().await) {
+                        (Ok(w), Ok(m)) => (w, m),
+                        (Err(e), _) | (_, Err(e)) => {
+                            let _ = tx.send(Err(e));
                             return;
                         }
                     };
-                    let _ = tx.send(listener.local_addr().map_err(|e| e.to_string()));
-                    let options = Options { webhook: Some((listener, WEBHOOK_SECRET.to_string())) };
+                    let _ = tx.send(Ok((webhook.1, metrics.1)));
+                    let options =
+                        Options { webhook: Some((webhook.0, WEBHOOK_SECRET.to_string())), metrics: Some(metrics.0) };
                     run_controllers(ctx, options, std::future::pending()).await;
                 });
             })
             .map_err(|e| e.to_string())?;
-        let webhook = rx.recv().map_err(|e| e.to_string())??;
+        let (webhook, metrics) = rx.recv().map_err(|e| e.to_string())??;
         say(&format!("factory-operator reconcilers running, logging to {}", log.display()));
-        Ok(Running { log, webhook })
+        Ok(Running { log, webhook, metrics })
     });
     if let Err(e) = started {
         panic!("the operator could not start: {e}");
@@ -87,6 +95,15 @@ pub fn webhook_addr() -> std::net::SocketAddr {
     ensure_operator();
     match OPERATOR.get() {
         Some(Ok(running)) => running.webhook,
+        _ => panic!("the operator is not running"),
+    }
+}
+
+/// The address of the test operator's `/metrics` endpoint.
+pub fn metrics_addr() -> std::net::SocketAddr {
+    ensure_operator();
+    match OPERATOR.get() {
+        Some(Ok(running)) => running.metrics,
         _ => panic!("the operator is not running"),
     }
 }
@@ -124,6 +141,7 @@ impl OperatorProcess {
             bin.display().to_string(),
             format!("--git-cache={}", plane.dir.join("operator-git-cache").display()),
             "--log=info,factory_apply=debug".to_string(),
+            "--metrics-addr=127.0.0.1:0".to_string(),
         ];
         let process = factory_control_plane::process::Process::spawn(
             name,

@@ -1,0 +1,115 @@
+//! Prometheus metrics: a small fixed set, labelled by controller and reason, served with the
+//! health endpoints on `--metrics-addr`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of reconcile outcomes.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReconcileLabels {
+    /// `factory` or `environment`.
+    pub controller: String,
+    /// `Reconciled` or the failure's reason.
+    pub reason: String,
+}
+
+/// Labels naming one controller.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ControllerLabels {
+    /// `factory` or `environment`.
+    pub controller: String,
+}
+
+/// Labels naming one object.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ObjectLabels {
+    /// Kind of the object (`Environment`).
+    pub kind: String,
+    /// Its name.
+    pub name: String,
+}
+
+/// Every metric the operator exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Reconciles by controller and outcome reason.
+    pub reconciles: Family<ReconcileLabels, Counter>,
+    /// Reconcile durations by controller.
+    pub duration: Family<ControllerLabels, Histogram>,
+    /// Objects created or updated, by controller.
+    pub applied: Family<ControllerLabels, Counter>,
+    /// Objects pruned, by controller.
+    pub pruned: Family<ControllerLabels, Counter>,
+    /// Objects changed by hand and left as found (`driftPolicy: Report`), per environment.
+    pub drifted: Family<ObjectLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("factory_operator");
+        let reconciles = Family::<ReconcileLabels, Counter>::default();
+        let duration = Family::<ControllerLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.01, 2.0, 14))
+        });
+        let applied = Family::<ControllerLabels, Counter>::default();
+        let pruned = Family::<ControllerLabels, Counter>::default();
+        let drifted = Family::<ObjectLabels, Gauge>::default();
+        registry.register("reconciles", "Reconciles by controller and outcome reason", reconciles.clone());
+        registry.register("reconcile_duration_seconds", "Time spent in one reconcile", duration.clone());
+        registry.register("objects_applied", "Objects created or updated", applied.clone());
+        registry.register("objects_pruned", "Objects deleted because they left git", pruned.clone());
+        registry.register(
+            "drifted_objects",
+            "Objects changed by hand and left as found (driftPolicy: Report)",
+            drifted.clone(),
+        );
+        Self { registry, reconciles, duration, applied, pruned, drifted }
+    }
+}
+
+impl Metrics {
+    /// Records one finished reconcile.
+    pub fn reconciled(&self, controller: &str, reason: &str, took: Duration, applied: usize, pruned: usize) {
+        let c = ControllerLabels { controller: controller.into() };
+        self.reconciles.get_or_create(&ReconcileLabels { controller: controller.into(), reason: reason.into() }).inc();
+        self.duration.get_or_create(&c).observe(took.as_secs_f64());
+        self.applied.get_or_create(&c).inc_by(applied as u64);
+        self.pruned.get_or_create(&c).inc_by(pruned as u64);
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// `/metrics`, `/healthz` and `/readyz`.
+pub fn router(metrics: Arc<Metrics>) -> Router {
+    Router::new()
+        .route("/metrics", get(serve_metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ok" }))
+        .with_state(metrics)
+}
+
+async fn serve_metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        metrics.encode(),
+    )
+}
