@@ -73,7 +73,7 @@ async fn a_signed_push_reconciles_at_once_and_a_bad_signature_is_refused() {
     .expect("webhook reconcile");
     let took = started.elapsed();
     eprintln!("webhook → object applied in {took:?}");
-    assert!(took < Duration::from_secs(3), "webhook reconcile took {took:?}");
+    assert!(took < Duration::from_secs(1), "webhook reconcile took {took:?}, more than a second");
 }
 
 #[tokio::test]
