@@ -6,4 +6,5 @@ mod failures;
 mod fixture;
 mod happy;
 mod multicluster;
+mod team;
 mod webhook_and_credentials;

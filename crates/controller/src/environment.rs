@@ -41,7 +41,17 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Actio
     new_status.observed_generation = env.metadata.generation;
     let drift = env.spec.drift_policy.unwrap_or_default();
     let started = std::time::Instant::now();
-    let result = run(&env, &ctx, &new_status.inventory, drift).await;
+    let orphaned = std::sync::atomic::AtomicBool::new(new_status.orphaned);
+    let result = run(&env, &ctx, &new_status.inventory, drift, &orphaned).await;
+    let is_orphaned = orphaned.load(std::sync::atomic::Ordering::Relaxed);
+    if is_orphaned && !new_status.orphaned {
+        let note = format!(
+            "removed from factory {}'s spec; namespace {} is left in place and still maintained",
+            env.spec.factory, env.spec.namespace
+        );
+        status::event(&ctx, env.as_ref(), EventType::Warning, reasons::ORPHANED, &note).await;
+    }
+    new_status.orphaned = is_orphaned;
     match &result {
         Ok(applied) => {
             let o = &applied.outcome;
@@ -115,6 +125,7 @@ async fn run(
     ctx: &Context,
     previous: &[factory_api::InventoryEntry],
     drift: DriftPolicy,
+    orphaned: &std::sync::atomic::AtomicBool,
 ) -> Result<Applied, ReconcileError> {
     let spec = &env.spec;
     let factories: Api<Factory> = Api::all(ctx.client.clone());
@@ -122,6 +133,13 @@ async fn run(
         .get_opt(&spec.factory)
         .await?
         .ok_or_else(|| ReconcileError::Waiting(format!("factory {} does not exist", spec.factory)))?;
+    let listed = team
+        .spec
+        .environments
+        .iter()
+        .flatten()
+        .any(|e| factory_core::names::environment_object_name(&spec.factory, &e.name) == env.name_any());
+    orphaned.store(!listed, std::sync::atomic::Ordering::Relaxed);
     let platform_name = team.labels().get(labels::PLATFORM).cloned().ok_or_else(|| {
         ReconcileError::Waiting(format!("factory {} was not built by a platform factory", spec.factory))
     })?;
@@ -185,7 +203,14 @@ async fn run(
         object: serde_json::Value::Null,
     };
     let mut desired = render::environment_objects(&spec.namespace, &ns_labels, class_manifests, &origin);
+    let quota: BTreeMap<String, String> = spec.quota.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
+    render::apply_quota(&mut desired, &quota, &spec.namespace, &origin);
     desired.push(Manifest { object: render::tenant_role_binding(&spec.factory, &spec.namespace), ..origin.clone() });
+    desired.extend(
+        render::access_bindings(&spec.factory, &spec.namespace, &spec.access)
+            .into_iter()
+            .map(|object| Manifest { object, ..origin.clone() }),
+    );
 
     // Credentials are read as the platform's account: RBAC decides which Secrets it may copy.
     let client = ctx.impersonating(&account.namespace, &account.name)?;

@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod platform;
 mod source;
 pub mod status;
+pub mod team;
 pub mod webhook;
 
 pub use context::Context;
@@ -171,6 +172,9 @@ pub async fn run_controllers(
     let platform_controller = Controller::new(factories.clone(), watcher::Config::default());
     let factory_store = platform_controller.store();
     let platform = platform_controller
+        .watches(Api::<Environment>::all(ctx.client.clone()), watcher::Config::default(), |env: Environment| {
+            Some(ObjectRef::<Factory>::new(&env.spec.factory))
+        })
         .reconcile_on(tokio_stream_from(trigger_rx))
         .graceful_shutdown_on(stopped(&stop_tx))
         .run(platform::reconcile, error_policy, ctx.clone())

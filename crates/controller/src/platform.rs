@@ -34,12 +34,11 @@ struct Applied {
     notes: Vec<String>,
 }
 
-/// Reconciles one Factory. Team factories (`Applications`) are built by their platform
-/// factory and reconciled by the team-factory controller, not here.
+/// Reconciles one Factory; team factories (`Applications`) are handed to [`crate::team`].
 #[instrument(skip_all, fields(factory = %factory.name_any()))]
 pub async fn reconcile(factory: Arc<Factory>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     if factory.spec.factory_type != FactoryType::Environments {
-        return Ok(Action::await_change());
+        return crate::team::reconcile(factory, ctx).await;
     }
     let interval = factory
         .spec

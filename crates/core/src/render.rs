@@ -210,3 +210,134 @@ mod tests {
         assert_eq!((out[1].namespace(), &out[1].object["data"]["a"]), (Some("shop-prod"), &json!("prod")));
     }
 }
+
+/// The `Environment` objects a team factory materialises from its `spec.environments`, with
+/// defaults filled in: namespace `<factory>-<name>`, class `base`, access granted to the
+/// factory's owner groups unless a grant names its own.
+pub fn team_environments(factory: &str, spec: &factory_api::FactorySpec) -> Vec<Value> {
+    let owners = spec.owners.clone().unwrap_or_default();
+    spec.environments
+        .iter()
+        .flatten()
+        .map(|e| {
+            let namespace =
+                e.namespace.clone().unwrap_or_else(|| crate::names::environment_namespace(factory, &e.name));
+            let access: Vec<Value> = e
+                .access
+                .iter()
+                .map(|a| {
+                    let groups = if a.groups.is_empty() { owners.groups.clone() } else { a.groups.clone() };
+                    json!({"clusterRole": a.cluster_role, "groups": groups})
+                })
+                .collect();
+            let mut labels = factory_labels(factory);
+            labels.insert(labels::ENVIRONMENT.into(), e.name.clone());
+            json!({
+                "apiVersion": format!("{}/{}", factory_api::GROUP, factory_api::VERSION),
+                "kind": "Environment",
+                "metadata": {"name": crate::names::environment_object_name(factory, &e.name), "labels": labels},
+                "spec": {
+                    "factory": factory,
+                    "namespace": namespace,
+                    "class": e.class.clone().unwrap_or_else(|| "base".into()),
+                    "protected": e.protected.unwrap_or(false),
+                    "driftPolicy": e.drift_policy.unwrap_or_default(),
+                    "access": access,
+                    "quota": e.quota,
+                },
+            })
+        })
+        .collect()
+}
+
+/// RoleBindings granting each access entry's ClusterRole to its groups in `namespace`.
+pub fn access_bindings(factory: &str, namespace: &str, access: &[factory_api::factory::AccessGrant]) -> Vec<Value> {
+    access
+        .iter()
+        .filter(|a| !a.groups.is_empty())
+        .map(|a| {
+            let subjects: Vec<Value> = a
+                .groups
+                .iter()
+                .map(|g| json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": g}))
+                .collect();
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                "metadata": {"name": format!("factory-access-{}", crate::names::sanitize_label(&a.cluster_role, 40)),
+                             "namespace": namespace, "labels": factory_labels(factory)},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": a.cluster_role},
+                "subjects": subjects})
+        })
+        .collect()
+}
+
+/// Merges `overrides` into the `spec.hard` of every ResourceQuota among `objects`; adds a
+/// ResourceQuota `environment-quota` when the class has none.
+pub fn apply_quota(
+    objects: &mut Vec<Manifest>,
+    overrides: &BTreeMap<String, String>,
+    namespace: &str,
+    origin: &Manifest,
+) {
+    if overrides.is_empty() {
+        return;
+    }
+    let mut found = false;
+    for m in objects.iter_mut().filter(|m| m.kind() == "ResourceQuota") {
+        found = true;
+        let hard = m.object.pointer_mut("/spec/hard").and_then(Value::as_object_mut);
+        match hard {
+            Some(hard) => {
+                for (k, v) in overrides {
+                    hard.insert(k.clone(), Value::String(v.clone()));
+                }
+            }
+            None => m.object["spec"] = json!({"hard": overrides}),
+        }
+    }
+    if !found {
+        objects.push(Manifest {
+            object: json!({"apiVersion": "v1", "kind": "ResourceQuota",
+                "metadata": {"name": "environment-quota", "namespace": namespace}, "spec": {"hard": overrides}}),
+            ..origin.clone()
+        });
+    }
+}
+
+#[cfg(test)]
+mod team_tests {
+    use super::*;
+
+    #[test]
+    fn environments_get_defaults_and_owner_groups() {
+        let spec: factory_api::FactorySpec = serde_json::from_value(json!({"type": "Applications",
+            "owners": {"groups": ["team-shop"]},
+            "environments": [{"name": "test", "access": [{"clusterRole": "edit"}]},
+                             {"name": "prod", "class": "prod", "protected": true, "namespace": "shop-live",
+                              "access": [{"clusterRole": "view", "groups": ["auditors"]}]}]}))
+        .unwrap();
+        let envs = team_environments("shop", &spec);
+        assert_eq!(envs[0]["metadata"]["name"], "shop-test");
+        assert_eq!(envs[0]["spec"]["namespace"], "shop-test");
+        assert_eq!(envs[0]["spec"]["class"], "base");
+        assert_eq!(envs[0]["spec"]["access"][0]["groups"][0], "team-shop");
+        assert_eq!(envs[1]["spec"]["namespace"], "shop-live");
+        assert_eq!(envs[1]["spec"]["protected"], true);
+        assert_eq!(envs[1]["spec"]["access"][0]["groups"][0], "auditors");
+    }
+
+    #[test]
+    fn quota_overrides_merge_into_class_quotas() {
+        let origin = Manifest { file: "x".into(), line: 0, document: 0, object: Value::Null };
+        let mut objects = vec![Manifest {
+            object: json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "q"},
+                           "spec": {"hard": {"requests.cpu": "4", "pods": "10"}}}),
+            ..origin.clone()
+        }];
+        let overrides = BTreeMap::from([("requests.cpu".to_string(), "8".to_string())]);
+        apply_quota(&mut objects, &overrides, "ns", &origin);
+        assert_eq!(objects[0].object["spec"]["hard"], json!({"requests.cpu": "8", "pods": "10"}));
+        let mut none = Vec::new();
+        apply_quota(&mut none, &overrides, "ns", &origin);
+        assert_eq!(none[0].name(), "environment-quota");
+    }
+}
