@@ -176,6 +176,30 @@ async fn team_environments_hold_the_tenant_boundary_and_outlive_their_factory() 
     .await;
     assert!(m.contains("escalat") || m.contains("not currently held"), "{m}");
 
+    // Native admission guards what RBAC alone cannot: the owner's `edit` would allow changing
+    // the baseline network policy, and a cluster administrator could delete prod.
+    let open = json!({"spec": {"policyTypes": []}});
+    let netpol =
+        Api::<k8s_openapi::api::networking::v1::NetworkPolicy>::namespaced(alice.clone(), &format!("{x}-shop-test"));
+    let m = refused(
+        "alice: weaken the baseline network policy",
+        netpol.patch("default-deny", &PatchParams::default(), &Patch::Merge(&open)).await,
+    )
+    .await;
+    assert!(m.contains("owned by factory-operator"), "{m}");
+    let m = refused(
+        "alice: delete the baseline network policy",
+        netpol.delete("default-deny", &DeleteParams::default()).await,
+    )
+    .await;
+    assert!(m.contains("owned by factory-operator"), "{m}");
+    let m = refused(
+        "admin: delete the protected prod namespace",
+        Api::<Namespace>::all(client.clone()).delete(&format!("{x}-shop-prod"), &DeleteParams::default()).await,
+    )
+    .await;
+    assert!(m.contains("protected permanent environment"), "{m}");
+
     // Removing prod from the spec (after unprotecting it, as the API demands) leaves it in place.
     p.repo
         .write("factories/shop.yaml", &shop(&x, &PROD.replace("protected: true", "protected: false")))

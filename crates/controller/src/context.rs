@@ -72,18 +72,31 @@ impl Context {
     /// A client that acts as service account `namespace/name` (impersonation), so that the
     /// API server's RBAC bounds what content applied through it can do. Cached per account.
     pub fn impersonating(&self, namespace: &str, name: &str) -> Result<Client, kube::Error> {
-        let key = (namespace.to_string(), name.to_string());
+        self.impersonating_with(namespace, name, None)
+    }
+
+    /// Like [`Self::impersonating`], for a platform factory's account: the requests also carry
+    /// the group [`factory_core::admission::PLATFORM_GROUP`], which the admission policies let
+    /// change operator-owned objects and which only the operator can impersonate.
+    pub fn impersonating_platform(&self, namespace: &str, name: &str) -> Result<Client, kube::Error> {
+        self.impersonating_with(namespace, name, Some(factory_core::admission::PLATFORM_GROUP))
+    }
+
+    fn impersonating_with(&self, namespace: &str, name: &str, group: Option<&str>) -> Result<Client, kube::Error> {
+        let key = (format!("{namespace}{}", group.map(|g| format!("+{g}")).unwrap_or_default()), name.to_string());
         let mut cache = self.impersonated.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(client) = cache.get(&key) {
             return Ok(client.clone());
         }
         let mut config = self.config.clone();
         config.auth_info.impersonate = Some(format!("system:serviceaccount:{namespace}:{name}"));
-        config.auth_info.impersonate_groups = Some(vec![
+        let mut groups = vec![
             "system:serviceaccounts".into(),
             format!("system:serviceaccounts:{namespace}"),
             "system:authenticated".into(),
-        ]);
+        ];
+        groups.extend(group.map(str::to_string));
+        config.auth_info.impersonate_groups = Some(groups);
         let client = Client::try_from(config)?;
         cache.insert(key, client.clone());
         Ok(client)

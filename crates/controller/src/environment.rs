@@ -213,7 +213,7 @@ async fn run(
     );
 
     // Credentials are read as the platform's account: RBAC decides which Secrets it may copy.
-    let client = ctx.impersonating(&account.namespace, &account.name)?;
+    let client = ctx.impersonating_platform(&account.namespace, &account.name)?;
     for credential in platform.spec.credentials.iter().flatten() {
         if credential.to.factory != spec.factory || !credential.to.environments.contains(&environment) {
             continue;

@@ -166,6 +166,9 @@ pub async fn run_controllers(
             let _ = rx.recv().await;
         }
     };
+    if let Err(e) = install_admission_policies(&ctx).await {
+        warn!(error = %e, "could not install the admission policies; protected environments are not guarded");
+    }
     let ctx_metrics = ctx.metrics.clone();
     let factories: Api<Factory> = Api::all(ctx.client.clone());
     let (trigger_tx, trigger_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -244,6 +247,21 @@ pub async fn run_controllers(
         _ = receiver => {}
         _ = metrics_server => {}
     }
+}
+
+/// Applies the operator's ValidatingAdmissionPolicies and their bindings (server-side apply,
+/// so a newer operator updates them).
+pub async fn install_admission_policies(ctx: &Context) -> Result<(), factory_apply::ApplyError> {
+    let origin = "factory-operator admission policies";
+    let desired: Vec<factory_core::manifests::Manifest> = factory_core::admission::policies()
+        .into_iter()
+        .map(|object| factory_core::manifests::Manifest { file: origin.into(), line: 0, document: 0, object })
+        .collect();
+    let engine = factory_apply::Engine::new(ctx.client.clone(), ctx.resolver.clone(), Default::default());
+    let outcome =
+        engine.run(&desired, &[], factory_apply::PruneMode::Disabled, factory_apply::DriftMode::Correct).await?;
+    info!(created = outcome.created.len(), updated = outcome.updated.len(), "admission policies in place");
+    Ok(())
 }
 
 /// The environments that receive a copy of `secret`.

@@ -226,7 +226,7 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
 }
 
 fn engine(ctx: &Context, factory: &str, account: &ServiceAccountReference) -> Result<Engine, ReconcileError> {
-    let client = ctx.impersonating(&account.namespace, &account.name)?;
+    let client = ctx.impersonating_platform(&account.namespace, &account.name)?;
     let labels = BTreeMap::from([(labels::APPLIED_BY.to_string(), format!("factory.{factory}"))]);
     Ok(Engine::new(client, ctx.resolver.clone(), labels))
 }

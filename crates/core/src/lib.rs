@@ -3,6 +3,7 @@
 //! Nothing here performs I/O or reads a clock; time is always a parameter. Everything that
 //! talks to the API server or git lives in the crates above this one.
 
+pub mod admission;
 pub mod conditions;
 pub mod duration;
 pub mod inventory;
