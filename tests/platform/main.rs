@@ -1,6 +1,7 @@
 //! The platform factory (FBE) against a real control plane, the real operator binary and real
 //! git repositories served over smart HTTP with a token.
 
+mod applications;
 mod environments;
 mod failures;
 mod fixture;

@@ -100,4 +100,28 @@ pub struct EnvironmentStatus {
     /// Every object this resource applied, for pruning and drift detection.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inventory: Vec<crate::common::InventoryEntry>,
+    /// The factory's applications as applied into this environment.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub applications: Vec<ApplicationStatus>,
+}
+
+/// One application's configuration in one environment.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationStatus {
+    /// Application name.
+    pub name: String,
+    /// The last application revision fully applied here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_applied_revision: Option<String>,
+    /// The last revision an apply was attempted for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempted_revision: Option<String>,
+    /// Empty when the last attempt succeeded; otherwise what failed, naming file and object.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error: String,
+    /// What this application applied here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inventory: Vec<crate::common::InventoryEntry>,
 }

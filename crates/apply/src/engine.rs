@@ -229,10 +229,9 @@ impl Engine {
         let Some(resolved) = &item.resolved else { return Ok(Action::Create) };
         let api = self.api(resolved, item.entry.namespace.as_deref());
         let name = &item.entry.name;
-        let live = api.get_opt(name).await.map_err(|e| from_kube(item.manifest, e))?;
+        let live = api.get_opt(name).await.map_err(|e| from_kube(item, e))?;
         let params = PatchParams::apply(FIELD_MANAGER).force().dry_run();
-        let dry =
-            api.patch(name, &params, &Patch::Apply(&item.object)).await.map_err(|e| from_kube(item.manifest, e))?;
+        let dry = api.patch(name, &params, &Patch::Apply(&item.object)).await.map_err(|e| from_kube(item, e))?;
         let Some(live) = live else { return Ok(Action::Create) };
         if comparable(&live) == comparable(&dry) { Ok(Action::Unchanged) } else { Ok(Action::Update) }
     }
@@ -355,9 +354,7 @@ impl Engine {
         };
         let api = self.api(resolved, item.entry.namespace.as_deref());
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        api.patch(&item.entry.name, &params, &Patch::Apply(&item.object))
-            .await
-            .map_err(|e| from_kube(item.manifest, e))?;
+        api.patch(&item.entry.name, &params, &Patch::Apply(&item.object)).await.map_err(|e| from_kube(item, e))?;
         Ok(())
     }
 
@@ -452,12 +449,16 @@ fn failure(manifest: &Manifest, reason: &str, message: &str) -> ObjectFailure {
     ObjectFailure { object: manifest.to_string(), reason: reason.to_string(), message: message.to_string() }
 }
 
-fn from_kube(manifest: &Manifest, error: kube::Error) -> ObjectFailure {
-    match error {
-        kube::Error::Api(status) => {
-            let reason = if status.reason.is_empty() { format!("HTTP{}", status.code) } else { status.reason.clone() };
-            failure(manifest, &reason, &status.message)
-        }
-        other => failure(manifest, "Unavailable", &other.to_string()),
-    }
+/// A failure of a resolved object, named as the cluster sees it (no namespace on a
+/// cluster-scoped kind) with the place it came from.
+fn from_kube(item: &Item<'_>, error: kube::Error) -> ObjectFailure {
+    let object = format!("{} ({})", describe(&item.entry), item.manifest.location());
+    let (reason, message) = match error {
+        kube::Error::Api(status) => (
+            if status.reason.is_empty() { format!("HTTP{}", status.code) } else { status.reason.clone() },
+            status.message,
+        ),
+        other => ("Unavailable".to_string(), other.to_string()),
+    };
+    ObjectFailure { object, reason, message }
 }

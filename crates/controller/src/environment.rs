@@ -32,6 +32,7 @@ const RESYNC: Duration = Duration::from_secs(300);
 struct Applied {
     revision: String,
     outcome: Outcome,
+    applications: Vec<factory_api::environment::ApplicationStatus>,
 }
 
 /// Reconciles one Environment.
@@ -65,7 +66,26 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Actio
                 o.unchanged,
                 o.pruned.len()
             );
-            status::succeeded(&mut new_status.conditions, env.metadata.generation, &message);
+            let failed: Vec<String> = applied
+                .applications
+                .iter()
+                .filter(|a| !a.error.is_empty())
+                .map(|a| format!("application {}: {}", a.name, a.error))
+                .collect();
+            new_status.applications = applied.applications.clone();
+            if failed.is_empty() {
+                status::succeeded(&mut new_status.conditions, env.metadata.generation, &message);
+            } else {
+                let reason = applied
+                    .applications
+                    .iter()
+                    .find(|a| !a.error.is_empty())
+                    .map(|a| a.error.split(':').next().unwrap_or("ApplicationFailed").to_string())
+                    .unwrap_or_default();
+                let text = format!("{message}; {}", failed.join("; "));
+                status::held_back(&mut new_status.conditions, env.metadata.generation, &reason, &text);
+                status::event(&ctx, env.as_ref(), EventType::Warning, &reason, &failed.join("; ")).await;
+            }
             new_status.last_applied_revision = Some(applied.revision.clone());
             new_status.last_attempted_revision = Some(applied.revision.clone());
             new_status.objects = i32::try_from(o.inventory.len()).ok();
@@ -241,7 +261,14 @@ async fn run(
         DriftPolicy::Report => DriftMode::Report,
     };
     let outcome = engine.run(&desired, previous, PruneMode::Enabled, mode).await?;
-    Ok(Applied { revision: applied, outcome })
+
+    // The team's applications, each as the team's account, after the baseline is in place.
+    let mut applications = Vec::new();
+    for app in team.spec.applications.iter().flatten() {
+        let before = env.status.as_ref().and_then(|s| s.applications.iter().find(|a| a.name == app.name));
+        applications.push(crate::application::apply(ctx, env, &environment, app, before).await);
+    }
+    Ok(Applied { revision: applied, outcome, applications })
 }
 
 /// The kubeconfig in key `value` (or `value.yaml`) of Secret `namespace/name`.

@@ -19,6 +19,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use tracing::{info, warn};
 
+pub mod application;
 pub mod context;
 mod credentials;
 pub mod environment;

@@ -1,0 +1,152 @@
+//! Application repositories are applied into the team's environments as the team's service
+//! account: ordinary objects land; a cluster-scoped object, an escalating binding or a change
+//! to the platform's baseline fails that revision with the object named, nothing of it applied.
+
+use std::time::Duration;
+
+use factory_api::Environment;
+use factory_testkit::eventually;
+use factory_testkit::git::{GitHttpServer, GitRoot};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::Api;
+use serde_json::json;
+
+use crate::fixture::Platform;
+
+const CLASSES: &[(&str, &str)] = &[(
+    "classes/base/network.yaml",
+    "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: default-deny}\nspec:\n  podSelector: {}\n  policyTypes: [Ingress]\n",
+)];
+
+async fn app_error(envs: &Api<Environment>, name: &str, expected: &[&str]) -> String {
+    let result = eventually(&format!("{name}: application error {expected:?}"), Duration::from_secs(60), || async {
+        let e = envs.get(name).await?;
+        let error = e.status.and_then(|s| s.applications.into_iter().next()).map(|a| a.error).unwrap_or_default();
+        anyhow::Ok(expected.iter().all(|x| error.contains(x)).then_some(error))
+    })
+    .await;
+    match result {
+        Ok(error) => error,
+        Err(e) => panic!(
+            "{e}\nlast status: {:#?}",
+            envs.get(name)
+                .await
+                .ok()
+                .and_then(|e| e.status)
+                .map(|s| (s.conditions, s.applications.into_iter().map(|a| a.error).collect::<Vec<_>>()))
+        ),
+    }
+}
+
+#[tokio::test]
+async fn applications_are_applied_as_the_team_and_refused_objects_fail_cleanly() {
+    let p = Platform::new(
+        "applications_are_applied_as_the_team_and_refused_objects_fail_cleanly",
+        CLASSES,
+        "cluster-admin",
+    )
+    .await;
+    let x = p.ctx.prefix.clone();
+    let apps = GitRoot::new().expect("root");
+    let cart = apps
+        .repo(
+            "cart",
+            &[
+                (
+                    "deploy/base/config.yaml",
+                    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cart-config}\ndata: {env: '${environment}'}\n",
+                ),
+                (
+                    "deploy/environments/prod/extra.yaml",
+                    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cart-prod-only}\n",
+                ),
+            ],
+        )
+        .expect("app repo");
+    let server = GitHttpServer::start(apps.path().to_path_buf(), None).await.expect("server");
+    p.repo
+        .write(
+            "factories/shop.yaml",
+            &format!(
+                "apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata: {{name: {x}-shop}}\nspec:\n  type: Applications\n  environments: [{{name: test}}, {{name: prod}}]\n  applications:\n  - name: cart\n    source: {{url: '{}', ref: {{branch: main}}}}\n    config: {{path: deploy/}}\n",
+                server.url("cart")
+            ),
+        )
+        .expect("write");
+    p.repo.commit("shop with cart").expect("commit");
+    p.create_factory(json!({"cluster": null})).await;
+    p.wait_ready("True", "Reconciled").await;
+
+    let client = p.ctx.client.clone();
+    let test_ns = format!("{x}-shop-test");
+    let prod_ns = format!("{x}-shop-prod");
+    let cms = |ns: &str| Api::<ConfigMap>::namespaced(client.clone(), ns);
+    eventually("cart's config in both environments", Duration::from_secs(90), || async {
+        let t = cms(&test_ns).get_opt("cart-config").await?;
+        let p = cms(&prod_ns).get_opt("cart-prod-only").await?;
+        anyhow::Ok(t.zip(p).map(|(t, _)| t))
+    })
+    .await
+    .map(|t| assert_eq!(t.data.unwrap_or_default().get("env").map(String::as_str), Some("test")))
+    .expect("applied");
+    assert!(cms(&test_ns).get_opt("cart-prod-only").await.expect("get").is_none(), "prod-only config stays in prod");
+    let cm = cms(&test_ns).get("cart-config").await.expect("cm");
+    assert_eq!(cm.labels().get("factories.dev/applied-by").map(String::as_str), Some("application.cart"));
+    let envs: Api<Environment> = Api::all(client.clone());
+
+    // A cluster-scoped object: refused by RBAC as the team; the good object beside it is not applied.
+    cart.write("deploy/base/escape.yaml", &format!("apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {{name: {x}-cart-escape}}\nrules: []\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cart-new}}\n")).expect("write");
+    cart.commit("escape").expect("commit");
+    poke_env(&envs, &test_ns).await;
+    let error =
+        app_error(&envs, &test_ns, &["Forbidden", &format!("ClusterRole {x}-cart-escape"), "deploy/base/escape.yaml"])
+            .await;
+    assert!(error.contains("system:serviceaccount:"), "refused as the team's account: {error}");
+    assert!(
+        cms(&test_ns).get_opt("cart-new").await.expect("get").is_none(),
+        "nothing of a refused revision is applied"
+    );
+    let env = envs.get(&test_ns).await.expect("env");
+    assert!(
+        env.status
+            .expect("status")
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "False" && c.reason == "Forbidden")
+    );
+
+    // Binding cluster-admin inside its own namespace: escalation, refused.
+    cart.write("deploy/base/escape.yaml", "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: escalate}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}\nsubjects: [{kind: Group, name: system:authenticated, apiGroup: rbac.authorization.k8s.io}]\n").expect("write");
+    cart.commit("escalate").expect("commit");
+    poke_env(&envs, &test_ns).await;
+    app_error(&envs, &test_ns, &["Forbidden", "RoleBinding", "escalate"]).await;
+
+    // Overwriting the platform's baseline network policy: refused by the admission policy.
+    cart.write("deploy/base/escape.yaml", "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: default-deny}\nspec:\n  podSelector: {}\n  policyTypes: []\n").expect("write");
+    cart.commit("weaken the baseline").expect("commit");
+    poke_env(&envs, &test_ns).await;
+    app_error(&envs, &test_ns, &["Forbidden", "NetworkPolicy", "owned by factory-operator"]).await;
+
+    // Fixed: applied again, and the objects of the refused revisions never appeared.
+    cart.remove("deploy/base/escape.yaml").expect("rm");
+    cart.commit("fixed").expect("commit");
+    poke_env(&envs, &test_ns).await;
+    eventually("cart healthy again", Duration::from_secs(60), || async {
+        let e = envs.get(&test_ns).await?;
+        let ok = e.status.is_some_and(|s| {
+            s.applications.iter().all(|a| a.error.is_empty())
+                && s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+        });
+        anyhow::Ok(ok.then_some(()))
+    })
+    .await
+    .expect("recovered");
+}
+
+use kube::ResourceExt;
+
+async fn poke_env(envs: &Api<Environment>, name: &str) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let patch = json!({"metadata": {"annotations": {"factories.dev/requested-at": now.to_string()}}});
+    envs.patch(name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.expect("poke");
+}
