@@ -160,72 +160,23 @@ async fn run(
         .flatten()
         .any(|e| factory_core::names::environment_object_name(&spec.factory, &e.name) == env.name_any());
     orphaned.store(!listed, std::sync::atomic::Ordering::Relaxed);
-    let platform_name = team.labels().get(labels::PLATFORM).cloned().ok_or_else(|| {
-        ReconcileError::Waiting(format!("factory {} was not built by a platform factory", spec.factory))
-    })?;
-    let platform = factories
-        .get_opt(&platform_name)
-        .await?
-        .ok_or_else(|| ReconcileError::Waiting(format!("platform factory {platform_name} does not exist")))?;
-    let applied = platform.status.as_ref().and_then(|s| s.last_applied_revision.clone()).ok_or_else(|| {
-        ReconcileError::Waiting(format!("platform factory {platform_name} has not applied a revision yet"))
-    })?;
-    let commit = applied.rsplit(':').next().unwrap_or_default().to_string();
-    let (Some(source), Some(account)) = (&platform.spec.source, &platform.spec.service_account) else {
-        return Err(ReconcileError::Waiting(format!("platform factory {platform_name} has no source")));
-    };
-    let classes = platform.spec.environment_classes.clone().unwrap_or_default();
-    let extends: BTreeMap<String, Vec<String>> =
-        classes.iter().map(|c| (c.name.clone(), c.extends.clone().unwrap_or_default())).collect();
-    let chain = render::class_chain(&spec.class, &extends);
-    if chain.is_empty() {
-        return Err(ReconcileError::InvalidSpec(format!(
-            "class {} is not defined by platform factory {platform_name} (defined: {})",
-            spec.class,
-            extends.keys().cloned().collect::<Vec<_>>().join(", ")
-        )));
-    }
-    let paths: Vec<Option<String>> =
-        chain.iter().map(|name| classes.iter().find(|c| &c.name == name).map(|c| c.path.clone())).collect();
-    let checkout = checkout_at(ctx, source, &account.namespace, Reference::Commit(commit), paths).await?;
-
     let environment = short_name(env);
-    let mut vars = platform.spec.variables.clone();
-    vars.insert("factory".into(), spec.factory.clone());
-    vars.insert("platform".into(), platform_name.clone());
-    vars.insert("namespace".into(), spec.namespace.clone());
-    vars.insert("environment".into(), environment.clone());
-    vars.insert("class".into(), spec.class.clone());
-    let mut class_manifests = Vec::new();
-    let mut errors = Vec::new();
-    for files in &checkout.files {
-        match manifests::load(files, &vars) {
-            Ok(m) => class_manifests.extend(m),
-            Err(e) => errors.extend(e),
-        }
-    }
-    if !errors.is_empty() {
-        return Err(ReconcileError::Load(errors));
-    }
-
-    let mut ns_labels = render::factory_labels(&spec.factory);
-    ns_labels.insert(labels::ENVIRONMENT.into(), environment.clone());
-    ns_labels.insert(labels::CLASS.into(), spec.class.clone());
-    ns_labels.insert(labels::NAMESPACE_KIND.into(), "permanent".into());
-    ns_labels.insert(labels::PLATFORM.into(), platform_name.clone());
-    if spec.protected {
-        ns_labels.insert(labels::PROTECTED.into(), "true".into());
-    }
     let origin = Manifest {
         file: format!("Environment {}", env.name_any()),
         line: 0,
         document: 0,
         object: serde_json::Value::Null,
     };
-    let mut desired = render::environment_objects(&spec.namespace, &ns_labels, class_manifests, &origin);
+    let target = Target {
+        namespace: &spec.namespace,
+        class: &spec.class,
+        environment: &environment,
+        kind: "permanent",
+        protected: spec.protected,
+    };
+    let Baseline { revision: applied, mut desired, platform, account } = baseline(ctx, &team, &target, &origin).await?;
     let quota: BTreeMap<String, String> = spec.quota.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
     render::apply_quota(&mut desired, &quota, &spec.namespace, &origin);
-    desired.push(Manifest { object: render::tenant_role_binding(&spec.factory, &spec.namespace), ..origin.clone() });
     desired.extend(
         render::access_bindings(&spec.factory, &spec.namespace, &spec.access)
             .into_iter()
@@ -269,6 +220,102 @@ async fn run(
         applications.push(crate::application::apply(ctx, env, &environment, app, before).await);
     }
     Ok(Applied { revision: applied, outcome, applications })
+}
+
+/// Where a baseline goes: a permanent environment or a preview.
+pub(crate) struct Target<'a> {
+    /// The namespace.
+    pub namespace: &'a str,
+    /// Environment class.
+    pub class: &'a str,
+    /// Short name (`prod`, or the preview's name).
+    pub environment: &'a str,
+    /// `permanent` or `preview`.
+    pub kind: &'a str,
+    /// Label the namespace protected.
+    pub protected: bool,
+}
+
+/// A class baseline rendered for a target, with what applying it needs.
+pub(crate) struct Baseline {
+    /// The platform revision it comes from.
+    pub revision: String,
+    /// The namespace and the class objects in it.
+    pub desired: Vec<Manifest>,
+    /// The platform factory.
+    pub platform: Factory,
+    /// The platform's account, to apply as.
+    pub account: factory_api::factory::ServiceAccountReference,
+}
+
+/// Renders the class baseline of `target` for team factory `team`: the platform factory that
+/// built it, its applied commit read from the cache, the class chain, variables, labels.
+pub(crate) async fn baseline(
+    ctx: &Context,
+    team: &Factory,
+    target: &Target<'_>,
+    origin: &Manifest,
+) -> Result<Baseline, ReconcileError> {
+    let factory = team.name_any();
+    let factories: Api<Factory> = Api::all(ctx.client.clone());
+    let platform_name = team
+        .labels()
+        .get(labels::PLATFORM)
+        .cloned()
+        .ok_or_else(|| ReconcileError::Waiting(format!("factory {factory} was not built by a platform factory")))?;
+    let platform = factories
+        .get_opt(&platform_name)
+        .await?
+        .ok_or_else(|| ReconcileError::Waiting(format!("platform factory {platform_name} does not exist")))?;
+    let applied = platform.status.as_ref().and_then(|s| s.last_applied_revision.clone()).ok_or_else(|| {
+        ReconcileError::Waiting(format!("platform factory {platform_name} has not applied a revision yet"))
+    })?;
+    let commit = applied.rsplit(':').next().unwrap_or_default().to_string();
+    let (Some(source), Some(account)) = (platform.spec.source.clone(), platform.spec.service_account.clone()) else {
+        return Err(ReconcileError::Waiting(format!("platform factory {platform_name} has no source")));
+    };
+    let classes = platform.spec.environment_classes.clone().unwrap_or_default();
+    let extends: BTreeMap<String, Vec<String>> =
+        classes.iter().map(|c| (c.name.clone(), c.extends.clone().unwrap_or_default())).collect();
+    let chain = render::class_chain(target.class, &extends);
+    if chain.is_empty() {
+        return Err(ReconcileError::InvalidSpec(format!(
+            "class {} is not defined by platform factory {platform_name} (defined: {})",
+            target.class,
+            extends.keys().cloned().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let paths: Vec<Option<String>> =
+        chain.iter().map(|name| classes.iter().find(|c| &c.name == name).map(|c| c.path.clone())).collect();
+    let checkout = checkout_at(ctx, &source, &account.namespace, Reference::Commit(commit), paths).await?;
+    let mut vars = platform.spec.variables.clone();
+    vars.insert("factory".into(), factory.clone());
+    vars.insert("platform".into(), platform_name.clone());
+    vars.insert("namespace".into(), target.namespace.to_string());
+    vars.insert("environment".into(), target.environment.to_string());
+    vars.insert("class".into(), target.class.to_string());
+    let mut class_manifests = Vec::new();
+    let mut errors = Vec::new();
+    for files in &checkout.files {
+        match manifests::load(files, &vars) {
+            Ok(m) => class_manifests.extend(m),
+            Err(e) => errors.extend(e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ReconcileError::Load(errors));
+    }
+    let mut ns_labels = render::factory_labels(&factory);
+    ns_labels.insert(labels::ENVIRONMENT.into(), target.environment.to_string());
+    ns_labels.insert(labels::CLASS.into(), target.class.to_string());
+    ns_labels.insert(labels::NAMESPACE_KIND.into(), target.kind.to_string());
+    ns_labels.insert(labels::PLATFORM.into(), platform_name);
+    if target.protected {
+        ns_labels.insert(labels::PROTECTED.into(), "true".into());
+    }
+    let mut desired = render::environment_objects(target.namespace, &ns_labels, class_manifests, origin);
+    desired.push(Manifest { object: render::tenant_role_binding(&factory, target.namespace), ..origin.clone() });
+    Ok(Baseline { revision: applied, desired, platform, account })
 }
 
 /// The kubeconfig in key `value` (or `value.yaml`) of Secret `namespace/name`.
