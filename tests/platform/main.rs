@@ -7,5 +7,6 @@ mod failures;
 mod fixture;
 mod happy;
 mod multicluster;
+mod previews;
 mod team;
 mod webhook_and_credentials;

@@ -21,6 +21,7 @@ use crate::common::GitRef;
     namespaced,
     status = "PreviewEnvironmentStatus",
     derive = "PartialEq",
+    validation = Rule::new("!has(self.spec.ttl) || !has(self.spec.expiresAt)").message("set ttl or expiresAt, not both"),
     printcolumn = r#"{"name":"Application","type":"string","jsonPath":".spec.application"}"#,
     printcolumn = r#"{"name":"Namespace","type":"string","jsonPath":".status.namespace"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
@@ -47,6 +48,9 @@ pub struct PreviewEnvironmentSpec {
          "message": "ttl must be between 10m and 720h"}
     ]))]
     pub ttl: Option<String>,
+    /// A fixed expiry instead of `ttl`. The annotation `factories.dev/keep` extends it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Time>,
     /// Environment class; defaults to the factory's `previews.class`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 63))]
@@ -90,4 +94,10 @@ pub struct PreviewEnvironmentStatus {
     /// The application revision deployed, as `<branch>@sha1:<sha>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_revision: Option<String>,
+    /// Every object applied for the preview's baseline.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inventory: Vec<crate::common::InventoryEntry>,
+    /// The application as applied into the preview.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application: Option<crate::environment::ApplicationStatus>,
 }

@@ -122,10 +122,12 @@ impl ControlPlane {
         progress(&format!("etcd ready at {etcd_url} ({:.1}s)", started.elapsed().as_secs_f64()));
         plane.start_apiserver(options.lifetime, &etcd_url, &ca)?;
         progress(&format!("{} ready at {} ({:.1}s)", plane.version, plane.server, started.elapsed().as_secs_f64()));
-        plane.start_controller_manager(options.lifetime, &ca)?;
-        progress(&format!("kube-controller-manager ready ({:.1}s)", started.elapsed().as_secs_f64()));
+        // CRDs before the controller-manager, so that its quota and garbage-collector monitors
+        // know every kind from their first discovery (object-count quotas on our kinds).
         plane.install_crds(options)?;
         progress(&format!("CRDs established ({:.1}s)", started.elapsed().as_secs_f64()));
+        plane.start_controller_manager(options.lifetime, &ca)?;
+        progress(&format!("kube-controller-manager ready ({:.1}s)", started.elapsed().as_secs_f64()));
         plane.save_state()?;
         Ok(plane)
     }

@@ -14,23 +14,48 @@ use factory_apply::{DriftMode, Engine, PruneMode};
 use factory_core::manifests::{self, Manifest};
 use factory_core::names::cicd_namespace;
 use factory_core::render::TENANT_SERVICE_ACCOUNT;
-use kube::ResourceExt;
 
 use crate::context::Context;
 use crate::error::ReconcileError;
 use crate::source::checkout;
 
-/// Applies `app` into `env`; returns its new status (with the error, if any).
+/// Where an application's configuration goes.
+pub struct Target<'a> {
+    /// The team factory.
+    pub factory: &'a str,
+    /// The namespace.
+    pub namespace: &'a str,
+    /// Environment class of the namespace.
+    pub class: &'a str,
+    /// Environment short name (`prod`; `preview` for previews).
+    pub environment: &'a str,
+    /// Drift handling.
+    pub drift: factory_api::DriftPolicy,
+}
+
+impl<'a> Target<'a> {
+    /// The target of a permanent environment.
+    pub fn environment(env: &'a Environment, environment: &'a str) -> Self {
+        Self {
+            factory: &env.spec.factory,
+            namespace: &env.spec.namespace,
+            class: &env.spec.class,
+            environment,
+            drift: env.spec.drift_policy.unwrap_or_default(),
+        }
+    }
+}
+
+/// Applies `app` into `target`; returns its new status (with the error, if any).
 pub async fn apply(
     ctx: &Context,
-    env: &Environment,
-    environment: &str,
+    target: &Target<'_>,
     app: &Application,
     previous: Option<&ApplicationStatus>,
 ) -> ApplicationStatus {
     let mut status =
         previous.cloned().unwrap_or_else(|| ApplicationStatus { name: app.name.clone(), ..Default::default() });
-    match run(ctx, env, environment, app, &status).await {
+    match run(ctx, target, app, &status).await {
         Ok((revision, inventory)) => {
             status.last_applied_revision = Some(revision.clone());
             status.last_attempted_revision = Some(revision);
@@ -49,28 +74,27 @@ pub async fn apply(
 
 async fn run(
     ctx: &Context,
-    env: &Environment,
-    environment: &str,
+    target: &Target<'_>,
     app: &Application,
     status: &ApplicationStatus,
 ) -> Result<(String, Vec<factory_api::InventoryEntry>), (Option<String>, ReconcileError)> {
-    let spec = &env.spec;
+    let environment = target.environment;
     let Some(config) = &app.config else { return Ok((String::new(), Vec::new())) };
     let root = config.path.trim_end_matches('/');
     let paths = vec![
         Some(format!("{root}/base")),
-        Some(format!("{root}/classes/{}", spec.class)),
+        Some(format!("{root}/classes/{}", target.class)),
         Some(format!("{root}/environments/{environment}")),
     ];
-    let tenant_ns = cicd_namespace(&spec.factory);
+    let tenant_ns = cicd_namespace(target.factory);
     let checkout = checkout(ctx, &app.source, &tenant_ns, paths).await.map_err(|e| (None, e))?;
     let revision = checkout.synced.revision.clone();
     let fail = |e| (Some(revision.clone()), e);
     let vars = BTreeMap::from([
-        ("factory".to_string(), spec.factory.clone()),
+        ("factory".to_string(), target.factory.to_string()),
         ("environment".to_string(), environment.to_string()),
-        ("namespace".to_string(), spec.namespace.clone()),
-        ("class".to_string(), spec.class.clone()),
+        ("namespace".to_string(), target.namespace.to_string()),
+        ("class".to_string(), target.class.to_string()),
         ("application".to_string(), app.name.clone()),
     ]);
     let mut desired: Vec<Manifest> = Vec::new();
@@ -80,7 +104,7 @@ async fn run(
             // Everything lands in this environment's namespace; a cluster-scoped kind keeps no
             // namespace and is refused by RBAC.
             if let Some(meta) = m.object.get_mut("metadata").and_then(serde_json::Value::as_object_mut) {
-                meta.insert("namespace".into(), spec.namespace.clone().into());
+                meta.insert("namespace".into(), target.namespace.into());
             }
             let key = format!("{}/{}/{}", m.api_version(), m.kind(), m.name());
             desired.retain(|d| format!("{}/{}/{}", d.api_version(), d.kind(), d.name()) != key);
@@ -90,15 +114,15 @@ async fn run(
     let client = ctx.impersonating(&tenant_ns, TENANT_SERVICE_ACCOUNT).map_err(|e| fail(e.into()))?;
     let engine_labels = BTreeMap::from([
         (labels::APPLIED_BY.to_string(), format!("application.{}", app.name)),
-        (labels::FACTORY.to_string(), spec.factory.clone()),
+        (labels::FACTORY.to_string(), target.factory.to_string()),
     ]);
     let engine = Engine::new(client, ctx.resolver.clone(), engine_labels);
-    let drift = match spec.drift_policy.unwrap_or_default() {
+    let drift = match target.drift {
         factory_api::DriftPolicy::Correct => DriftMode::Correct,
         factory_api::DriftPolicy::Report => DriftMode::Report,
     };
     let outcome =
         engine.run(&desired, &status.inventory, PruneMode::Enabled, drift).await.map_err(|e| fail(e.into()))?;
-    tracing::debug!(environment = %env.name_any(), application = %app.name, created = outcome.created.len(), "application applied");
+    tracing::debug!(namespace = target.namespace, application = %app.name, created = outcome.created.len(), "application applied");
     Ok((revision, outcome.inventory))
 }

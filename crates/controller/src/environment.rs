@@ -217,7 +217,8 @@ async fn run(
     let mut applications = Vec::new();
     for app in team.spec.applications.iter().flatten() {
         let before = env.status.as_ref().and_then(|s| s.applications.iter().find(|a| a.name == app.name));
-        applications.push(crate::application::apply(ctx, env, &environment, app, before).await);
+        let target = crate::application::Target::environment(env, &environment);
+        applications.push(crate::application::apply(ctx, &target, app, before).await);
     }
     Ok(Applied { revision: applied, outcome, applications })
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, ValueEnum};
-use factory_api::{Environment, Factory};
+use factory_api::{Environment, Factory, PreviewEnvironment};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
@@ -26,6 +26,7 @@ pub mod environment;
 pub mod error;
 pub mod metrics;
 pub mod platform;
+pub mod preview;
 mod source;
 pub mod status;
 pub mod team;
@@ -171,6 +172,7 @@ pub async fn run_controllers(
         warn!(error = %e, "could not install the admission policies; protected environments are not guarded");
     }
     let ctx_metrics = ctx.metrics.clone();
+    let ctx_previews = ctx.clone();
     let factories: Api<Factory> = Api::all(ctx.client.clone());
     let (trigger_tx, trigger_rx) = tokio::sync::mpsc::unbounded_channel();
     let platform_controller = Controller::new(factories.clone(), watcher::Config::default());
@@ -237,7 +239,13 @@ pub async fn run_controllers(
         }
     };
 
-    let all = futures::future::join(platform, env);
+    let previews =
+        Controller::new(Api::<PreviewEnvironment>::all(ctx_previews.client.clone()), watcher::Config::default())
+            .graceful_shutdown_on(stopped(&stop_tx))
+            .run(preview::reconcile, error_policy, ctx_previews)
+            .for_each(log_result);
+
+    let all = futures::future::join3(platform, env, previews);
     tokio::pin!(all);
     tokio::select! {
         _ = shutdown => {
@@ -250,12 +258,14 @@ pub async fn run_controllers(
     }
 }
 
-/// Applies the operator's ValidatingAdmissionPolicies and their bindings (server-side apply,
-/// so a newer operator updates them).
+/// Applies the operator's cluster-wide objects — ValidatingAdmissionPolicies and their bindings,
+/// the ClusterRole aggregating previews into `edit`/`admin` — with server-side apply, so a newer
+/// operator updates them.
 pub async fn install_admission_policies(ctx: &Context) -> Result<(), factory_apply::ApplyError> {
     let origin = "factory-operator admission policies";
     let desired: Vec<factory_core::manifests::Manifest> = factory_core::admission::policies()
         .into_iter()
+        .chain(factory_core::render::operator_cluster_roles())
         .map(|object| factory_core::manifests::Manifest { file: origin.into(), line: 0, document: 0, object })
         .collect();
     let engine = factory_apply::Engine::new(ctx.client.clone(), ctx.resolver.clone(), Default::default());

@@ -13,6 +13,21 @@ pub const TENANT_SERVICE_ACCOUNT: &str = "factory";
 /// ClusterRole bound to the tenant service account in each of its factory's namespaces.
 pub const TENANT_CLUSTER_ROLE: &str = "admin";
 
+/// Previews a team factory may have at once when its spec does not say.
+pub const DEFAULT_MAX_PREVIEWS: i64 = 10;
+
+/// ClusterRoles the operator installs: the built-in `edit` and `admin` roles (and so the
+/// owners of a cicd namespace) gain PreviewEnvironments through role aggregation.
+pub fn operator_cluster_roles() -> Vec<Value> {
+    vec![json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "factories.dev:previews-edit", "labels": {
+            "rbac.authorization.k8s.io/aggregate-to-edit": "true",
+            "rbac.authorization.k8s.io/aggregate-to-admin": "true",
+            "app.kubernetes.io/managed-by": "factory-operator"}},
+        "rules": [{"apiGroups": [factory_api::GROUP], "resources": ["previewenvironments"],
+                   "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]}]})]
+}
+
 /// A definition the platform factory cannot build.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{object}: {why}")]
@@ -66,12 +81,37 @@ pub fn team_factory(platform: &str, definition: &Manifest) -> Result<Vec<Manifes
     let account = json!({"apiVersion": "v1", "kind": "ServiceAccount",
         "metadata": {"name": TENANT_SERVICE_ACCOUNT, "namespace": cicd, "labels": factory_labels(&name)}});
     let binding = tenant_role_binding(&name, &cicd);
-    Ok(vec![
+    let mut out = vec![
         derived(definition, factory),
         derived(definition, namespace),
         derived(definition, account),
         derived(definition, binding),
-    ])
+    ];
+    // The preview cap is enforced at admission by the API server's own object-count quota.
+    let max = definition.object.pointer("/spec/previews/max").and_then(Value::as_i64).unwrap_or(DEFAULT_MAX_PREVIEWS);
+    out.push(derived(
+        definition,
+        json!({"apiVersion": "v1", "kind": "ResourceQuota",
+            "metadata": {"name": "previews", "namespace": cicd, "labels": factory_labels(&name)},
+            "spec": {"hard": {"count/previewenvironments.factories.dev": max.to_string()}}}),
+    ));
+    // Owners may create previews (and read pipelines) in the cicd namespace with namespaced rights.
+    let groups: Vec<Value> =
+        definition.object.pointer("/spec/owners/groups").and_then(Value::as_array).cloned().unwrap_or_default();
+    if !groups.is_empty() {
+        let subjects: Vec<Value> = groups
+            .iter()
+            .map(|g| json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": g}))
+            .collect();
+        out.push(derived(
+            definition,
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                "metadata": {"name": "factory-owners", "namespace": cicd, "labels": factory_labels(&name)},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+                "subjects": subjects}),
+        ));
+    }
+    Ok(out)
 }
 
 /// The RoleBinding giving team factory `factory`'s service account `admin` in `namespace`.
@@ -163,7 +203,8 @@ mod tests {
             "metadata": {"name": "shop"}, "spec": {"type": "Applications"}}));
         let objects = team_factory("platform", &def).unwrap();
         let kinds: Vec<&str> = objects.iter().map(Manifest::kind).collect();
-        assert_eq!(kinds, ["Factory", "Namespace", "ServiceAccount", "RoleBinding"]);
+        assert_eq!(kinds, ["Factory", "Namespace", "ServiceAccount", "RoleBinding", "ResourceQuota"]);
+        assert_eq!(objects[4].object["spec"]["hard"]["count/previewenvironments.factories.dev"], "10");
         assert_eq!(objects[0].object["metadata"]["labels"][labels::PLATFORM], "platform");
         assert_eq!(objects[1].name(), "shop-cicd");
         assert_eq!(objects[3].namespace(), Some("shop-cicd"));

@@ -1,0 +1,265 @@
+//! Preview environments: created in a team's cicd namespace (by a person or a pipeline, with
+//! namespaced rights only), built from a class like a permanent environment plus the one
+//! application at the requested ref, and removed with their namespace when they expire or are
+//! deleted. The finalizer is released only once the namespace is really gone.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use factory_api::conditions::reasons;
+use factory_api::{Factory, PreviewEnvironment, PreviewEnvironmentStatus, PreviewPhase, labels};
+use factory_apply::{DriftMode, Engine, PruneMode};
+use factory_core::duration;
+use factory_core::manifests::Manifest;
+use factory_core::names::sanitize_label;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use tracing::{info, instrument, warn};
+
+use crate::context::Context;
+use crate::environment::{Baseline, Target, baseline};
+use crate::error::ReconcileError;
+use crate::status;
+
+/// Finalizer that holds a preview until its namespace is gone.
+pub const FINALIZER: &str = "factories.dev/preview-namespace";
+/// Lifetime when neither the preview nor its factory says.
+const DEFAULT_TTL: Duration = Duration::from_secs(72 * 3600);
+
+/// The namespace of preview `name` of factory `factory`: a DNS-1123 label, unique per preview.
+pub fn namespace_of(factory: &str, name: &str) -> String {
+    sanitize_label(&format!("{factory}-pv-{name}"), 63)
+}
+
+/// Reconciles one preview through its finalizer.
+#[instrument(skip_all, fields(preview = %format!("{}/{}", preview.namespace().unwrap_or_default(), preview.name_any())))]
+pub async fn reconcile(preview: Arc<PreviewEnvironment>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    let ns = preview.namespace().unwrap_or_default();
+    let api: Api<PreviewEnvironment> = Api::namespaced(ctx.client.clone(), &ns);
+    finalizer(&api, FINALIZER, preview, |event| async {
+        match event {
+            Finalizer::Apply(p) => apply(p, &ctx).await,
+            Finalizer::Cleanup(p) => cleanup(p, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => ReconcileError::Internal(other.to_string()),
+    })
+}
+
+/// The team factory owning a cicd namespace.
+async fn team_of(ctx: &Context, cicd: &str) -> Result<Factory, ReconcileError> {
+    let name = cicd.strip_suffix("-cicd").unwrap_or(cicd);
+    Api::<Factory>::all(ctx.client.clone())
+        .get_opt(name)
+        .await?
+        .filter(|f| f.spec.factory_type == factory_api::FactoryType::Applications)
+        .ok_or_else(|| {
+            ReconcileError::InvalidSpec(format!("namespace {cicd} is not the cicd namespace of a team factory"))
+        })
+}
+
+/// When the preview expires: `expiresAt`, or creation + ttl; extended by `factories.dev/keep`
+/// (`forever` never expires).
+fn expiry(preview: &PreviewEnvironment, team: &Factory) -> Result<Option<Timestamp>, ReconcileError> {
+    let keep = preview.annotations().get(labels::KEEP).cloned();
+    if keep.as_deref() == Some("forever") {
+        return Ok(None);
+    }
+    let base = match (&preview.spec.expires_at, &preview.metadata.creation_timestamp) {
+        (Some(at), _) => at.0,
+        (None, Some(created)) => {
+            let ttl = match preview.spec.ttl.as_deref().or(team.spec.previews.as_ref().and_then(|p| p.ttl.as_deref())) {
+                Some(ttl) => duration::parse(ttl).map_err(|e| ReconcileError::InvalidSpec(e.to_string()))?,
+                None => DEFAULT_TTL,
+            };
+            created.0 + SignedDuration::try_from(ttl).unwrap_or(SignedDuration::MAX)
+        }
+        (None, None) => Timestamp::now() + SignedDuration::try_from(DEFAULT_TTL).unwrap_or(SignedDuration::MAX),
+    };
+    let extra = match keep {
+        Some(k) => {
+            duration::parse(&k).map_err(|e| ReconcileError::InvalidSpec(format!("annotation {}: {e}", labels::KEEP)))?
+        }
+        None => Duration::ZERO,
+    };
+    Ok(Some(base + SignedDuration::try_from(extra).unwrap_or(SignedDuration::ZERO)))
+}
+
+async fn apply(preview: Arc<PreviewEnvironment>, ctx: &Context) -> Result<Action, ReconcileError> {
+    let cicd = preview.namespace().unwrap_or_default();
+    let name = preview.name_any();
+    let mut new_status = preview.status.clone().unwrap_or_default();
+    new_status.observed_generation = preview.metadata.generation;
+    let result = build(&preview, ctx, &cicd, &mut new_status).await;
+    let requeue = match &result {
+        Ok(Some(expires)) => {
+            let left = expires.duration_since(Timestamp::now());
+            if left.is_negative() {
+                info!(%name, "expired; deleting");
+                status::event(
+                    ctx,
+                    preview.as_ref(),
+                    EventType::Normal,
+                    reasons::EXPIRED,
+                    "expired; removing the preview and its namespace",
+                )
+                .await;
+                Api::<PreviewEnvironment>::namespaced(ctx.client.clone(), &cicd)
+                    .delete(&name, &DeleteParams::default())
+                    .await?;
+                return Ok(Action::await_change());
+            }
+            Duration::try_from(left).unwrap_or(Duration::ZERO).min(Duration::from_secs(300))
+                + Duration::from_millis(200)
+        }
+        Ok(None) => Duration::from_secs(300),
+        Err(e) if e.is_permanent() => Duration::from_secs(300),
+        Err(_) => Duration::from_secs(10),
+    };
+    match &result {
+        Ok(_) => {
+            let message = format!("preview namespace {} is ready", new_status.namespace.clone().unwrap_or_default());
+            new_status.phase = Some(PreviewPhase::Ready);
+            status::succeeded(&mut new_status.conditions, preview.metadata.generation, &message);
+        }
+        Err(error) => {
+            warn!(%error, "preview failed");
+            new_status.phase = Some(if error.is_permanent() { PreviewPhase::Failed } else { PreviewPhase::Pending });
+            status::failed(&mut new_status.conditions, preview.metadata.generation, error);
+            status::event(ctx, preview.as_ref(), EventType::Warning, error.reason(), &error.to_string()).await;
+        }
+    }
+    write_status(ctx, &preview, new_status).await?;
+    Ok(Action::requeue(requeue))
+}
+
+/// Builds the preview; returns its expiry.
+async fn build(
+    preview: &PreviewEnvironment,
+    ctx: &Context,
+    cicd: &str,
+    status: &mut PreviewEnvironmentStatus,
+) -> Result<Option<Timestamp>, ReconcileError> {
+    let team = team_of(ctx, cicd).await?;
+    let factory = team.name_any();
+    let expires = expiry(preview, &team)?;
+    status.expires_at = expires.map(Time);
+    let namespace = namespace_of(&factory, &preview.name_any());
+    status.namespace = Some(namespace.clone());
+    let app =
+        team.spec.applications.iter().flatten().find(|a| a.name == preview.spec.application).cloned().ok_or_else(
+            || {
+                ReconcileError::InvalidSpec(format!(
+                    "factory {factory} has no application {}",
+                    preview.spec.application
+                ))
+            },
+        )?;
+    let class = preview
+        .spec
+        .class
+        .clone()
+        .or_else(|| team.spec.previews.as_ref().and_then(|p| p.class.clone()))
+        .unwrap_or_else(|| "preview".into());
+    let origin = Manifest {
+        file: format!("PreviewEnvironment {cicd}/{}", preview.name_any()),
+        line: 0,
+        document: 0,
+        object: json!(null),
+    };
+    let target =
+        Target { namespace: &namespace, class: &class, environment: "preview", kind: "preview", protected: false };
+    let Baseline { desired, account, .. } = baseline(ctx, &team, &target, &origin).await?;
+    let client = ctx.impersonating_platform(&account.namespace, &account.name)?;
+    let engine_labels = std::collections::BTreeMap::from([(
+        labels::APPLIED_BY.to_string(),
+        format!("environment.preview.{}", preview.name_any()),
+    )]);
+    let outcome = Engine::new(client, ctx.resolver.clone(), engine_labels)
+        .run(&desired, &status.inventory, PruneMode::Enabled, DriftMode::Correct)
+        .await?;
+    status.inventory = outcome.inventory;
+
+    // The one application, at the preview's ref.
+    let mut app = app;
+    app.source.git_ref = Some(preview.spec.git_ref.clone());
+    let app_target = crate::application::Target {
+        factory: &factory,
+        namespace: &namespace,
+        class: &class,
+        environment: "preview",
+        drift: factory_api::DriftPolicy::Correct,
+    };
+    let applied = crate::application::apply(ctx, &app_target, &app, status.application.as_ref()).await;
+    status.source_revision = applied.last_applied_revision.clone();
+    let error = applied.error.clone();
+    status.application = Some(applied);
+    if !error.is_empty() {
+        return Err(ReconcileError::Waiting(format!("application {}: {error}", preview.spec.application)));
+    }
+    Ok(expires)
+}
+
+/// Deletes the preview's namespace and holds the finalizer until it is gone.
+async fn cleanup(preview: Arc<PreviewEnvironment>, ctx: &Context) -> Result<Action, ReconcileError> {
+    let cicd = preview.namespace().unwrap_or_default();
+    let factory = cicd.strip_suffix("-cicd").unwrap_or(&cicd).to_string();
+    let namespace = namespace_of(&factory, &preview.name_any());
+    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
+    match namespaces.get_opt(&namespace).await? {
+        None => {
+            info!(%namespace, "preview namespace gone; releasing the preview");
+            Ok(Action::await_change())
+        }
+        Some(ns) => {
+            // Only a namespace this preview made: never another environment's.
+            let ours = ns.labels().get(labels::NAMESPACE_KIND).is_some_and(|k| k == "preview")
+                && ns.labels().get(labels::FACTORY).is_some_and(|f| *f == factory);
+            if !ours {
+                warn!(%namespace, "not a preview namespace of this factory; leaving it");
+                return Ok(Action::await_change());
+            }
+            if ns.metadata.deletion_timestamp.is_none() {
+                namespaces.delete(&namespace, &DeleteParams::background()).await?;
+                status::event(
+                    ctx,
+                    preview.as_ref(),
+                    EventType::Normal,
+                    "Deleting",
+                    &format!("deleting namespace {namespace}"),
+                )
+                .await;
+            }
+            Err(ReconcileError::Waiting(format!("namespace {namespace} is being deleted")))
+        }
+    }
+}
+
+async fn write_status(
+    ctx: &Context,
+    preview: &PreviewEnvironment,
+    new: PreviewEnvironmentStatus,
+) -> Result<(), ReconcileError> {
+    if preview.status.as_ref() == Some(&new) {
+        return Ok(());
+    }
+    let api: Api<PreviewEnvironment> = Api::namespaced(ctx.client.clone(), &preview.namespace().unwrap_or_default());
+    let patch = json!({"apiVersion": PreviewEnvironment::api_version(&()), "kind": PreviewEnvironment::kind(&()), "status": new});
+    api.patch_status(
+        &preview.name_any(),
+        &PatchParams::apply(factory_api::FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
