@@ -163,3 +163,71 @@ async fn previews_live_within_their_limits_and_leave_nothing_behind() {
     .await
     .expect("deleted");
 }
+
+#[tokio::test]
+async fn branches_matching_the_pattern_get_previews_that_go_with_the_branch() {
+    let p =
+        Platform::new("branches_matching_the_pattern_get_previews_that_go_with_the_branch", CLASSES, "cluster-admin")
+            .await;
+    let x = p.ctx.prefix.clone();
+    let apps = GitRoot::new().expect("root");
+    let cart = apps
+        .repo(
+            "cart",
+            &[("deploy/base/config.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cart-config}\n")],
+        )
+        .expect("repo");
+    cart.branch("feature/search").expect("branch");
+    cart.checkout("main").expect("checkout");
+    cart.branch("hotfix/x").expect("branch");
+    let server = GitHttpServer::start(apps.path().to_path_buf(), None).await.expect("server");
+    p.repo
+        .write("factories/shop.yaml", &format!(
+            "apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata: {{name: {x}-shop}}\nspec:\n  type: Applications\n  previews: {{class: preview, branches: 'feature/*'}}\n  applications:\n  - name: cart\n    source: {{url: '{}'}}\n    config: {{path: deploy/}}\n",
+            server.url("cart")))
+        .expect("write");
+    p.repo.commit("shop").expect("commit");
+    p.create_factory(json!({"cluster": null, "environmentClasses": [
+        {"name": "base", "path": "classes/base/"}, {"name": "preview", "path": "classes/preview/", "extends": ["base"]}]}))
+    .await;
+    p.wait_ready("True", "Reconciled").await;
+
+    let cicd = format!("{x}-shop-cicd");
+    let previews: Api<PreviewEnvironment> = Api::namespaced(p.ctx.client.clone(), &cicd);
+    let name = factory_core::names::branch_preview_name("cart", "feature/search");
+    let ready = eventually("a preview for feature/search", Duration::from_secs(90), || async {
+        let pv = previews.get_opt(&name).await?;
+        anyhow::Ok(
+            pv.and_then(|pv| pv.status)
+                .filter(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")),
+        )
+    })
+    .await
+    .expect("branch preview ready");
+    assert!(ready.source_revision.is_some_and(|r| r.starts_with("feature/search@sha1:")));
+    let all = previews.list(&Default::default()).await.expect("list");
+    assert_eq!(all.items.len(), 1, "hotfix/x does not match feature/*");
+    let factories: Api<factory_api::Factory> = Api::all(p.ctx.client.clone());
+    eventually("the factory counts the preview", Duration::from_secs(60), || async {
+        let f = factories.get(&format!("{x}-shop")).await?;
+        anyhow::Ok(f.status.and_then(|s| s.previews).filter(|c| c.total == 1 && c.ready == 1).map(|_| ()))
+    })
+    .await
+    .expect("counted");
+
+    // The branch disappears: so do the preview and its namespace.
+    cart.delete_branch("feature/search").expect("delete branch");
+    let patch = json!({"metadata": {"annotations": {"factories.dev/requested-at": "branch-deleted"}}});
+    factories
+        .patch(&format!("{x}-shop"), &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+        .await
+        .expect("poke");
+    let ns = format!("{x}-shop-pv-{name}");
+    eventually("the preview and its namespace gone with the branch", Duration::from_secs(90), || async {
+        let gone_pv = previews.get_opt(&name).await?.is_none();
+        let gone_ns = Api::<Namespace>::all(p.ctx.client.clone()).get_opt(&ns).await?.is_none();
+        anyhow::Ok((gone_pv && gone_ns).then_some(()))
+    })
+    .await
+    .expect("removed");
+}

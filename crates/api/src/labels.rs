@@ -26,3 +26,5 @@ pub const PART_OF: &str = "app.kubernetes.io/part-of";
 pub const PLATFORM: &str = "factories.dev/platform";
 /// Label naming what applied an object, such as `factory.platform` or `environment.shop-prod`.
 pub const APPLIED_BY: &str = "factories.dev/applied-by";
+/// Label (and annotation, holding the branch) on previews made automatically for a branch.
+pub const BRANCH_PREVIEW: &str = "factories.dev/branch";

@@ -181,6 +181,14 @@ pub async fn run_controllers(
         .watches(Api::<Environment>::all(ctx.client.clone()), watcher::Config::default(), |env: Environment| {
             Some(ObjectRef::<Factory>::new(&env.spec.factory))
         })
+        // A preview's change updates its team factory's summary.
+        .watches(
+            Api::<PreviewEnvironment>::all(ctx.client.clone()),
+            watcher::Config::default(),
+            |pv: PreviewEnvironment| {
+                pv.namespace().and_then(|ns| ns.strip_suffix("-cicd").map(ObjectRef::<Factory>::new))
+            },
+        )
         .reconcile_on(tokio_stream_from(trigger_rx))
         .graceful_shutdown_on(stopped(&stop_tx))
         .run(platform::reconcile, error_policy, ctx.clone())

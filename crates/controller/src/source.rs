@@ -96,3 +96,17 @@ pub async fn checkout_at(
     .await
     .map_err(|e| ReconcileError::Internal(e.to_string()))?
 }
+
+/// The branches of `source`'s repository, by one remote ref listing.
+pub async fn branches(
+    ctx: &Context,
+    source: &GitSource,
+    default_namespace: &str,
+) -> Result<Vec<String>, ReconcileError> {
+    let (auth, credential) = auth(ctx, source, default_namespace).await?;
+    let repos = ctx.repos.clone();
+    let url = source.url.clone();
+    tokio::task::spawn_blocking(move || repos.branches(&url, &auth, &credential).map_err(ReconcileError::from))
+        .await
+        .map_err(|e| ReconcileError::Internal(e.to_string()))?
+}

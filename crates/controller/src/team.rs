@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use factory_api::conditions::{READY, reasons};
 use factory_api::factory::{EnvironmentCounts, PreviewCounts};
-use factory_api::{Environment, Factory, FactoryStatus, labels};
+use factory_api::{Environment, Factory, FactoryStatus, PreviewEnvironment, labels};
 use factory_apply::{DriftMode, Engine, PruneMode};
 use factory_core::manifests::Manifest;
 use factory_core::{conditions, render, validate};
@@ -87,13 +87,79 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
         }
     }
     status.environments = Some(counts.clone());
-    status.previews.get_or_insert_with(PreviewCounts::default);
-    Ok(format!(
-        "{} environments ({} ready{})",
+
+    let cicd = factory_core::names::cicd_namespace(&name);
+    let notes = branch_previews(factory, ctx, &cicd).await?;
+    let previews =
+        Api::<PreviewEnvironment>::namespaced(ctx.client.clone(), &cicd).list(&ListParams::default()).await?;
+    let soon = k8s_openapi::jiff::Timestamp::now() + k8s_openapi::jiff::SignedDuration::from_secs(3600);
+    let mut pc = PreviewCounts { total: i32::try_from(previews.items.len()).unwrap_or(i32::MAX), ..Default::default() };
+    for pv in &previews.items {
+        let s = pv.status.clone().unwrap_or_default();
+        if conditions::is_true(&s.conditions, READY) {
+            pc.ready += 1;
+        }
+        if s.expires_at.is_some_and(|t| t.0 < soon) {
+            pc.expiring += 1;
+        }
+    }
+    status.previews = Some(pc.clone());
+    let mut message = format!(
+        "{} environments ({} ready{}), {} previews ({} ready, {} expiring within an hour)",
         counts.total,
         counts.ready,
-        if counts.orphaned > 0 { format!(", {} orphaned and left in place", counts.orphaned) } else { String::new() }
-    ))
+        if counts.orphaned > 0 { format!(", {} orphaned and left in place", counts.orphaned) } else { String::new() },
+        pc.total,
+        pc.ready,
+        pc.expiring
+    );
+    for note in notes {
+        message.push_str("; ");
+        message.push_str(&note);
+    }
+    Ok(message)
+}
+
+/// Keeps one preview per branch matching `previews.branches` for every application with
+/// config: creates missing ones, deletes those whose branch is gone. Only previews this
+/// function made (label `factories.dev/branch`) are ever deleted here. Returns notes for status
+/// (such as a preview refused by the cap).
+async fn branch_previews(factory: &Factory, ctx: &Context, cicd: &str) -> Result<Vec<String>, ReconcileError> {
+    let Some(pattern) = factory.spec.previews.as_ref().and_then(|p| p.branches.clone()) else { return Ok(Vec::new()) };
+    let api: Api<PreviewEnvironment> = Api::namespaced(ctx.client.clone(), cicd);
+    let existing = api.list(&ListParams::default().labels(labels::BRANCH_PREVIEW)).await?;
+    let mut wanted = Vec::new();
+    let mut notes = Vec::new();
+    for app in factory.spec.applications.iter().flatten().filter(|a| a.config.is_some()) {
+        let branches = crate::source::branches(ctx, &app.source, cicd).await?;
+        for branch in branches.into_iter().filter(|b| factory_core::names::glob_match(&pattern, b)) {
+            let name = factory_core::names::branch_preview_name(&app.name, &branch);
+            wanted.push(name.clone());
+            if existing.items.iter().any(|p| p.name_any() == name) {
+                continue;
+            }
+            let preview: PreviewEnvironment = serde_json::from_value(json!({
+                "apiVersion": PreviewEnvironment::api_version(&()), "kind": "PreviewEnvironment",
+                "metadata": {"name": name, "namespace": cicd,
+                             "labels": {labels::BRANCH_PREVIEW: "true", labels::MANAGED_BY: labels::MANAGED_BY_VALUE},
+                             "annotations": {labels::BRANCH_PREVIEW: branch}},
+                "spec": {"application": app.name, "ref": {"branch": branch}}
+            }))
+            .map_err(|e| ReconcileError::Internal(e.to_string()))?;
+            match api.create(&kube::api::PostParams::default(), &preview).await {
+                Ok(_) => info!(%name, %branch, "branch preview created"),
+                Err(kube::Error::Api(s)) if s.code == 403 => {
+                    notes.push(format!("preview for branch {branch} refused: {}", s.message))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    for gone in existing.items.iter().filter(|p| !wanted.contains(&p.name_any())) {
+        info!(preview = %gone.name_any(), "branch gone; deleting its preview");
+        api.delete(&gone.name_any(), &kube::api::DeleteParams::default()).await?;
+    }
+    Ok(notes)
 }
 
 async fn write_status(ctx: &Context, factory: &Factory, new: FactoryStatus) -> Result<(), ReconcileError> {

@@ -104,8 +104,11 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Byt
     let urls = payload_urls(&payload);
     let mut triggered = Vec::new();
     for factory in receiver.factories.state() {
-        let source = factory.spec.source.as_ref().map(|s| normalise_url(&s.url));
-        if source.is_some_and(|s| urls.contains(&s)) {
+        // The platform repository of a platform factory, or any application repository of a
+        // team factory (whose reconcile keeps branch previews).
+        let mut sources =
+            factory.spec.source.iter().chain(factory.spec.applications.iter().flatten().map(|a| &a.source));
+        if sources.any(|s| urls.contains(&normalise_url(&s.url))) {
             let _ = receiver.trigger.send(ObjectRef::from_obj(factory.as_ref()));
             triggered.push(kube::ResourceExt::name_any(factory.as_ref()));
         }

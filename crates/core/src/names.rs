@@ -104,3 +104,53 @@ mod tests {
         }
     }
 }
+
+/// Whether `name` matches `pattern`, where `*` stands for any run of characters (including
+/// `/`), as in `feature/*`.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == name;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !name.starts_with(first) || !name[first.len()..].ends_with(last) || name.len() < first.len() + last.len() {
+        return false;
+    }
+    let mut rest = &name[first.len()..name.len() - last.len()];
+    for middle in &parts[1..parts.len() - 1] {
+        match rest.find(middle) {
+            Some(i) => rest = &rest[i + middle.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// The name of the automatic preview of `branch` of `application`.
+pub fn branch_preview_name(application: &str, branch: &str) -> String {
+    sanitize_label(&format!("{application}-{branch}"), 40)
+}
+
+#[cfg(test)]
+mod glob_tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_like_branch_patterns() {
+        assert!(glob_match("feature/*", "feature/login"));
+        assert!(glob_match("feature/*", "feature/a/b"));
+        assert!(!glob_match("feature/*", "main"));
+        assert!(glob_match("*-preview", "x-preview"));
+        assert!(glob_match("a*b*c", "axxbyyc"));
+        assert!(!glob_match("a*b*c", "acb"));
+        assert!(glob_match("main", "main"));
+        assert!(!glob_match("ab*ba", "aba"));
+    }
+
+    #[test]
+    fn branch_previews_get_valid_distinct_names() {
+        let a = branch_preview_name("cart", "feature/login");
+        assert!(is_dns1123_label(&a) && a.len() <= 40, "{a}");
+        assert_ne!(a, branch_preview_name("cart", "feature-login"));
+    }
+}

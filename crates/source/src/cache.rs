@@ -127,3 +127,27 @@ fn list_remote(repo: &Repository, url: &str, reference: &Reference, auth: &Auth)
 fn local_commit(repo: &Repository, oid: Oid) -> Option<Oid> {
     repo.find_object(oid, None).ok()?.peel_to_commit().ok().map(|c| c.id())
 }
+
+impl RepoCache {
+    /// The branches of `url` (names without `refs/heads/`), by one remote ref listing.
+    pub fn branches(&self, url: &str, auth: &Auth, credential: &str) -> Result<Vec<String>, SourceError> {
+        let path = self.path(url, credential);
+        let lock = self.lock(&path);
+        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let cache_err = |source| SourceError::Cache { path: path.display().to_string(), source };
+        let repo = match Repository::open_bare(&path) {
+            Ok(repo) => repo,
+            Err(_) => Repository::init_bare(&path).map_err(cache_err)?,
+        };
+        let mut remote =
+            repo.remote_anonymous(url).map_err(|source| SourceError::Fetch { url: url.to_string(), source })?;
+        let (cbs, probe) = callbacks(auth);
+        let reference = Reference::Branch(String::new());
+        let connection = match remote.connect_auth(Direction::Fetch, Some(cbs), None) {
+            Ok(c) => c,
+            Err(source) => return Err(classify(url, &reference, auth, &probe, source)),
+        };
+        let heads = connection.list().map_err(|source| SourceError::Fetch { url: url.to_string(), source })?;
+        Ok(heads.iter().filter_map(|h| h.name().strip_prefix("refs/heads/").map(str::to_string)).collect())
+    }
+}
