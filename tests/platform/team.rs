@@ -27,7 +27,7 @@ const CLASSES: &[(&str, &str)] = &[
 
 fn shop(x: &str, prod: &str) -> String {
     format!(
-        "apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata: {{name: {x}-shop}}\nspec:\n  type: Applications\n  owners: {{groups: [{x}-team-shop]}}\n  environments:\n  - {{name: test, access: [{{clusterRole: edit}}]}}\n  - {{name: stage}}\n{prod}"
+        "apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata: {{name: {x}-shop}}\nspec:\n  type: Applications\n  owners: {{groups: [{x}-team-shop]}}\n  shared: {{labels: {{cost-center: shop}}, config: {{team: shop}}}}\n  environments:\n  - {{name: test, access: [{{clusterRole: edit}}]}}\n  - {{name: stage}}\n{prod}"
     )
 }
 
@@ -125,6 +125,16 @@ async fn team_environments_hold_the_tenant_boundary_and_outlive_their_factory() 
     .expect("environments ready");
     let table = p.ctx.kubectl(&["get", "factory", &shop_name]).expect("kubectl get");
     assert!(table.lines().nth(1).is_some_and(|l| l.contains("Applications") && l.contains("True")), "{table}");
+
+    // Shared defaults in every environment: labels and the factory-defaults ConfigMap.
+    for env in ["test", "stage", "prod"] {
+        let ns = format!("{x}-shop-{env}");
+        let labels =
+            Api::<Namespace>::all(client.clone()).get(&ns).await.expect("ns").metadata.labels.unwrap_or_default();
+        assert_eq!(labels.get("cost-center").map(String::as_str), Some("shop"), "{ns}");
+        let cm = Api::<ConfigMap>::namespaced(client.clone(), &ns).get("factory-defaults").await.expect("defaults");
+        assert_eq!(cm.data.unwrap_or_default().get("team").map(String::as_str), Some("shop"));
+    }
 
     // Access per environment and the prod quota override.
     let rb = Api::<RoleBinding>::namespaced(client.clone(), &format!("{x}-shop-test"))

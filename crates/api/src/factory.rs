@@ -40,8 +40,8 @@ use crate::environment::DriftPolicy;
         "message": "cluster, environmentClasses, factories, credentials, images and serviceAccount are only allowed when type is Environments"
     },
     {
-        "rule": "self.type == 'Applications' || (!has(self.owners) && !has(self.environments) && !has(self.previews) && !has(self.applications))",
-        "message": "owners, environments, previews and applications are only allowed when type is Applications"
+        "rule": "self.type == 'Applications' || (!has(self.owners) && !has(self.environments) && !has(self.previews) && !has(self.applications) && !has(self.shared))",
+        "message": "owners, environments, previews, applications and shared are only allowed when type is Applications"
     },
     {
         "rule": "self.type != 'Environments' || (has(self.source) && has(self.serviceAccount))",
@@ -123,6 +123,10 @@ pub struct FactorySpec {
     /// Applications only: on-demand preview environments.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previews: Option<PreviewPolicy>,
+
+    /// Applications only: defaults shared by all the factory's environments and previews.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared: Option<SharedDefaults>,
 
     /// Applications only: the team's applications and their repositories.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -237,6 +241,18 @@ pub struct EnvironmentTemplate {
     /// ResourceQuota `hard` limits that override the class baseline (for example `requests.cpu: "8"`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub quota: BTreeMap<String, Quantity>,
+}
+
+/// What every environment and preview of a team factory shares.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SharedDefaults {
+    /// Labels added to every namespace of the factory (the operator's own labels win).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Entries of the ConfigMap `factory-defaults` created in every environment and preview.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
 }
 
 /// A ClusterRole bound in an environment to the factory owners (or named groups).

@@ -306,7 +306,9 @@ pub(crate) async fn baseline(
     if !errors.is_empty() {
         return Err(ReconcileError::Load(errors));
     }
-    let mut ns_labels = render::factory_labels(&factory);
+    let shared = team.spec.shared.clone().unwrap_or_default();
+    let mut ns_labels = shared.labels.clone();
+    ns_labels.extend(render::factory_labels(&factory));
     ns_labels.insert(labels::ENVIRONMENT.into(), target.environment.to_string());
     ns_labels.insert(labels::CLASS.into(), target.class.to_string());
     ns_labels.insert(labels::NAMESPACE_KIND.into(), target.kind.to_string());
@@ -316,6 +318,11 @@ pub(crate) async fn baseline(
     }
     let mut desired = render::environment_objects(target.namespace, &ns_labels, class_manifests, origin);
     desired.push(Manifest { object: render::tenant_role_binding(&factory, target.namespace), ..origin.clone() });
+    if !shared.config.is_empty() {
+        let object = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "factory-defaults", "namespace": target.namespace}, "data": shared.config});
+        desired.push(Manifest { object, ..origin.clone() });
+    }
     Ok(Baseline { revision: applied, desired, platform, account })
 }
 
