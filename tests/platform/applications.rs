@@ -141,6 +141,42 @@ async fn applications_are_applied_as_the_team_and_refused_objects_fail_cleanly()
     })
     .await
     .expect("recovered");
+
+    // A signed push webhook for the application repository reaches its environments at once.
+    cart.write(
+        "deploy/base/config.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cart-config}\ndata: {env: '${environment}', version: '2'}\n",
+    )
+    .expect("write");
+    cart.commit("version 2").expect("commit");
+    let body = serde_json::to_vec(&json!({"ref": "refs/heads/main", "repository": {"clone_url": server.url("cart")}}))
+        .expect("json");
+    let signature = {
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(factory_testkit::operator::WEBHOOK_SECRET.as_bytes())
+            .expect("key");
+        mac.update(&body);
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    };
+    let (code, text) = factory_testkit::http::post(
+        factory_testkit::operator::webhook_addr(),
+        "/hooks/git",
+        &[("X-Hub-Signature-256", signature)],
+        &body,
+    )
+    .await
+    .expect("webhook");
+    assert_eq!(code, 202, "{text}");
+    eventually("version 2 in test and prod", Duration::from_secs(10), || async {
+        let t = cms(&test_ns).get("cart-config").await?.data.unwrap_or_default();
+        let p = cms(&prod_ns).get("cart-config").await?.data.unwrap_or_default();
+        anyhow::Ok(
+            (t.get("version").map(String::as_str) == Some("2") && p.get("version").map(String::as_str) == Some("2"))
+                .then_some(()),
+        )
+    })
+    .await
+    .expect("the push reached both environments");
 }
 
 use kube::ResourceExt;

@@ -197,6 +197,8 @@ pub async fn run_controllers(
     let environments: Api<Environment> = Api::all(ctx.client.clone());
     let env_controller = Controller::new(environments, watcher::Config::default());
     let env_store = env_controller.store();
+    let webhook_envs = env_store.clone();
+    let (env_trigger_tx, env_trigger_rx) = tokio::sync::mpsc::unbounded_channel();
     let secret_envs = env_store.clone();
     let secret_factories = factory_store.clone();
     let secrets: Api<PartialObjectMeta<Secret>> = Api::all(ctx.client.clone());
@@ -218,6 +220,7 @@ pub async fn run_controllers(
         .watches_stream(watcher::watcher(secrets, watcher::Config::default()).touched_objects(), move |secret| {
             credential_targets(&secret, &secret_factories, &secret_envs)
         })
+        .reconcile_on(tokio_stream_from(env_trigger_rx))
         .graceful_shutdown_on(stopped(&stop_tx))
         .run(environment::reconcile, error_policy, ctx)
         .for_each(log_result);
@@ -236,13 +239,19 @@ pub async fn run_controllers(
     };
     let receiver = async move {
         if let Some((listener, secret)) = options.webhook {
-            let router = webhook::router(webhook::Receiver { secret, factories: factory_store, trigger: trigger_tx });
+            let router = webhook::router(webhook::Receiver {
+                secret,
+                factories: factory_store,
+                trigger: trigger_tx,
+                environments: webhook_envs,
+                environment_trigger: env_trigger_tx,
+            });
             if let Err(e) = axum::serve(listener, router).await {
                 warn!(error = %e, "webhook receiver stopped");
             }
         } else {
-            // Keep the trigger channel open while the controllers run.
-            let _keep = trigger_tx;
+            // Keep the trigger channels open while the controllers run.
+            let _keep = (trigger_tx, env_trigger_tx);
             std::future::pending::<()>().await;
         }
     };

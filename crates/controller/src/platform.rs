@@ -12,11 +12,9 @@ use factory_api::{Factory, FactoryStatus, FactoryType, labels};
 use factory_apply::{DriftMode, Engine, Outcome, PruneMode};
 use factory_core::manifests::{self, Manifest};
 use factory_core::{duration, render, validate};
-use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::{Resource, ResourceExt};
-use serde_json::json;
+use kube::{Api, ResourceExt};
 use tracing::{info, instrument, warn};
 
 use crate::context::Context;
@@ -60,7 +58,7 @@ pub async fn reconcile(factory: Arc<Factory>, ctx: Arc<Context>) -> Result<Actio
             factory.metadata.generation,
             &now,
         );
-        write_status(&ctx, &factory, new_status).await?;
+        status::write(&Api::all(ctx.client.clone()), factory.as_ref(), factory.status.as_ref(), new_status).await?;
         return Ok(Action::await_change());
     }
     let started = std::time::Instant::now();
@@ -120,16 +118,8 @@ pub async fn reconcile(factory: Arc<Factory>, ctx: Arc<Context>) -> Result<Actio
             status::event(&ctx, factory.as_ref(), EventType::Warning, error.reason(), &error.to_string()).await;
         }
     }
-    let (reason, applied, pruned) = match &result {
-        Ok(a) => (
-            factory_api::conditions::reasons::RECONCILED,
-            a.outcome.created.len() + a.outcome.updated.len(),
-            a.outcome.pruned.len(),
-        ),
-        Err(e) => (e.reason(), 0, 0),
-    };
-    ctx.metrics.reconciled("factory", reason, started.elapsed(), applied, pruned);
-    write_status(&ctx, &factory, new_status).await?;
+    status::record(&ctx, "factory", result.as_ref().map(|a| &a.outcome), started.elapsed());
+    status::write(&Api::all(ctx.client.clone()), factory.as_ref(), factory.status.as_ref(), new_status).await?;
     Ok(match result {
         Ok(_) => Action::requeue(jitter(interval, &factory.name_any())),
         Err(e) if e.is_permanent() => Action::requeue(jitter(interval, &factory.name_any())),
@@ -229,20 +219,4 @@ fn engine(ctx: &Context, factory: &str, account: &ServiceAccountReference) -> Re
     let client = ctx.impersonating_platform(&account.namespace, &account.name)?;
     let labels = BTreeMap::from([(labels::APPLIED_BY.to_string(), format!("factory.{factory}"))]);
     Ok(Engine::new(client, ctx.resolver.clone(), labels))
-}
-
-/// Writes the status subresource when it differs from the object's current status.
-async fn write_status(ctx: &Context, factory: &Factory, new: FactoryStatus) -> Result<(), ReconcileError> {
-    if factory.status.as_ref() == Some(&new) {
-        return Ok(());
-    }
-    let api: Api<Factory> = Api::all(ctx.client.clone());
-    let patch = json!({"apiVersion": Factory::api_version(&()), "kind": Factory::kind(&()), "status": new});
-    api.patch_status(
-        &factory.name_any(),
-        &PatchParams::apply(factory_api::FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    Ok(())
 }

@@ -15,11 +15,11 @@ use factory_core::names::sanitize_label;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, instrument, warn};
 
@@ -139,7 +139,8 @@ async fn apply(preview: Arc<PreviewEnvironment>, ctx: &Context) -> Result<Action
             status::event(ctx, preview.as_ref(), EventType::Warning, error.reason(), &error.to_string()).await;
         }
     }
-    write_status(ctx, &preview, new_status).await?;
+    status::write(&Api::namespaced(ctx.client.clone(), &cicd), preview.as_ref(), preview.status.as_ref(), new_status)
+        .await?;
     Ok(Action::requeue(requeue))
 }
 
@@ -243,23 +244,4 @@ async fn cleanup(preview: Arc<PreviewEnvironment>, ctx: &Context) -> Result<Acti
             Err(ReconcileError::Waiting(format!("namespace {namespace} is being deleted")))
         }
     }
-}
-
-async fn write_status(
-    ctx: &Context,
-    preview: &PreviewEnvironment,
-    new: PreviewEnvironmentStatus,
-) -> Result<(), ReconcileError> {
-    if preview.status.as_ref() == Some(&new) {
-        return Ok(());
-    }
-    let api: Api<PreviewEnvironment> = Api::namespaced(ctx.client.clone(), &preview.namespace().unwrap_or_default());
-    let patch = json!({"apiVersion": PreviewEnvironment::api_version(&()), "kind": PreviewEnvironment::kind(&()), "status": new});
-    api.patch_status(
-        &preview.name_any(),
-        &PatchParams::apply(factory_api::FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    Ok(())
 }

@@ -60,6 +60,41 @@ pub fn failed(list: &mut Vec<Condition>, generation: Option<i64>, error: &Reconc
     }
 }
 
+/// Writes `new` as the status subresource of `object` through `api` (server-side apply under
+/// the operator's field manager) unless it equals `current`: a steady state writes nothing.
+pub async fn write<K, S>(
+    api: &kube::Api<K>,
+    object: &K,
+    current: Option<&S>,
+    new: S,
+) -> Result<(), crate::error::ReconcileError>
+where
+    K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+    S: PartialEq + serde::Serialize,
+{
+    if current == Some(&new) {
+        return Ok(());
+    }
+    let patch = serde_json::json!({"apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": new});
+    let params = kube::api::PatchParams::apply(factory_api::FIELD_MANAGER).force();
+    api.patch_status(&object.name_any(), &params, &kube::api::Patch::Apply(&patch)).await?;
+    Ok(())
+}
+
+/// Records a finished reconcile of `controller` in the metrics.
+pub fn record(
+    ctx: &Context,
+    controller: &str,
+    result: Result<&factory_apply::Outcome, &crate::error::ReconcileError>,
+    took: std::time::Duration,
+) {
+    let (reason, applied, pruned) = match result {
+        Ok(o) => (factory_api::conditions::reasons::RECONCILED, o.created.len() + o.updated.len(), o.pruned.len()),
+        Err(e) => (e.reason(), 0, 0),
+    };
+    ctx.metrics.reconciled(controller, reason, took, applied, pruned);
+}
+
 /// Publishes an Event about `object`; failures to publish are logged, never fatal.
 pub async fn event<K: Resource<DynamicType = ()>>(
     ctx: &Context,

@@ -11,7 +11,7 @@ use factory_api::{Environment, Factory, FactoryStatus, PreviewEnvironment, label
 use factory_apply::{DriftMode, Engine, PruneMode};
 use factory_core::manifests::Manifest;
 use factory_core::{conditions, render, validate};
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
@@ -44,7 +44,7 @@ pub async fn reconcile(factory: Arc<Factory>, ctx: Arc<Context>) -> Result<Actio
         Err(e) => e.reason(),
     };
     ctx.metrics.reconciled("team", reason, started.elapsed(), 0, 0);
-    write_status(&ctx, &factory, new_status).await?;
+    status::write(&Api::all(ctx.client.clone()), factory.as_ref(), factory.status.as_ref(), new_status).await?;
     Ok(match result {
         Err(e) if !e.is_permanent() => Action::requeue(Duration::from_secs(10)),
         _ => Action::requeue(Duration::from_secs(300)),
@@ -160,19 +160,4 @@ async fn branch_previews(factory: &Factory, ctx: &Context, cicd: &str) -> Result
         api.delete(&gone.name_any(), &kube::api::DeleteParams::default()).await?;
     }
     Ok(notes)
-}
-
-async fn write_status(ctx: &Context, factory: &Factory, new: FactoryStatus) -> Result<(), ReconcileError> {
-    if factory.status.as_ref() == Some(&new) {
-        return Ok(());
-    }
-    let api: Api<Factory> = Api::all(ctx.client.clone());
-    let patch = json!({"apiVersion": Factory::api_version(&()), "kind": Factory::kind(&()), "status": new});
-    api.patch_status(
-        &factory.name_any(),
-        &PatchParams::apply(factory_api::FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    Ok(())
 }

@@ -28,6 +28,10 @@ pub struct Receiver {
     pub factories: Store<Factory>,
     /// Where to send the factories to reconcile.
     pub trigger: UnboundedSender<ObjectRef<Factory>>,
+    /// Environments, to find those deploying a pushed application repository.
+    pub environments: Store<factory_api::Environment>,
+    /// Where to send the environments to reconcile.
+    pub environment_trigger: UnboundedSender<ObjectRef<factory_api::Environment>>,
 }
 
 /// The router: `POST /hooks/git`.

@@ -65,11 +65,7 @@ impl RepoCache {
         let path = self.path(url, credential);
         let lock = self.lock(&path);
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let cache_err = |source| SourceError::Cache { path: path.display().to_string(), source };
-        let repo = match Repository::open_bare(&path) {
-            Ok(repo) => repo,
-            Err(_) => Repository::init_bare(&path).map_err(cache_err)?,
-        };
+        let repo = open_or_init(&path)?;
         if let Reference::Commit(sha) = reference
             && let Ok(oid) = Oid::from_str(sha)
             && repo.find_commit(oid).is_ok()
@@ -79,7 +75,8 @@ impl RepoCache {
         if let Some(remote_oid) = list_remote(&repo, url, reference, auth)? {
             if let Some(commit) = local_commit(&repo, remote_oid) {
                 if let Some(local_ref) = reference.local_ref() {
-                    repo.reference(&local_ref, commit, true, "factory-operator: listing").map_err(cache_err)?;
+                    repo.reference(&local_ref, commit, true, "factory-operator: listing")
+                        .map_err(|source| SourceError::Cache { path: path.display().to_string(), source })?;
                 }
                 let sha = commit.to_string();
                 return Ok(Synced { revision: reference.revision(&sha), commit: sha, fetched: false });
@@ -96,6 +93,13 @@ impl RepoCache {
         let path = self.path(url, credential);
         Repository::open_bare(&path).map_err(|source| SourceError::Cache { path: path.display().to_string(), source })
     }
+}
+
+/// The bare repository at `path`, created when missing.
+fn open_or_init(path: &Path) -> Result<Repository, SourceError> {
+    Repository::open_bare(path)
+        .or_else(|_| Repository::init_bare(path))
+        .map_err(|source| SourceError::Cache { path: path.display().to_string(), source })
 }
 
 /// The object id the remote advertises for `reference` (peeled for annotated tags).
@@ -134,11 +138,7 @@ impl RepoCache {
         let path = self.path(url, credential);
         let lock = self.lock(&path);
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let cache_err = |source| SourceError::Cache { path: path.display().to_string(), source };
-        let repo = match Repository::open_bare(&path) {
-            Ok(repo) => repo,
-            Err(_) => Repository::init_bare(&path).map_err(cache_err)?,
-        };
+        let repo = open_or_init(&path)?;
         let mut remote =
             repo.remote_anonymous(url).map_err(|source| SourceError::Fetch { url: url.to_string(), source })?;
         let (cbs, probe) = callbacks(auth);
