@@ -39,6 +39,24 @@ fn soon(seconds: i64) -> String {
     (k8s_openapi::jiff::Timestamp::now() + k8s_openapi::jiff::SignedDuration::from_secs(seconds)).to_string()
 }
 
+/// Serves `cart` (already holding its branches) and makes the platform build team factory
+/// `<prefix>-shop` with `previews` and the cart application; waits for the platform.
+async fn shop_with_cart(p: &Platform, apps: &GitRoot, previews: &str) -> GitHttpServer {
+    let x = &p.ctx.prefix;
+    let server = GitHttpServer::start(apps.path().to_path_buf(), None).await.expect("server");
+    let factory = format!(
+        "apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata: {{name: {x}-shop}}\nspec:\n  type: Applications\n  owners: {{groups: [{x}-team]}}\n  previews: {previews}\n  applications:\n  - name: cart\n    source: {{url: '{}'}}\n    config: {{path: deploy/}}\n",
+        server.url("cart")
+    );
+    p.repo.write("factories/shop.yaml", &factory).expect("write");
+    p.repo.commit("shop").expect("commit");
+    p.create_factory(json!({"cluster": null, "environmentClasses": [
+        {"name": "base", "path": "classes/base/"}, {"name": "preview", "path": "classes/preview/", "extends": ["base"]}]}))
+    .await;
+    p.wait_ready("True", "Reconciled").await;
+    server
+}
+
 #[tokio::test]
 async fn previews_live_within_their_limits_and_leave_nothing_behind() {
     let p = Platform::new("previews_live_within_their_limits_and_leave_nothing_behind", CLASSES, "cluster-admin").await;
@@ -60,17 +78,7 @@ async fn previews_live_within_their_limits_and_leave_nothing_behind() {
     )
     .expect("write");
     let feature = cart.commit("login work").expect("commit");
-    let server = GitHttpServer::start(apps.path().to_path_buf(), None).await.expect("server");
-    p.repo
-        .write("factories/shop.yaml", &format!(
-            "apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata: {{name: {x}-shop}}\nspec:\n  type: Applications\n  owners: {{groups: [{x}-team]}}\n  previews: {{class: preview, ttl: 1h, max: 2}}\n  applications:\n  - name: cart\n    source: {{url: '{}'}}\n    config: {{path: deploy/}}\n",
-            server.url("cart")))
-        .expect("write");
-    p.repo.commit("shop").expect("commit");
-    p.create_factory(json!({"cluster": null, "environmentClasses": [
-        {"name": "base", "path": "classes/base/"}, {"name": "preview", "path": "classes/preview/", "extends": ["base"]}]}))
-    .await;
-    p.wait_ready("True", "Reconciled").await;
+    let _server = shop_with_cart(&p, &apps, "{class: preview, ttl: 1h, max: 2}").await;
 
     // A team member creates previews with namespaced rights in the cicd namespace only.
     let cicd = format!("{x}-shop-cicd");
@@ -180,17 +188,7 @@ async fn branches_matching_the_pattern_get_previews_that_go_with_the_branch() {
     cart.branch("feature/search").expect("branch");
     cart.checkout("main").expect("checkout");
     cart.branch("hotfix/x").expect("branch");
-    let server = GitHttpServer::start(apps.path().to_path_buf(), None).await.expect("server");
-    p.repo
-        .write("factories/shop.yaml", &format!(
-            "apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata: {{name: {x}-shop}}\nspec:\n  type: Applications\n  previews: {{class: preview, branches: 'feature/*'}}\n  applications:\n  - name: cart\n    source: {{url: '{}'}}\n    config: {{path: deploy/}}\n",
-            server.url("cart")))
-        .expect("write");
-    p.repo.commit("shop").expect("commit");
-    p.create_factory(json!({"cluster": null, "environmentClasses": [
-        {"name": "base", "path": "classes/base/"}, {"name": "preview", "path": "classes/preview/", "extends": ["base"]}]}))
-    .await;
-    p.wait_ready("True", "Reconciled").await;
+    let _server = shop_with_cart(&p, &apps, "{class: preview, branches: 'feature/*'}").await;
 
     let cicd = format!("{x}-shop-cicd");
     let previews: Api<PreviewEnvironment> = Api::namespaced(p.ctx.client.clone(), &cicd);
