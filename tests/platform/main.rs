@@ -7,6 +7,7 @@ mod failures;
 mod fixture;
 mod happy;
 mod multicluster;
+mod pipelines;
 mod previews;
 mod team;
 mod webhook_and_credentials;

@@ -336,9 +336,66 @@ pub struct FactoryStatus {
     /// Summary of the preview environments.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previews: Option<PreviewCounts>,
+    /// Team factories: each application's pipelines as applied into the cicd namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub pipelines: Vec<crate::environment::ApplicationStatus>,
+    /// Team factories: one view of the pipeline runs of all applications.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runs: Option<RunsSummary>,
     /// Every object this resource applied, for pruning and drift detection.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inventory: Vec<crate::common::InventoryEntry>,
+}
+
+/// The pipeline runs of a team factory, across its applications.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunsSummary {
+    /// Runs that succeeded.
+    pub succeeded: i32,
+    /// Runs that failed.
+    pub failed: i32,
+    /// Runs still running or pending.
+    pub running: i32,
+    /// The latest run of each application and pipeline.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub latest: Vec<RunSummary>,
+    /// Why the most recent failed run failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<String>,
+    /// Set when pipeline runs cannot be read, such as when Tekton is not installed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
+}
+
+/// One pipeline run.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunSummary {
+    /// Application (label `factories.dev/application`).
+    pub application: String,
+    /// Pipeline (label `tekton.dev/pipeline`).
+    pub pipeline: String,
+    /// The PipelineRun's name.
+    pub name: String,
+    /// `Succeeded`, `Failed`, `Running` or `Pending`.
+    pub result: String,
+    /// The revision built (label `factories.dev/revision`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub revision: String,
+    /// The environment deployed to (label `factories.dev/environment`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub environment: String,
+    /// When it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    /// How long it ran, in seconds (so far, while running).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<i64>,
+    /// The Succeeded condition's reason.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
 }
 
 /// Counts of a factory's permanent environments.

@@ -30,7 +30,8 @@ pub fn write_ours(dir: &Path) -> Result<Vec<PathBuf>, Error> {
         .collect()
 }
 
-/// Writes Tekton's CRDs, conversion set to `None`, into `dir`; returns the paths.
+/// Writes Tekton's CRDs (conversion set to `None`) and its aggregated ClusterRoles into `dir`;
+/// returns the paths.
 /// `scratch` is a directory for the Go module download.
 pub fn write_tekton(dir: &Path, scratch: &Path) -> Result<Vec<PathBuf>, Error> {
     io(fs::create_dir_all(dir), || format!("creating {}", dir.display()))?;
@@ -46,21 +47,28 @@ pub fn write_tekton(dir: &Path, scratch: &Path) -> Result<Vec<PathBuf>, Error> {
     sources.extend(yaml_files(&pipeline.join("config/300-crds"), |_| true)?);
     let (triggers, _) = download_module(scratch, "github.com/tektoncd/triggers", versions::TEKTON_TRIGGERS)?;
     sources.extend(yaml_files(&triggers.join("config"), |name| name.starts_with("300-"))?);
+    // Tekton's own aggregated roles, so `edit`/`admin` cover its kinds as in a real install.
+    let roles = |name: &str| name.starts_with("clusterrole-aggregate-");
+    sources.extend(yaml_files(&pipeline.join("config"), roles)?);
+    sources.extend(yaml_files(&triggers.join("config"), roles)?);
     let mut written = Vec::new();
     for source in sources {
         let text = io(fs::read_to_string(&source), || format!("reading {}", source.display()))?;
         let mut doc: Value =
             serde_yaml::from_str(&text).map_err(|e| Error::Yaml { path: source.clone(), source: e })?;
-        if doc.get("kind").and_then(Value::as_str) != Some("CustomResourceDefinition") {
+        let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+        if kind != "CustomResourceDefinition" && kind != "ClusterRole" {
             continue;
         }
-        if let Some(spec) = doc.get_mut("spec").and_then(Value::as_mapping_mut) {
+        if let Some(spec) =
+            doc.get_mut("spec").and_then(Value::as_mapping_mut).filter(|_| kind == "CustomResourceDefinition")
+        {
             let mut none = serde_yaml::Mapping::new();
             none.insert("strategy".into(), "None".into());
             spec.insert("conversion".into(), Value::Mapping(none));
         }
         let name = doc["metadata"]["name"].as_str().unwrap_or("unnamed").to_string();
-        let path = dir.join(format!("{name}.yaml"));
+        let path = dir.join(format!("{}-{name}.yaml", kind.to_lowercase()));
         let yaml = serde_yaml::to_string(&doc).map_err(|e| Error::Yaml { path: path.clone(), source: e })?;
         io(fs::write(&path, yaml), || format!("writing {}", path.display()))?;
         written.push(path);

@@ -25,6 +25,7 @@ mod credentials;
 pub mod environment;
 pub mod error;
 pub mod metrics;
+pub mod pipelines;
 pub mod platform;
 pub mod preview;
 mod source;
@@ -181,6 +182,16 @@ pub async fn run_controllers(
         .watches(Api::<Environment>::all(ctx.client.clone()), watcher::Config::default(), |env: Environment| {
             Some(ObjectRef::<Factory>::new(&env.spec.factory))
         })
+        // A PipelineRun of an application updates its team factory's view of runs (the watch
+        // retries while Tekton is absent and picks it up once installed).
+        .watches_with(
+            Api::<kube::api::DynamicObject>::all_with(ctx.client.clone(), &pipelines::pipeline_run_resource()),
+            pipelines::pipeline_run_resource(),
+            watcher::Config::default().labels(factory_core::runs::APPLICATION_LABEL),
+            |run: kube::api::DynamicObject| {
+                run.namespace().and_then(|ns| ns.strip_suffix("-cicd").map(ObjectRef::<Factory>::new))
+            },
+        )
         // A preview's change updates its team factory's summary.
         .watches(
             Api::<PreviewEnvironment>::all(ctx.client.clone()),

@@ -104,6 +104,19 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
         }
     }
     status.previews = Some(pc.clone());
+    status.pipelines = crate::pipelines::apply(ctx, factory, &status.pipelines).await;
+    let view = crate::pipelines::summary(ctx, factory).await;
+    let pipeline_errors: Vec<String> = status
+        .pipelines
+        .iter()
+        .filter(|p| !p.error.is_empty())
+        .map(|p| format!("pipelines of {}: {}", p.name, p.error))
+        .collect();
+    let runs_note = match &view.unavailable {
+        Some(why) => why.clone(),
+        None => format!("runs: {} succeeded, {} failed, {} running", view.succeeded, view.failed, view.running),
+    };
+    status.runs = Some(view);
     let mut message = format!(
         "{} environments ({} ready{}), {} previews ({} ready, {} expiring within an hour)",
         counts.total,
@@ -113,7 +126,9 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
         pc.ready,
         pc.expiring
     );
-    for note in notes {
+    message.push_str("; ");
+    message.push_str(&runs_note);
+    for note in notes.into_iter().chain(pipeline_errors) {
         message.push_str("; ");
         message.push_str(&note);
     }

@@ -10,4 +10,5 @@ pub mod inventory;
 pub mod manifests;
 pub mod names;
 pub mod render;
+pub mod runs;
 pub mod validate;

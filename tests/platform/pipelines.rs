@@ -1,0 +1,91 @@
+//! Team pipelines are applied into the cicd namespace as the team, validated by Tekton's real
+//! schemas, and the factory's status aggregates the PipelineRuns of all its applications
+//! (written the way Tekton would, since no Tekton controller runs here).
+
+use std::time::Duration;
+
+use factory_api::Factory;
+use factory_testkit::eventually;
+use factory_testkit::git::{GitHttpServer, GitRoot};
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+use crate::fixture::Platform;
+
+const PIPELINE: &str = "apiVersion: tekton.dev/v1\nkind: Pipeline\nmetadata: {name: build}\nspec:\n  params: [{name: revision, type: string}]\n  tasks:\n  - name: build\n    taskSpec:\n      steps:\n      - {name: build, image: busybox, script: 'echo build'}\n";
+
+fn resource(kind: &str, plural: &str) -> ApiResource {
+    ApiResource {
+        group: "tekton.dev".into(),
+        version: "v1".into(),
+        api_version: "tekton.dev/v1".into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    }
+}
+
+#[tokio::test]
+async fn pipelines_are_applied_and_runs_of_all_applications_are_summarised() {
+    let p =
+        Platform::new("pipelines_are_applied_and_runs_of_all_applications_are_summarised", &[], "cluster-admin").await;
+    let x = p.ctx.prefix.clone();
+    let apps = GitRoot::new().expect("root");
+    apps.repo("ci", &[(".tekton/pipeline.yaml", PIPELINE)]).expect("repo");
+    let server = GitHttpServer::start(apps.path().to_path_buf(), None).await.expect("server");
+    let app = |name: &str| {
+        format!("  - name: {name}\n    source: {{url: '{}'}}\n    pipelines: {{path: .tekton/}}\n", server.url("ci"))
+    };
+    p.repo
+        .write("factories/shop.yaml", &format!(
+            "apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata: {{name: {x}-shop}}\nspec:\n  type: Applications\n  applications:\n{}{}{}",
+            app("cart"), app("search"), app("checkout")))
+        .expect("write");
+    p.repo.commit("shop").expect("commit");
+    p.create_factory(json!({"cluster": null})).await;
+    p.wait_ready("True", "Reconciled").await;
+
+    let cicd = format!("{x}-shop-cicd");
+    let pipelines: Api<DynamicObject> =
+        Api::namespaced_with(p.ctx.client.clone(), &cicd, &resource("Pipeline", "pipelines"));
+    let pipeline = eventually("the pipeline in the cicd namespace", Duration::from_secs(60), || async {
+        anyhow::Ok(pipelines.get_opt("build").await?)
+    })
+    .await
+    .expect("applied");
+    assert!(
+        pipeline
+            .metadata
+            .labels
+            .unwrap_or_default()
+            .get("factories.dev/applied-by")
+            .is_some_and(|v| v.starts_with("application."))
+    );
+
+    // Three applications, three runs in three states, statuses written the way Tekton would.
+    let runs: Api<DynamicObject> =
+        Api::namespaced_with(p.ctx.client.clone(), &cicd, &resource("PipelineRun", "pipelineruns"));
+    for (app, state, reason) in
+        [("cart", "True", "Succeeded"), ("search", "False", "Failed"), ("checkout", "Unknown", "Running")]
+    {
+        let run: DynamicObject = serde_json::from_value(json!({"apiVersion": "tekton.dev/v1", "kind": "PipelineRun",
+            "metadata": {"name": format!("{app}-1"), "labels": {"factories.dev/application": app, "tekton.dev/pipeline": "build",
+                "factories.dev/revision": "0123abc", "factories.dev/environment": "test"}},
+            "spec": {"pipelineRef": {"name": "build"}, "params": [{"name": "revision", "value": "0123abc"}]}}))
+        .expect("run");
+        runs.create(&PostParams::default(), &run).await.expect("create run");
+        let status = json!({"status": {"startTime": "2026-01-01T00:00:00Z", "conditions": [{"type": "Succeeded", "status": state,
+            "reason": reason, "message": format!("{app} {reason}"), "lastTransitionTime": "2026-01-01T00:01:00Z"}]}});
+        runs.patch_status(&format!("{app}-1"), &PatchParams::default(), &Patch::Merge(&status)).await.expect("status");
+    }
+    let factories: Api<Factory> = Api::all(p.ctx.client.clone());
+    let view = eventually("the aggregated view", Duration::from_secs(60), || async {
+        let f = factories.get(&format!("{x}-shop")).await?;
+        anyhow::Ok(f.status.and_then(|s| s.runs).filter(|r| r.succeeded == 1 && r.failed == 1 && r.running == 1))
+    })
+    .await
+    .expect("summarised");
+    let apps: Vec<(&str, &str)> = view.latest.iter().map(|r| (r.application.as_str(), r.result.as_str())).collect();
+    assert_eq!(apps, [("cart", "Succeeded"), ("checkout", "Running"), ("search", "Failed")]);
+    assert!(view.latest.iter().all(|r| r.revision == "0123abc" && r.environment == "test" && r.pipeline == "build"));
+    assert!(view.last_failure.is_some_and(|f| f.contains("search-1") && f.contains("search Failed")));
+}
