@@ -87,5 +87,19 @@ async fn pipelines_are_applied_and_runs_of_all_applications_are_summarised() {
     let apps: Vec<(&str, &str)> = view.latest.iter().map(|r| (r.application.as_str(), r.result.as_str())).collect();
     assert_eq!(apps, [("cart", "Succeeded"), ("checkout", "Running"), ("search", "Failed")]);
     assert!(view.latest.iter().all(|r| r.revision == "0123abc" && r.environment == "test" && r.pipeline == "build"));
-    assert!(view.last_failure.is_some_and(|f| f.contains("search-1") && f.contains("search Failed")));
+    assert!(view.last_failure.clone().is_some_and(|f| f.contains("search-1") && f.contains("search Failed")));
+
+    // `kubectl factory runs` prints one table across the applications, and JSON on request.
+    let loaded = kubectl_factory::runs::load(&p.ctx.client, &format!("{x}-shop")).await.expect("runs");
+    let mut table = Vec::new();
+    kubectl_factory::runs::print(&loaded, kubectl_factory::Output::Table, &mut table).expect("print");
+    let table = String::from_utf8(table).expect("utf8");
+    assert!(table.starts_with("APPLICATION"), "{table}");
+    assert!(table.contains("search-1") && table.contains("1 succeeded, 1 failed, 1 running"), "{table}");
+    let mut out = Vec::new();
+    kubectl_factory::runs::print(&loaded, kubectl_factory::Output::Json, &mut out).expect("json");
+    let parsed: serde_json::Value = serde_json::from_slice(&out).expect("json");
+    assert_eq!(parsed["failed"], 1);
+    let missing = kubectl_factory::runs::load(&p.ctx.client, "no-such-factory").await.expect_err("error");
+    assert!(missing.to_string().contains("not found"), "{missing}");
 }

@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use kube::Client;
 
+pub mod runs;
 pub mod status;
 
 /// `kubectl factory`: inspect and drive factory-operator.
@@ -39,6 +40,11 @@ pub enum Command {
         /// Only this factory.
         factory: Option<String>,
     },
+    /// Show the latest pipeline run of every application and pipeline of a team factory.
+    Runs {
+        /// The team factory.
+        factory: String,
+    },
 }
 
 /// Runs a command against the cluster of the current kubeconfig, writing to `out`.
@@ -49,6 +55,10 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Status { factory } => {
             let tree = status::load(&client, factory.as_deref()).await?;
             status::print(&tree, cli.output, out)
+        }
+        Command::Runs { factory } => {
+            let view = runs::load(&client, &factory).await?;
+            runs::print(&view, cli.output, out)
         }
     }
 }
