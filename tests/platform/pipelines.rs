@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::fixture::Platform;
 
-const PIPELINE: &str = "apiVersion: tekton.dev/v1\nkind: Pipeline\nmetadata: {name: build}\nspec:\n  params: [{name: revision, type: string}]\n  tasks:\n  - name: build\n    taskSpec:\n      steps:\n      - {name: build, image: busybox, script: 'echo build'}\n";
+const PIPELINE: &str = "apiVersion: tekton.dev/v1\nkind: Pipeline\nmetadata: {name: build}\nspec:\n  params: [{name: application, type: string}, {name: revision, type: string}, {name: environment, type: string}]\n  tasks:\n  - name: build\n    taskSpec:\n      steps:\n      - {name: build, image: busybox, script: 'echo build'}\n";
 
 fn resource(kind: &str, plural: &str) -> ApiResource {
     ApiResource {
@@ -30,7 +30,8 @@ async fn pipelines_are_applied_and_runs_of_all_applications_are_summarised() {
         Platform::new("pipelines_are_applied_and_runs_of_all_applications_are_summarised", &[], "cluster-admin").await;
     let x = p.ctx.prefix.clone();
     let apps = GitRoot::new().expect("root");
-    apps.repo("ci", &[(".tekton/pipeline.yaml", PIPELINE)]).expect("repo");
+    let ci = apps.repo("ci", &[(".tekton/pipeline.yaml", PIPELINE)]).expect("repo");
+    let first = ci.head().expect("head");
     let server = GitHttpServer::start(apps.path().to_path_buf(), None).await.expect("server");
     let app = |name: &str| {
         format!("  - name: {name}\n    source: {{url: '{}'}}\n    pipelines: {{path: .tekton/}}\n", server.url("ci"))
@@ -38,7 +39,7 @@ async fn pipelines_are_applied_and_runs_of_all_applications_are_summarised() {
     p.repo
         .write("factories/shop.yaml", &format!(
             "apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata: {{name: {x}-shop}}\nspec:\n  type: Applications\n  applications:\n{}{}{}",
-            app("cart"), app("search"), app("checkout")))
+            app("cart").replace(".tekton/}", ".tekton/, runOnChange: {pipeline: build, environment: test}}"), app("search"), app("checkout")))
         .expect("write");
     p.repo.commit("shop").expect("commit");
     p.create_factory(json!({"cluster": null})).await;
@@ -61,6 +62,23 @@ async fn pipelines_are_applied_and_runs_of_all_applications_are_summarised() {
             .is_some_and(|v| v.starts_with("application."))
     );
 
+    // Opt-in: the operator started a run for cart's revision, with the params and labels.
+    let runs: Api<DynamicObject> =
+        Api::namespaced_with(p.ctx.client.clone(), &cicd, &resource("PipelineRun", "pipelineruns"));
+    let started = format!("cart-{}", &first[..12]);
+    let run = eventually("the run started for cart", Duration::from_secs(60), || async {
+        anyhow::Ok(runs.get_opt(&started).await?)
+    })
+    .await
+    .expect("started");
+    let params = run.data["spec"]["params"].clone();
+    assert_eq!(
+        params,
+        json!([{"name": "application", "value": "cart"}, {"name": "revision", "value": first}, {"name": "environment", "value": "test"}])
+    );
+    assert_eq!(run.metadata.labels.unwrap_or_default().get("factories.dev/revision"), Some(&first));
+    runs.delete(&started, &Default::default()).await.expect("clean up the started run");
+
     // Three applications, three runs in three states, statuses written the way Tekton would.
     let runs: Api<DynamicObject> =
         Api::namespaced_with(p.ctx.client.clone(), &cicd, &resource("PipelineRun", "pipelineruns"));
@@ -80,7 +98,10 @@ async fn pipelines_are_applied_and_runs_of_all_applications_are_summarised() {
     let factories: Api<Factory> = Api::all(p.ctx.client.clone());
     let view = eventually("the aggregated view", Duration::from_secs(60), || async {
         let f = factories.get(&format!("{x}-shop")).await?;
-        anyhow::Ok(f.status.and_then(|s| s.runs).filter(|r| r.succeeded == 1 && r.failed == 1 && r.running == 1))
+        let done = |r: &factory_api::factory::RunsSummary| {
+            r.succeeded == 1 && r.failed == 1 && r.running == 1 && r.latest.iter().any(|l| l.result == "Running")
+        };
+        anyhow::Ok(f.status.and_then(|s| s.runs).filter(done))
     })
     .await
     .expect("summarised");

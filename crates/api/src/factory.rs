@@ -307,7 +307,36 @@ pub struct Application {
     pub config: Option<PathSpec>,
     /// Tekton pipelines in the repository, applied into the cicd namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pipelines: Option<PathSpec>,
+    pub pipelines: Option<PipelinesSpec>,
+}
+
+/// Where an application's Tekton objects are, and whether the operator starts a run itself.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!self.path.startsWith('/') && !self.path.split('/').exists(s, s == '..')",
+     "message": "path must be relative to the repository root and must not contain '..'"}
+]))]
+pub struct PipelinesSpec {
+    /// Directory of Tekton objects (Pipelines, Tasks, Triggers) in the repository, such as `.tekton/`.
+    #[schemars(length(min = 1, max = 1024))]
+    pub path: String,
+    /// Opt-in: on every new revision of the application, start this pipeline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_on_change: Option<RunOnChange>,
+}
+
+/// A PipelineRun the operator starts on each new application revision, with params
+/// `application`, `revision` and `environment` and the matching labels.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunOnChange {
+    /// The Pipeline to run (in the cicd namespace).
+    #[schemars(length(min = 1, max = 253))]
+    pub pipeline: String,
+    /// The environment the run deploys to (its short name), passed as a param.
+    #[schemars(length(min = 1, max = 20))]
+    pub environment: String,
 }
 
 /// Observed state of a Factory.

@@ -44,6 +44,16 @@ pub async fn apply(ctx: &Context, factory: &Factory, previous: &[ApplicationStat
             .unwrap_or_else(|| ApplicationStatus { name: app.name.clone(), ..Default::default() });
         match apply_one(ctx, factory, &app.name, &app.source, &path, &status.inventory).await {
             Ok((revision, inventory)) => {
+                let new_revision = status.last_applied_revision.as_deref() != Some(revision.as_str());
+                if let Some(run) =
+                    app.pipelines.as_ref().and_then(|p| p.run_on_change.as_ref()).filter(|_| new_revision)
+                {
+                    if let Err(e) = start_run(ctx, factory, &app.name, &revision, run).await {
+                        status.error = format!("{}: starting a run: {e}", e.reason());
+                        out.push(status);
+                        continue;
+                    }
+                }
                 status.last_applied_revision = Some(revision.clone());
                 status.last_attempted_revision = Some(revision);
                 status.inventory = inventory;
@@ -87,6 +97,40 @@ async fn apply_one(
         .run(&desired, previous, PruneMode::Enabled, DriftMode::Correct)
         .await?;
     Ok((checkout.synced.revision, outcome.inventory))
+}
+
+/// Starts `run.pipeline` for `revision` of `app` as the team's account. The run's name comes
+/// from the revision, so a repeated reconcile never starts it twice.
+async fn start_run(
+    ctx: &Context,
+    factory: &Factory,
+    app: &str,
+    revision: &str,
+    run: &factory_api::factory::RunOnChange,
+) -> Result<(), ReconcileError> {
+    let cicd = cicd_namespace(&factory.name_any());
+    let sha = revision.rsplit(':').next().unwrap_or(revision);
+    let name = factory_core::names::sanitize_label(&format!("{app}-{}", &sha[..sha.len().min(12)]), 63);
+    let object: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "tekton.dev/v1", "kind": "PipelineRun",
+        "metadata": {"name": name, "namespace": cicd, "labels": {
+            runs::APPLICATION_LABEL: app, runs::REVISION_LABEL: sha, runs::ENVIRONMENT_LABEL: run.environment,
+            "tekton.dev/pipeline": run.pipeline, labels::MANAGED_BY: labels::MANAGED_BY_VALUE}},
+        "spec": {"pipelineRef": {"name": run.pipeline}, "params": [
+            {"name": "application", "value": app}, {"name": "revision", "value": sha},
+            {"name": "environment", "value": run.environment}]}
+    }))
+    .map_err(|e| ReconcileError::Internal(e.to_string()))?;
+    let client = ctx.impersonating(&cicd, TENANT_SERVICE_ACCOUNT)?;
+    let api: Api<DynamicObject> = Api::namespaced_with(client, &cicd, &pipeline_run_resource());
+    match api.create(&kube::api::PostParams::default(), &object).await {
+        Ok(_) => {
+            tracing::info!(%name, %app, %revision, "pipeline run started");
+            Ok(())
+        }
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The aggregated view of the team's PipelineRuns (those labelled with an application).
