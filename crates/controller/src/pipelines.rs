@@ -45,14 +45,13 @@ pub async fn apply(ctx: &Context, factory: &Factory, previous: &[ApplicationStat
         match apply_one(ctx, factory, &app.name, &app.source, &path, &status.inventory).await {
             Ok((revision, inventory)) => {
                 let new_revision = status.last_applied_revision.as_deref() != Some(revision.as_str());
-                if let Some(run) =
-                    app.pipelines.as_ref().and_then(|p| p.run_on_change.as_ref()).filter(|_| new_revision)
+                let run = app.pipelines.as_ref().and_then(|p| p.run_on_change.as_ref()).filter(|_| new_revision);
+                if let Some(run) = run
+                    && let Err(e) = start_run(ctx, factory, &app.name, &revision, run).await
                 {
-                    if let Err(e) = start_run(ctx, factory, &app.name, &revision, run).await {
-                        status.error = format!("{}: starting a run: {e}", e.reason());
-                        out.push(status);
-                        continue;
-                    }
+                    status.error = format!("{}: starting a run: {e}", e.reason());
+                    out.push(status);
+                    continue;
                 }
                 status.last_applied_revision = Some(revision.clone());
                 status.last_attempted_revision = Some(revision);
