@@ -18,9 +18,16 @@ use crate::Lifetime;
 use crate::error::{Error, io};
 
 /// The watchdog: runs the command in the background and kills it when stdin reaches EOF.
-/// `CLEANUP_DIR`, when set, is removed after the component exits (etcd's in-memory data).
+/// `CLEANUP_DIR`, when set, is removed after the component exits (etcd's in-memory data). A
+/// component that has not stopped 10 s after SIGTERM gets SIGKILL: kube-apiserver can hang in
+/// its graceful shutdown once etcd, stopped at the same moment, is gone.
 const WATCHDOG: &str = r#""$0" "$@" </dev/null & child=$!
-cleanup() { kill -TERM $child 2>/dev/null; wait $child; [ -n "$CLEANUP_DIR" ] && rm -rf "$CLEANUP_DIR"; }
+cleanup() {
+  kill -TERM $child 2>/dev/null
+  i=0; while [ $i -lt 50 ] && kill -0 $child 2>/dev/null; do sleep 0.2; i=$((i+1)); done
+  kill -KILL $child 2>/dev/null; wait $child
+  [ -n "$CLEANUP_DIR" ] && rm -rf "$CLEANUP_DIR"
+}
 trap 'cleanup; exit 143' TERM
 read -r _ignored || true
 cleanup"#;
