@@ -317,8 +317,15 @@ impl ControlPlane {
         result
     }
 
+    /// Installs Tekton's CRDs and aggregated roles into a control plane started without them
+    /// (tests of "Tekton installed later").
+    pub fn install_tekton(&self) -> Result<(), Error> {
+        let options = Options { install_crds: false, install_tekton: true, ..Options::for_tests(self.dir.clone()) };
+        self.install_crds(&options)
+    }
+
     fn install_crds(&self, options: &Options) -> Result<(), Error> {
-        let crd_dir = self.dir.join("crds");
+        let crd_dir = self.dir.join(if options.install_crds { "crds" } else { "crds-later" });
         let mut files = Vec::new();
         if options.install_crds {
             files.extend(crds::write_ours(&crd_dir)?);

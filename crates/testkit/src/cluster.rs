@@ -10,6 +10,13 @@ use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 static PLANE: OnceLock<Result<Mutex<ControlPlane>, String>> = OnceLock::new();
+static WITHOUT_TEKTON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes this test binary's control plane start without Tekton's CRDs. Call it before anything
+/// touches the control plane; a test binary that needs it holds only such tests.
+pub fn start_without_tekton() {
+    WITHOUT_TEKTON.store(true, Ordering::SeqCst);
+}
 
 /// The control plane of this test binary, started on first use. Its components are tied to
 /// this process and die with it. Panics with the reason, and how to fix it, when it cannot
@@ -18,7 +25,9 @@ pub fn control_plane() -> &'static Mutex<ControlPlane> {
     let plane = PLANE.get_or_init(|| {
         let dir = plane_dir();
         say(&format!("starting a control plane for this test binary in {}", dir.display()));
-        ControlPlane::start(&Options::for_tests(dir), &|line| say(&format!("  · {line}")))
+        let mut options = Options::for_tests(dir);
+        options.install_tekton = !WITHOUT_TEKTON.load(Ordering::SeqCst);
+        ControlPlane::start(&options, &|line| say(&format!("  · {line}")))
             .map(|plane| {
                 say(&format!("control plane: {} at {}", plane.version, plane.server));
                 Mutex::new(plane)

@@ -1,0 +1,76 @@
+//! A cluster without Tekton: a team factory still reconciles everything else and says that
+//! pipelines are unavailable; once Tekton's CRDs are installed, the same running operator
+//! applies the pipelines and reads runs. Its own test binary, whose control plane starts
+//! without Tekton.
+
+#[path = "../platform/fixture.rs"]
+#[allow(dead_code)]
+mod fixture;
+
+use std::time::Duration;
+
+use factory_api::Factory;
+use factory_testkit::git::{GitHttpServer, GitRoot};
+use factory_testkit::{control_plane, eventually};
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use serde_json::json;
+
+use fixture::Platform;
+
+#[tokio::test]
+async fn pipelines_wait_for_tekton_and_everything_else_does_not() {
+    factory_testkit::cluster::start_without_tekton();
+    let p = Platform::new(
+        "pipelines_wait_for_tekton_and_everything_else_does_not",
+        &[("classes/base/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: base}\n")],
+        "cluster-admin",
+    )
+    .await;
+    let x = p.ctx.prefix.clone();
+    let apps = GitRoot::new().expect("root");
+    apps.repo("ci", &[(".tekton/pipeline.yaml", "apiVersion: tekton.dev/v1\nkind: Pipeline\nmetadata: {name: build}\nspec:\n  tasks:\n  - name: build\n    taskSpec:\n      steps:\n      - {name: build, image: busybox, script: 'echo'}\n")])
+        .expect("repo");
+    let server = GitHttpServer::start(apps.path().to_path_buf(), None).await.expect("server");
+    p.repo
+        .write("factories/shop.yaml", &format!(
+            "apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata: {{name: {x}-shop}}\nspec:\n  type: Applications\n  environments: [{{name: test}}]\n  applications:\n  - name: cart\n    source: {{url: '{}'}}\n    pipelines: {{path: .tekton/}}\n",
+            server.url("ci")))
+        .expect("write");
+    p.repo.commit("shop").expect("commit");
+    p.create_factory(json!({"cluster": null})).await;
+    p.wait_ready("True", "Reconciled").await;
+
+    let factories: Api<Factory> = Api::all(p.ctx.client.clone());
+    let shop = format!("{x}-shop");
+    let status = eventually("environments ready, pipelines unavailable", Duration::from_secs(90), || async {
+        let s = factories.get(&shop).await?.status.unwrap_or_default();
+        let envs_ready = s.environments.as_ref().is_some_and(|e| e.total == 1 && e.ready == 1);
+        let unavailable = s.runs.as_ref().and_then(|r| r.unavailable.clone()).is_some_and(|u| u.contains("Tekton"));
+        anyhow::Ok((envs_ready && unavailable).then_some(s))
+    })
+    .await
+    .expect("the rest reconciles without Tekton");
+    assert!(status.pipelines.iter().any(|p| p.error.contains("UnknownKind")), "{:?}", status.pipelines);
+
+    // Tekton arrives; the same operator picks it up without a restart.
+    control_plane().lock().unwrap_or_else(|e| e.into_inner()).install_tekton().expect("install tekton");
+    let poke = json!({"metadata": {"annotations": {"factories.dev/requested-at": "tekton-installed"}}});
+    factories.patch(&shop, &PatchParams::default(), &Patch::Merge(&poke)).await.expect("poke");
+    let pipeline = ApiResource {
+        group: "tekton.dev".into(),
+        version: "v1".into(),
+        api_version: "tekton.dev/v1".into(),
+        kind: "Pipeline".into(),
+        plural: "pipelines".into(),
+    };
+    let pipelines: Api<DynamicObject> =
+        Api::namespaced_with(p.ctx.client.clone(), &format!("{x}-shop-cicd"), &pipeline);
+    eventually("pipelines applied and runs readable", Duration::from_secs(90), || async {
+        let applied = pipelines.get_opt("build").await.ok().flatten().is_some();
+        let s = factories.get(&shop).await?.status.unwrap_or_default();
+        let readable = s.runs.as_ref().is_some_and(|r| r.unavailable.is_none());
+        anyhow::Ok((applied && readable).then_some(()))
+    })
+    .await
+    .expect("Tekton picked up");
+}
