@@ -48,15 +48,16 @@ pub fn sanitize_label(input: &str, max_len: usize) -> String {
     if trimmed == input && trimmed.len() <= max_len && !trimmed.is_empty() {
         return trimmed.to_string();
     }
-    let hash = format!("{:08x}", fnv1a(input.as_bytes()) as u32);
+    let hash = format!("{:08x}", stable_hash(input.as_bytes()) as u32);
     let keep = max_len - hash.len() - 1;
     let head: String = trimmed.chars().take(keep).collect();
     let head = head.trim_end_matches('-');
     if head.is_empty() { format!("x-{hash}") } else { format!("{head}-{hash}") }
 }
 
-/// FNV-1a, a stable (across versions and platforms) non-cryptographic hash for name suffixes.
-fn fnv1a(bytes: &[u8]) -> u64 {
+/// FNV-1a: a hash that is stable across versions and platforms (not cryptographic), for name
+/// suffixes and cache keys that must not change between operator releases.
+pub fn stable_hash(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 

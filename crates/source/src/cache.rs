@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use git2::{Direction, Oid, Repository};
 
-use crate::fetch::{Auth, callbacks, classify, fetch_into};
+use crate::fetch::{Auth, callbacks, classify, fetch_into, open_or_init};
 use crate::{Reference, SourceError};
 
 /// The outcome of [`RepoCache::sync`].
@@ -38,10 +38,7 @@ impl RepoCache {
     /// The bare repository for `url` fetched with `credential` (an identifier of the secret,
     /// never its content), such as `factory-system/platform-git`.
     pub fn path(&self, url: &str, credential: &str) -> PathBuf {
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in url.bytes().chain([0u8]).chain(credential.bytes()) {
-            hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
+        let hash = factory_core::names::stable_hash(format!("{url}\0{credential}").as_bytes());
         let readable: String = url
             .rsplit('/')
             .next()
@@ -95,11 +92,23 @@ impl RepoCache {
     }
 }
 
-/// The bare repository at `path`, created when missing.
-fn open_or_init(path: &Path) -> Result<Repository, SourceError> {
-    Repository::open_bare(path)
-        .or_else(|_| Repository::init_bare(path))
-        .map_err(|source| SourceError::Cache { path: path.display().to_string(), source })
+/// Every ref the remote advertises (name, object id), by one connection and listing; failures
+/// are classified as for `reference`.
+fn remote_heads(
+    repo: &Repository,
+    url: &str,
+    auth: &Auth,
+    reference: &Reference,
+) -> Result<Vec<(String, Oid)>, SourceError> {
+    let mut remote =
+        repo.remote_anonymous(url).map_err(|source| SourceError::Fetch { url: url.to_string(), source })?;
+    let (cbs, probe) = callbacks(auth);
+    let connection = match remote.connect_auth(Direction::Fetch, Some(cbs), None) {
+        Ok(c) => c,
+        Err(source) => return Err(classify(url, reference, auth, &probe, source)),
+    };
+    let heads = connection.list().map_err(|source| SourceError::Fetch { url: url.to_string(), source })?;
+    Ok(heads.iter().map(|h| (h.name().to_string(), h.oid())).collect())
 }
 
 /// The object id the remote advertises for `reference` (peeled for annotated tags).
@@ -109,22 +118,10 @@ fn list_remote(repo: &Repository, url: &str, reference: &Reference, auth: &Auth)
         Reference::Tag(name) => format!("refs/tags/{name}"),
         Reference::Commit(_) => return Ok(None),
     };
-    let mut remote =
-        repo.remote_anonymous(url).map_err(|source| SourceError::Fetch { url: url.to_string(), source })?;
-    let (cbs, probe) = callbacks(auth);
-    let connection = remote.connect_auth(Direction::Fetch, Some(cbs), None);
-    let connection = match connection {
-        Ok(c) => c,
-        Err(source) => return Err(classify(url, reference, auth, &probe, source)),
-    };
-    let heads = connection.list().map_err(|source| SourceError::Fetch { url: url.to_string(), source })?;
+    let heads = remote_heads(repo, url, auth, reference)?;
     let peeled = format!("{wanted}^{{}}");
-    let oid = heads
-        .iter()
-        .find(|h| h.name() == peeled)
-        .or_else(|| heads.iter().find(|h| h.name() == wanted))
-        .map(|h| h.oid());
-    Ok(oid)
+    let find = |name: &str| heads.iter().find(|(n, _)| n == name).map(|(_, oid)| *oid);
+    Ok(find(&peeled).or_else(|| find(&wanted)))
 }
 
 /// The commit `oid` names (or that an annotated tag `oid` points at), if cached.
@@ -139,15 +136,7 @@ impl RepoCache {
         let lock = self.lock(&path);
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
         let repo = open_or_init(&path)?;
-        let mut remote =
-            repo.remote_anonymous(url).map_err(|source| SourceError::Fetch { url: url.to_string(), source })?;
-        let (cbs, probe) = callbacks(auth);
-        let reference = Reference::Branch(String::new());
-        let connection = match remote.connect_auth(Direction::Fetch, Some(cbs), None) {
-            Ok(c) => c,
-            Err(source) => return Err(classify(url, &reference, auth, &probe, source)),
-        };
-        let heads = connection.list().map_err(|source| SourceError::Fetch { url: url.to_string(), source })?;
-        Ok(heads.iter().filter_map(|h| h.name().strip_prefix("refs/heads/").map(str::to_string)).collect())
+        let heads = remote_heads(&repo, url, auth, &Reference::Branch(String::new()))?;
+        Ok(heads.into_iter().filter_map(|(name, _)| name.strip_prefix("refs/heads/").map(str::to_string)).collect())
     }
 }

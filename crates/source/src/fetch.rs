@@ -56,12 +56,14 @@ pub struct Fetched {
 /// Fetches `reference` of `url` into the bare repository at `cache` (created when missing)
 /// and resolves it to a commit. No hooks run and submodules are never fetched.
 pub fn fetch(url: &str, reference: &Reference, auth: &Auth, cache: &Path) -> Result<Fetched, SourceError> {
-    let cache_err = |source| SourceError::Cache { path: cache.display().to_string(), source };
-    let repo = match Repository::open_bare(cache) {
-        Ok(repo) => repo,
-        Err(_) => Repository::init_bare(cache).map_err(cache_err)?,
-    };
-    fetch_into(&repo, url, reference, auth)
+    fetch_into(&open_or_init(cache)?, url, reference, auth)
+}
+
+/// The bare repository at `path`, created when missing.
+pub(crate) fn open_or_init(path: &Path) -> Result<Repository, SourceError> {
+    Repository::open_bare(path)
+        .or_else(|_| Repository::init_bare(path))
+        .map_err(|source| SourceError::Cache { path: path.display().to_string(), source })
 }
 
 /// Remote callbacks that answer a credential request once; libgit2 asks again after a

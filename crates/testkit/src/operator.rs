@@ -160,9 +160,4 @@ impl OperatorProcess {
     pub fn kill(&mut self) {
         self.process.kill();
     }
-
-    /// The last lines of its log.
-    pub fn log_tail(&self, lines: usize) -> String {
-        self.process.tail(lines)
-    }
 }
