@@ -7,6 +7,7 @@ use std::time::Duration;
 use factory_api::Factory;
 use factory_testkit::eventually;
 use factory_testkit::git::{GitHttpServer, GitRoot};
+use kube::ResourceExt;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::json;
 
@@ -126,4 +127,206 @@ async fn pipelines_are_applied_and_runs_of_all_applications_are_summarised() {
     assert_eq!(parsed["failed"], 1);
     let missing = kubectl_factory::runs::load(&p.ctx.client, "no-such-factory").await.expect_err("error");
     assert!(missing.to_string().contains("not found"), "{missing}");
+}
+
+const TEMPLATES: &str = r#"apiVersion: tekton.dev/v1
+kind: Task
+metadata: {name: scan}
+spec:
+  params: [{name: image, type: string}]
+  steps:
+  - {name: scan, image: 'aquasec/trivy:0.58.0', args: [image, --exit-code, '1', $(params.image)]}
+---
+apiVersion: tekton.dev/v1
+kind: Task
+metadata: {name: deploy}
+spec:
+  params: [{name: environment, type: string}]
+  steps:
+  - {name: apply, image: 'bitnami/kubectl:1.31', args: [apply, -n, '${factory}-$(params.environment)', -f, deploy/]}
+---
+apiVersion: tekton.dev/v1
+kind: Pipeline
+metadata: {name: build-scan-deploy}
+spec:
+  params: [{name: application, type: string}, {name: revision, type: string}, {name: environment, type: string}]
+  tasks:
+  - name: build
+    taskSpec:
+      steps:
+      - {name: build, image: 'gcr.io/kaniko-project/executor:v1.23.2', args: ['--destination=registry.local/$(params.application):$(params.revision)']}
+  - {name: scan, runAfter: [build], taskRef: {name: scan}, params: [{name: image, value: 'registry.local/$(params.application):$(params.revision)'}]}
+  - {name: deploy, runAfter: [scan], taskRef: {name: deploy}, params: [{name: environment, value: $(params.environment)}]}
+"#;
+
+const IMAGE_PIPELINE: &str = "apiVersion: tekton.dev/v1\nkind: Pipeline\nmetadata: {name: build-image}\nspec:\n  params: [{name: image, type: string}, {name: context, type: string}, {name: ca-path, type: string}, {name: url, type: string}, {name: revision, type: string}]\n  results: [{name: IMAGE_URL, value: $(tasks.build.results.IMAGE_URL)}, {name: IMAGE_DIGEST, value: $(tasks.build.results.IMAGE_DIGEST)}]\n  tasks:\n  - name: build\n    taskSpec:\n      results: [{name: IMAGE_URL}, {name: IMAGE_DIGEST}]\n      steps:\n      - {name: build, image: 'gcr.io/kaniko-project/executor:v1.23.2', args: ['--context=$(params.context)']}\n";
+
+/// The platform offers pipeline templates, a deploy account per environment and shared images;
+/// a team's application gets its push listener; the deploy account reaches its environment only.
+#[tokio::test]
+async fn platform_templates_triggers_deploy_accounts_and_shared_images() {
+    let test = "platform_templates_triggers_deploy_accounts_and_shared_images";
+    let files = [
+        ("pipelines/templates.yaml", TEMPLATES),
+        ("images/pipeline.yaml", IMAGE_PIPELINE),
+        ("images/base/Dockerfile", "FROM debian:12\nCOPY ca/ /usr/local/share/ca-certificates/\n"),
+        ("ca/ca.crt", "-----BEGIN CERTIFICATE-----\nfirst\n-----END CERTIFICATE-----\n"),
+    ];
+    let p = Platform::new(test, &files, "cluster-admin").await;
+    let x = p.ctx.prefix.clone();
+    let apps = GitRoot::new().expect("root");
+    let cart = apps.repo("cart", &[(".tekton/pipeline.yaml", PIPELINE)]).expect("repo");
+    let server = GitHttpServer::start(apps.path().to_path_buf(), None).await.expect("server");
+    p.repo
+        .write("factories/shop.yaml", &format!(
+            "apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata: {{name: {x}-shop}}\nspec:\n  type: Applications\n  environments: [{{name: test}}, {{name: prod}}]\n  applications:\n  - name: cart\n    source: {{url: '{}'}}\n    pipelines:\n      path: .tekton/\n      runOnChange: {{pipeline: build-scan-deploy, environment: test, deployTask: deploy}}\n      onPush: {{pipeline: build-scan-deploy, environment: test}}\n",
+            server.url("cart")))
+        .expect("write");
+    p.repo.commit("shop").expect("commit");
+    p.create_factory(json!({"cluster": null, "pipelineTemplates": {"path": "pipelines/"},
+        "images": {"path": "images/pipeline.yaml", "caPath": "ca/", "schedule": "24h",
+                   "images": [{"name": "base", "pipeline": "build-image", "context": "images/base"}]}}))
+        .await;
+    p.wait_ready("True", "Reconciled").await;
+    let client = p.ctx.client.clone();
+    let cicd = format!("{x}-shop-cicd");
+    let in_cicd = |kind: &str, plural: &str| {
+        Api::<DynamicObject>::namespaced_with(client.clone(), &cicd, &resource(kind, plural))
+    };
+    let triggers = |kind: &str, plural: &str| {
+        let r = ApiResource {
+            group: "triggers.tekton.dev".into(),
+            version: "v1beta1".into(),
+            api_version: "triggers.tekton.dev/v1beta1".into(),
+            kind: kind.into(),
+            plural: plural.into(),
+        };
+        Api::<DynamicObject>::namespaced_with(client.clone(), &cicd, &r)
+    };
+
+    // Platform templates, applied as the platform into the team's cicd namespace.
+    let template = eventually("the platform's template pipeline", Duration::from_secs(60), || async {
+        anyhow::Ok(in_cicd("Pipeline", "pipelines").get_opt("build-scan-deploy").await?)
+    })
+    .await
+    .expect("template applied");
+    let applied_by = template.metadata.labels.unwrap_or_default().get("factories.dev/applied-by").cloned();
+    assert_eq!(applied_by, Some(format!("platform.{}", p.name)));
+    let deploy = in_cicd("Task", "tasks").get("deploy").await.expect("deploy task");
+    assert!(deploy.data["spec"]["steps"][0]["args"].to_string().contains(&format!("{x}-shop-$(params.environment)")));
+
+    // The application's own pipeline and its push listener (Triggers is served here).
+    let listener = eventually("cart's EventListener", Duration::from_secs(60), || async {
+        anyhow::Ok(triggers("EventListener", "eventlisteners").get_opt("cart").await?)
+    })
+    .await
+    .expect("listener");
+    assert_eq!(listener.data["spec"]["serviceAccountName"], "factory-triggers");
+    assert_eq!(
+        listener.data["spec"]["triggers"][0]["interceptors"][0]["params"][0]["value"]["secretName"],
+        "cart-webhook"
+    );
+    triggers("TriggerBinding", "triggerbindings").get("cart-push").await.expect("binding");
+    let template = triggers("TriggerTemplate", "triggertemplates").get("cart").await.expect("template");
+    assert_eq!(template.data["spec"]["resourcetemplates"][0]["spec"]["pipelineRef"]["name"], "build-scan-deploy");
+    in_cicd("Pipeline", "pipelines").get("build").await.expect("the app's own pipeline");
+
+    // The run the operator started deploys as the test environment's account only.
+    let head = cart.head().expect("head");
+    let run = eventually("cart's run", Duration::from_secs(60), || async {
+        anyhow::Ok(in_cicd("PipelineRun", "pipelineruns").get_opt(&format!("cart-{}", &head[..12])).await?)
+    })
+    .await
+    .expect("run");
+    assert_eq!(
+        run.data["spec"]["taskRunSpecs"],
+        json!([{"pipelineTaskName": "deploy", "serviceAccountName": "deploy-test"}])
+    );
+
+    // The deploy account can change its environment and nothing else, through real RBAC.
+    let deployer = p.ctx.client_as_service_account(&cicd, "deploy-test").await.expect("deployer client");
+    let cm = |name: &str| -> k8s_openapi::api::core::v1::ConfigMap {
+        serde_json::from_value(json!({"metadata": {"name": name}})).expect("cm")
+    };
+    let test_ns = format!("{x}-shop-test");
+    let allowed = eventually("deploy-test may write in its environment", Duration::from_secs(60), || async {
+        let api = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(deployer.clone(), &test_ns);
+        anyhow::Ok(api.create(&PostParams::default(), &cm("release")).await.ok())
+    })
+    .await;
+    assert!(allowed.is_ok(), "the deploy account could not write in its own environment");
+    for ns in [format!("{x}-shop-prod"), cicd.clone()] {
+        let api = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(deployer.clone(), &ns);
+        match api.create(&PostParams::default(), &cm("release")).await {
+            Err(kube::Error::Api(s)) => assert_eq!(s.code, 403, "{ns}: {s:?}"),
+            other => panic!("deploy-test wrote into {ns}: {other:?}"),
+        }
+    }
+
+    // Shared images: the platform's build pipeline in its own cicd namespace, and a build started.
+    let platform_cicd = format!("{}-cicd", p.name);
+    let image_runs =
+        Api::<DynamicObject>::namespaced_with(client.clone(), &platform_cicd, &resource("PipelineRun", "pipelineruns"));
+    Api::<DynamicObject>::namespaced_with(client.clone(), &platform_cicd, &resource("Pipeline", "pipelines"))
+        .get("build-image")
+        .await
+        .expect("image pipeline");
+    let first = eventually("the first build of base", Duration::from_secs(60), || async {
+        let list = image_runs.list(&kube::api::ListParams::default().labels("factories.dev/image=base")).await?;
+        anyhow::Ok(list.items.into_iter().next())
+    })
+    .await
+    .expect("build started");
+    let params = first.data["spec"]["params"].as_array().cloned().unwrap_or_default();
+    assert!(params.contains(&json!({"name": "context", "value": "images/base"})), "{params:?}");
+    assert!(params.contains(&json!({"name": "ca-path", "value": "ca/"})), "{params:?}");
+
+    // Tekton finishes the build; the image is published on status and to the team.
+    let digest = "sha256:0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9";
+    let done = json!({"status": {"startTime": "2026-01-01T00:00:00Z", "completionTime": "2026-01-01T00:05:00Z",
+        "conditions": [{"type": "Succeeded", "status": "True", "reason": "Succeeded", "lastTransitionTime": "2026-01-01T00:05:00Z"}],
+        "results": [{"name": "IMAGE_URL", "value": "registry.local/base"}, {"name": "IMAGE_DIGEST", "value": digest}]}});
+    image_runs.patch_status(&first.name_any(), &PatchParams::default(), &Patch::Merge(&done)).await.expect("status");
+    let reference = format!("registry.local/base@{digest}");
+    eventually("the image on the platform's status", Duration::from_secs(60), || async {
+        let f = p.factories().get(&p.name).await?;
+        let images = f.status.map(|s| s.images).unwrap_or_default();
+        anyhow::Ok(images.iter().any(|i| i.reference.as_deref() == Some(reference.as_str())).then_some(()))
+    })
+    .await
+    .expect("published");
+    p.poke().await;
+    let configmaps = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), &cicd);
+    eventually("the image in the team's shared-images ConfigMap", Duration::from_secs(60), || async {
+        let cm = configmaps.get_opt("shared-images").await?;
+        let data = cm.and_then(|c| c.data).unwrap_or_default();
+        anyhow::Ok((data.get("base") == Some(&reference)).then_some(()))
+    })
+    .await
+    .expect("delivered");
+
+    // A new CA bundle starts the build again, with a new definition.
+    p.repo.write("ca/ca.crt", "-----BEGIN CERTIFICATE-----\nrotated\n-----END CERTIFICATE-----\n").expect("write");
+    p.repo.commit("rotate the CA").expect("commit");
+    p.poke().await;
+    let old_definition = first.labels().get("factories.dev/definition").cloned();
+    let second = eventually("a build for the new CA", Duration::from_secs(60), || async {
+        let list = image_runs.list(&kube::api::ListParams::default().labels("factories.dev/image=base")).await?;
+        anyhow::Ok(list.items.into_iter().find(|r| {
+            r.metadata.labels.clone().unwrap_or_default().get("factories.dev/definition").cloned() != old_definition
+        }))
+    })
+    .await
+    .expect("rebuilt on CA change");
+    assert_ne!(second.name_any(), first.name_any());
+    // A reconcile with nothing new starts nothing.
+    p.poke().await;
+    p.wait_ready("True", "Reconciled").await;
+    let count =
+        image_runs.list(&kube::api::ListParams::default().labels("factories.dev/image=base")).await.expect("list");
+    assert_eq!(count.items.len(), 2, "one build per definition");
+
+    // `kubectl get factories` shows the runs compactly.
+    let table = p.ctx.kubectl(&["get", "factories", &format!("{x}-shop")]).expect("kubectl");
+    assert!(table.contains("RUNS") && table.contains("0 ok, 0 failed, 1 running"), "{table}");
 }

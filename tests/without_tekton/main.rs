@@ -22,7 +22,11 @@ async fn pipelines_wait_for_tekton_and_everything_else_does_not() {
     factory_testkit::cluster::start_without_tekton();
     let p = Platform::new(
         "pipelines_wait_for_tekton_and_everything_else_does_not",
-        &[("classes/base/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: base}\n")],
+        &[
+            ("classes/base/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: base}\n"),
+            ("images/pipeline.yaml", "apiVersion: tekton.dev/v1\nkind: Pipeline\nmetadata: {name: build-image}\nspec:\n  tasks:\n  - name: build\n    taskSpec:\n      steps:\n      - {name: build, image: busybox, script: 'echo'}\n"),
+            ("images/base/Dockerfile", "FROM debian:12\n"),
+        ],
         "cluster-admin",
     )
     .await;
@@ -37,8 +41,13 @@ async fn pipelines_wait_for_tekton_and_everything_else_does_not() {
             server.url("ci")))
         .expect("write");
     p.repo.commit("shop").expect("commit");
-    p.create_factory(json!({"cluster": null})).await;
-    p.wait_ready("True", "Reconciled").await;
+    p.create_factory(json!({"cluster": null, "images": {"path": "images/pipeline.yaml",
+        "images": [{"name": "base", "pipeline": "build-image", "context": "images/base"}]}}))
+        .await;
+    // The platform is Ready without Tekton and says its images are not built.
+    let platform = p.wait_ready("True", "Reconciled").await;
+    let ready = platform.status.unwrap_or_default().conditions.into_iter().find(|c| c.type_ == "Ready");
+    assert!(ready.is_some_and(|c| c.message.contains("shared images are not built: Tekton")));
 
     let factories: Api<Factory> = Api::all(p.ctx.client.clone());
     let shop = format!("{x}-shop");
@@ -73,4 +82,17 @@ async fn pipelines_wait_for_tekton_and_everything_else_does_not() {
     })
     .await
     .expect("Tekton picked up");
+    // And the platform starts building its image.
+    p.poke().await;
+    let runs: Api<DynamicObject> = Api::namespaced_with(
+        p.ctx.client.clone(),
+        &format!("{}-cicd", p.name),
+        &ApiResource { kind: "PipelineRun".into(), plural: "pipelineruns".into(), ..pipeline.clone() },
+    );
+    eventually("the image build started", Duration::from_secs(90), || async {
+        let list = runs.list(&kube::api::ListParams::default().labels("factories.dev/image=base")).await?;
+        anyhow::Ok((!list.items.is_empty()).then_some(()))
+    })
+    .await
+    .expect("images built once Tekton is there");
 }

@@ -30,14 +30,15 @@ use crate::environment::DriftPolicy;
     printcolumn = r#"{"name":"Revision","type":"string","jsonPath":".status.lastAppliedRevision"}"#,
     printcolumn = r#"{"name":"Environments","type":"integer","jsonPath":".status.environments.total"}"#,
     printcolumn = r#"{"name":"Previews","type":"integer","jsonPath":".status.previews.total"}"#,
+    printcolumn = r#"{"name":"Runs","type":"string","jsonPath":".status.runs.overview"}"#,
     printcolumn = r#"{"name":"Status","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
     {
-        "rule": "self.type == 'Environments' || (!has(self.cluster) && !has(self.environmentClasses) && !has(self.factories) && !has(self.credentials) && !has(self.images) && !has(self.serviceAccount))",
-        "message": "cluster, environmentClasses, factories, credentials, images and serviceAccount are only allowed when type is Environments"
+        "rule": "self.type == 'Environments' || (!has(self.cluster) && !has(self.environmentClasses) && !has(self.factories) && !has(self.credentials) && !has(self.images) && !has(self.pipelineTemplates) && !has(self.serviceAccount))",
+        "message": "cluster, environmentClasses, factories, credentials, images, pipelineTemplates and serviceAccount are only allowed when type is Environments"
     },
     {
         "rule": "self.type == 'Applications' || (!has(self.owners) && !has(self.environments) && !has(self.previews) && !has(self.applications) && !has(self.shared))",
@@ -106,9 +107,15 @@ pub struct FactorySpec {
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"], "maxItems" = 256))]
     pub credentials: Option<Vec<Credential>>,
 
-    /// Environments only: shared image definitions and their pipelines.
+    /// Environments only: shared images (base image with the organisation's CA bundle, builder
+    /// and tool images) built by pipelines in this factory's own cicd namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub images: Option<PathSpec>,
+    pub images: Option<SharedImages>,
+
+    /// Environments only: directory of default Tekton Tasks and Pipelines (build, scan, deploy)
+    /// applied into every team factory's cicd namespace. `${factory}` and `${namespace}` name the team.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_templates: Option<PathSpec>,
 
     // --- type: Applications -------------------------------------------------------------
     /// Applications only: who owns this factory.
@@ -197,6 +204,54 @@ pub struct CredentialTarget {
     /// Short names of its environments (for example `stage`, `prod`).
     #[schemars(extend("minItems" = 1, "maxItems" = 32))]
     pub environments: Vec<String>,
+}
+
+/// Shared images of a platform factory and how often they are rebuilt.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!self.path.startsWith('/') && !self.path.split('/').exists(s, s == '..')",
+     "message": "path must be relative to the repository root and must not contain '..'"}
+]))]
+pub struct SharedImages {
+    /// Directory of the Tekton Pipelines and Tasks that build the images, applied into `<factory>-cicd`.
+    #[schemars(length(min = 1, max = 1024))]
+    pub path: String,
+    /// File or directory of the organisation's CA bundle in the repository; every image is built
+    /// again when it changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
+    pub ca_path: Option<String>,
+    /// Build every image again at least this often, as a Go duration between 1h and 2160h. Defaults to `168h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(s|m|h))+$"))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "duration(self) >= duration('1h') && duration(self) <= duration('2160h')",
+         "message": "schedule must be between 1h and 2160h"}
+    ]))]
+    pub schedule: Option<String>,
+    /// The images.
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"], "maxItems" = 64))]
+    pub images: Vec<SharedImage>,
+}
+
+/// One shared image and the pipeline that builds it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SharedImage {
+    /// Image name, a DNS-1123 label such as `base` or `builder`.
+    #[schemars(length(min = 1, max = 40), regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub name: String,
+    /// The Pipeline that builds it; it gets params `image`, `context`, `ca-path`, `url` and `revision`.
+    #[schemars(length(min = 1, max = 253))]
+    pub pipeline: String,
+    /// Directory of the image definition (Dockerfile and files) in the repository; the image is
+    /// built again when anything in it changes.
+    #[schemars(length(min = 1, max = 1024))]
+    pub context: String,
+    /// More params for the pipeline.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
 }
 
 /// Who owns a team factory.
@@ -324,6 +379,27 @@ pub struct PipelinesSpec {
     /// Opt-in: on every new revision of the application, start this pipeline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_on_change: Option<RunOnChange>,
+    /// Opt-in: where the cluster serves Tekton Triggers, an EventListener, TriggerBinding and
+    /// TriggerTemplate named after the application start this pipeline on a git push.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_push: Option<OnPush>,
+}
+
+/// A pipeline started by Tekton Triggers on a push to the application's repository.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OnPush {
+    /// The Pipeline to run (in the cicd namespace).
+    #[schemars(length(min = 1, max = 253))]
+    pub pipeline: String,
+    /// The environment the run deploys to (its short name), passed as a param.
+    #[schemars(length(min = 1, max = 20))]
+    pub environment: String,
+    /// Secret in the cicd namespace whose key `secret` signs the git host's push events
+    /// (GitHub-style HMAC). Defaults to `<application>-webhook`; unsigned events are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: Option<String>,
 }
 
 /// A PipelineRun the operator starts on each new application revision, with params
@@ -337,6 +413,11 @@ pub struct RunOnChange {
     /// The environment the run deploys to (its short name), passed as a param.
     #[schemars(length(min = 1, max = 20))]
     pub environment: String,
+    /// The pipeline task that deploys: it runs as `deploy-<environment>`, the service account
+    /// whose rights are limited to that environment. Unset: every task runs as the default account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub deploy_task: Option<String>,
 }
 
 /// Observed state of a Factory.
@@ -372,9 +453,35 @@ pub struct FactoryStatus {
     /// Team factories: one view of the pipeline runs of all applications.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runs: Option<RunsSummary>,
+    /// Platform factories: each shared image, its last run and the last image built.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub images: Vec<ImageStatus>,
     /// Every object this resource applied, for pruning and drift detection.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inventory: Vec<crate::common::InventoryEntry>,
+}
+
+/// A shared image as last built.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageStatus {
+    /// Image name.
+    pub name: String,
+    /// Digest of the image's definition (its context, the CA bundle and its spec); a new one starts a build.
+    pub definition: String,
+    /// The latest PipelineRun building it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<String>,
+    /// That run's result: `Succeeded`, `Failed`, `Running` or `Pending`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub last_result: String,
+    /// The last image built successfully, as `<repository>@<digest>` (the run's `IMAGE_URL` and `IMAGE_DIGEST` results).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// When that image was built.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub built_at: Option<String>,
 }
 
 /// The pipeline runs of a team factory, across its applications.
@@ -396,6 +503,9 @@ pub struct RunsSummary {
     /// Set when pipeline runs cannot be read, such as when Tekton is not installed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unavailable: Option<String>,
+    /// The counts in a few words, for `kubectl get factories`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub overview: String,
 }
 
 /// One pipeline run.

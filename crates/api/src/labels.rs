@@ -28,3 +28,7 @@ pub const PLATFORM: &str = "factories.dev/platform";
 pub const APPLIED_BY: &str = "factories.dev/applied-by";
 /// Label (and annotation, holding the branch) on previews made automatically for a branch.
 pub const BRANCH_PREVIEW: &str = "factories.dev/branch";
+/// Label naming the shared image a PipelineRun builds.
+pub const IMAGE: &str = "factories.dev/image";
+/// Label holding the digest of the image definition a PipelineRun builds.
+pub const DEFINITION: &str = "factories.dev/definition";

@@ -173,6 +173,11 @@ async fn run(
             .into_iter()
             .map(|object| Manifest { object, ..origin.clone() }),
     );
+    if spec.kubeconfig_secret_ref.is_none() {
+        // Pipelines deploy here as `deploy-<environment>` of the cicd namespace, whose rights stop here.
+        let object = factory_core::pipelines::deployer_binding(&spec.factory, &spec.namespace, &environment);
+        desired.push(Manifest { object, ..origin.clone() });
+    }
 
     // Credentials are read as the platform's account: RBAC decides which Secrets it may copy.
     let client = ctx.impersonating_platform(&account.namespace, &account.name)?;
@@ -249,6 +254,47 @@ pub(crate) struct Baseline {
     pub account: factory_api::factory::ServiceAccountReference,
 }
 
+/// The platform factory that built a team factory, at the revision it last applied.
+pub(crate) struct PlatformAt {
+    /// The platform factory.
+    pub platform: Factory,
+    /// Its name.
+    pub name: String,
+    /// The revision it applied, `<branch>@sha1:<sha>`.
+    pub applied: String,
+    /// That revision's commit.
+    pub commit: String,
+    /// Its repository.
+    pub source: factory_api::GitSource,
+    /// Its account, to apply as.
+    pub account: factory_api::factory::ServiceAccountReference,
+}
+
+/// Finds the platform factory that built `team` (label `factories.dev/platform`) and the
+/// revision it applied; waits (as an error) while there is none yet.
+pub(crate) async fn platform_of(ctx: &Context, team: &Factory) -> Result<PlatformAt, ReconcileError> {
+    let factory = team.name_any();
+    let factories: Api<Factory> = Api::all(ctx.client.clone());
+    let name = team
+        .labels()
+        .get(labels::PLATFORM)
+        .cloned()
+        .ok_or_else(|| ReconcileError::Waiting(format!("factory {factory} was not built by a platform factory")))?;
+    let platform = factories
+        .get_opt(&name)
+        .await?
+        .ok_or_else(|| ReconcileError::Waiting(format!("platform factory {name} does not exist")))?;
+    let applied =
+        platform.status.as_ref().and_then(|s| s.last_applied_revision.clone()).ok_or_else(|| {
+            ReconcileError::Waiting(format!("platform factory {name} has not applied a revision yet"))
+        })?;
+    let commit = applied.rsplit(':').next().unwrap_or_default().to_string();
+    let (Some(source), Some(account)) = (platform.spec.source.clone(), platform.spec.service_account.clone()) else {
+        return Err(ReconcileError::Waiting(format!("platform factory {name} has no source")));
+    };
+    Ok(PlatformAt { platform, name, applied, commit, source, account })
+}
+
 /// Renders the class baseline of `target` for team factory `team`: the platform factory that
 /// built it, its applied commit read from the cache, the class chain, variables, labels.
 pub(crate) async fn baseline(
@@ -258,23 +304,7 @@ pub(crate) async fn baseline(
     origin: &Manifest,
 ) -> Result<Baseline, ReconcileError> {
     let factory = team.name_any();
-    let factories: Api<Factory> = Api::all(ctx.client.clone());
-    let platform_name = team
-        .labels()
-        .get(labels::PLATFORM)
-        .cloned()
-        .ok_or_else(|| ReconcileError::Waiting(format!("factory {factory} was not built by a platform factory")))?;
-    let platform = factories
-        .get_opt(&platform_name)
-        .await?
-        .ok_or_else(|| ReconcileError::Waiting(format!("platform factory {platform_name} does not exist")))?;
-    let applied = platform.status.as_ref().and_then(|s| s.last_applied_revision.clone()).ok_or_else(|| {
-        ReconcileError::Waiting(format!("platform factory {platform_name} has not applied a revision yet"))
-    })?;
-    let commit = applied.rsplit(':').next().unwrap_or_default().to_string();
-    let (Some(source), Some(account)) = (platform.spec.source.clone(), platform.spec.service_account.clone()) else {
-        return Err(ReconcileError::Waiting(format!("platform factory {platform_name} has no source")));
-    };
+    let PlatformAt { platform, name: platform_name, applied, commit, source, account } = platform_of(ctx, team).await?;
     let classes = platform.spec.environment_classes.clone().unwrap_or_default();
     let extends: BTreeMap<String, Vec<String>> =
         classes.iter().map(|c| (c.name.clone(), c.extends.clone().unwrap_or_default())).collect();

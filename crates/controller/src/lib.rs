@@ -24,6 +24,7 @@ pub mod context;
 mod credentials;
 pub mod environment;
 pub mod error;
+pub mod images;
 pub mod metrics;
 pub mod pipelines;
 pub mod platform;
@@ -184,13 +185,16 @@ pub async fn run_controllers(
         })
         // A PipelineRun of an application updates its team factory's view of runs (the watch
         // retries while Tekton is absent and picks it up once installed).
-        .watches_with(
-            Api::<kube::api::DynamicObject>::all_with(ctx.client.clone(), &pipelines::pipeline_run_resource()),
+        .watches_stream_with(
+            runs_labelled(&ctx.client, factory_core::runs::APPLICATION_LABEL),
+            factory_of_run,
             pipelines::pipeline_run_resource(),
-            watcher::Config::default().labels(factory_core::runs::APPLICATION_LABEL),
-            |run: kube::api::DynamicObject| {
-                run.namespace().and_then(|ns| ns.strip_suffix("-cicd").map(ObjectRef::<Factory>::new))
-            },
+        )
+        // A shared image's build updates its platform factory's view of the image.
+        .watches_stream_with(
+            runs_labelled(&ctx.client, factory_api::labels::IMAGE),
+            factory_of_run,
+            pipelines::pipeline_run_resource(),
         )
         // A preview's change updates its team factory's summary.
         .watches(
@@ -327,6 +331,21 @@ fn credential_targets(
         .filter(|e| targets.contains(&e.spec.factory))
         .map(|e| ObjectRef::from_obj(e.as_ref()))
         .collect()
+}
+
+/// PipelineRuns carrying `label`, as a stream of changed objects (retrying while Tekton is absent).
+fn runs_labelled(
+    client: &Client,
+    label: &str,
+) -> impl futures::Stream<Item = Result<kube::api::DynamicObject, watcher::Error>> + Send + 'static {
+    let resource = pipelines::pipeline_run_resource();
+    let api = Api::<kube::api::DynamicObject>::all_with(client.clone(), &resource);
+    watcher::watcher(api, watcher::Config::default().labels(label)).touched_objects()
+}
+
+/// The factory owning the cicd namespace a PipelineRun is in (`<factory>-cicd`).
+fn factory_of_run(run: kube::api::DynamicObject) -> Option<ObjectRef<Factory>> {
+    run.namespace().and_then(|ns| ns.strip_suffix("-cicd").map(ObjectRef::<Factory>::new))
 }
 
 /// An unbounded receiver as a stream.

@@ -1,6 +1,7 @@
-//! Team pipelines: each application's Tekton objects (its `pipelines` path, such as `.tekton/`)
-//! applied into the team's cicd namespace as the team's service account, and the aggregated
-//! view of the team's PipelineRuns. Tekton runs the builds; the operator only writes and reads
+//! Team pipelines: the platform's default pipeline templates (applied as the platform's
+//! account), each application's Tekton objects (its `pipelines` path, such as `.tekton/`) and,
+//! where Tekton Triggers is served, its push listener — applied into the team's cicd namespace
+//! as the team's service account — and the aggregated view of the team's PipelineRuns. Tekton runs the builds; the operator only writes and reads
 //! Tekton objects. Without Tekton the rest of the factory reconciles and the view says why it
 //! is empty.
 
@@ -12,14 +13,16 @@ use factory_api::{Factory, labels};
 use factory_apply::{DriftMode, Engine, PruneMode};
 use factory_core::manifests::{self, Manifest};
 use factory_core::names::cicd_namespace;
+use factory_core::pipelines::{TRIGGERS_API_VERSION, application_triggers};
 use factory_core::render::TENANT_SERVICE_ACCOUNT;
 use factory_core::runs;
+use factory_source::Reference;
 use kube::ResourceExt;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 
 use crate::context::Context;
 use crate::error::ReconcileError;
-use crate::source::checkout;
+use crate::source::{checkout, checkout_at};
 
 /// Tekton's PipelineRun, storage version `tekton.dev/v1`.
 pub fn pipeline_run_resource() -> ApiResource {
@@ -32,17 +35,42 @@ pub fn pipeline_run_resource() -> ApiResource {
     }
 }
 
-/// Applies every application's pipelines into the cicd namespace; returns one status each.
+/// Name of the `status.pipelines` entry for the platform's pipeline templates (not a valid
+/// application name, so it cannot collide with one).
+pub const TEMPLATES_ENTRY: &str = "platform:templates";
+
+/// Whether the cluster serves `api_version`/`kind` (discovery, cached).
+async fn served(ctx: &Context, api_version: &str, kind: &str) -> bool {
+    matches!(ctx.resolver.resolve(api_version, kind).await, Ok(Some(_)))
+}
+
+/// Whether Tekton Pipelines is installed.
+pub async fn tekton_served(ctx: &Context) -> bool {
+    served(ctx, "tekton.dev/v1", "PipelineRun").await
+}
+
+fn previous_or_new(previous: &[ApplicationStatus], name: &str) -> ApplicationStatus {
+    previous
+        .iter()
+        .find(|s| s.name == name)
+        .cloned()
+        .unwrap_or_else(|| ApplicationStatus { name: name.to_string(), ..Default::default() })
+}
+
+/// Applies the platform's templates and every application's pipelines into the cicd namespace;
+/// returns one status each.
 pub async fn apply(ctx: &Context, factory: &Factory, previous: &[ApplicationStatus]) -> Vec<ApplicationStatus> {
     let mut out = Vec::new();
+    if let Some(status) = templates(ctx, factory, previous).await {
+        out.push(status);
+    }
+    let triggers = served(ctx, TRIGGERS_API_VERSION, "EventListener").await;
     for app in factory.spec.applications.iter().flatten() {
-        let Some(path) = app.pipelines.as_ref().map(|p| p.path.clone()) else { continue };
-        let mut status = previous
-            .iter()
-            .find(|s| s.name == app.name)
-            .cloned()
-            .unwrap_or_else(|| ApplicationStatus { name: app.name.clone(), ..Default::default() });
-        match apply_one(ctx, factory, &app.name, &app.source, &path, &status.inventory).await {
+        let Some(spec) = app.pipelines.as_ref() else { continue };
+        let mut status = previous_or_new(previous, &app.name);
+        let on_push = spec.on_push.as_ref().filter(|_| triggers);
+        let extra = on_push.map(|p| application_triggers(&factory.name_any(), &app.name, p)).unwrap_or_default();
+        match apply_one(ctx, factory, &app.name, &app.source, &spec.path, extra, &status.inventory).await {
             Ok((revision, inventory)) => {
                 let new_revision = status.last_applied_revision.as_deref() != Some(revision.as_str());
                 let run = app.pipelines.as_ref().and_then(|p| p.run_on_change.as_ref()).filter(|_| new_revision);
@@ -57,6 +85,11 @@ pub async fn apply(ctx: &Context, factory: &Factory, previous: &[ApplicationStat
                 status.last_attempted_revision = Some(revision);
                 status.inventory = inventory;
                 status.error.clear();
+                if spec.on_push.is_some() && !triggers {
+                    status.error = "TriggersUnavailable: Tekton Triggers (triggers.tekton.dev/v1beta1 EventListener) \
+                                    is not installed, so pushes start nothing"
+                        .into();
+                }
             }
             Err(e) => status.error = format!("{}: {e}", e.reason()),
         }
@@ -71,6 +104,7 @@ async fn apply_one(
     app: &str,
     source: &factory_api::GitSource,
     path: &str,
+    extra: Vec<serde_json::Value>,
     previous: &[factory_api::InventoryEntry],
 ) -> Result<(String, Vec<factory_api::InventoryEntry>), ReconcileError> {
     let team = factory.name_any();
@@ -82,11 +116,9 @@ async fn apply_one(
         ("namespace".to_string(), cicd.clone()),
     ]);
     let mut desired: Vec<Manifest> = manifests::load(&checkout.files[0], &vars).map_err(ReconcileError::Load)?;
-    for m in &mut desired {
-        if let Some(meta) = m.object.get_mut("metadata").and_then(serde_json::Value::as_object_mut) {
-            meta.insert("namespace".into(), cicd.clone().into());
-        }
-    }
+    let origin = format!("Factory {team} spec.applications[{app}].pipelines.onPush");
+    desired.extend(extra.into_iter().map(|object| Manifest { file: origin.clone(), line: 0, document: 0, object }));
+    in_namespace(&mut desired, &cicd);
     let client = ctx.impersonating(&cicd, TENANT_SERVICE_ACCOUNT)?;
     let engine_labels = BTreeMap::from([
         (labels::APPLIED_BY.to_string(), format!("application.{app}")),
@@ -96,6 +128,65 @@ async fn apply_one(
         .run(&desired, previous, PruneMode::Enabled, DriftMode::Correct)
         .await?;
     Ok((checkout.synced.revision, outcome.inventory))
+}
+
+/// Places every object in `namespace`: the cicd namespace is the only place pipelines go.
+fn in_namespace(objects: &mut [Manifest], namespace: &str) {
+    for m in objects {
+        if let Some(meta) = m.object.get_mut("metadata").and_then(serde_json::Value::as_object_mut) {
+            meta.insert("namespace".into(), namespace.into());
+        }
+    }
+}
+
+/// Applies the platform factory's `pipelineTemplates` (at the revision it applied, read from
+/// the cache) into the team's cicd namespace as the platform's account. `None` when the
+/// platform offers none.
+async fn templates(ctx: &Context, factory: &Factory, previous: &[ApplicationStatus]) -> Option<ApplicationStatus> {
+    let mut status = previous_or_new(previous, TEMPLATES_ENTRY);
+    let platform = match crate::environment::platform_of(ctx, factory).await {
+        Ok(p) => p,
+        // Not built by a platform factory, or it has not applied yet: nothing to offer now.
+        Err(_) => return previous.iter().find(|s| s.name == TEMPLATES_ENTRY).cloned(),
+    };
+    let path = platform.platform.spec.pipeline_templates.as_ref()?.path.clone();
+    status.last_attempted_revision = Some(platform.applied.clone());
+    let team = factory.name_any();
+    let cicd = cicd_namespace(&team);
+    let result = async {
+        let checkout = checkout_at(
+            ctx,
+            &platform.source,
+            &platform.account.namespace,
+            Reference::Commit(platform.commit.clone()),
+            vec![Some(path)],
+        )
+        .await?;
+        let mut vars = platform.platform.spec.variables.clone();
+        vars.extend([
+            ("factory".to_string(), team.clone()),
+            ("platform".to_string(), platform.name.clone()),
+            ("namespace".to_string(), cicd.clone()),
+        ]);
+        let mut desired = manifests::load(&checkout.files[0], &vars).map_err(ReconcileError::Load)?;
+        in_namespace(&mut desired, &cicd);
+        let client = ctx.impersonating_platform(&platform.account.namespace, &platform.account.name)?;
+        let engine_labels = BTreeMap::from([(labels::APPLIED_BY.to_string(), format!("platform.{}", platform.name))]);
+        let outcome = Engine::new(client, ctx.resolver.clone(), engine_labels)
+            .run(&desired, &status.inventory, PruneMode::Enabled, DriftMode::Correct)
+            .await?;
+        Ok::<_, ReconcileError>(outcome.inventory)
+    }
+    .await;
+    match result {
+        Ok(inventory) => {
+            status.inventory = inventory;
+            status.last_applied_revision = Some(platform.applied);
+            status.error.clear();
+        }
+        Err(e) => status.error = format!("{}: {e}", e.reason()),
+    }
+    Some(status)
 }
 
 /// Starts `run.pipeline` for `revision` of `app` as the team's account. The run's name comes
@@ -110,7 +201,7 @@ async fn start_run(
     let cicd = cicd_namespace(&factory.name_any());
     let sha = revision.rsplit(':').next().unwrap_or(revision);
     let name = factory_core::names::sanitize_label(&format!("{app}-{}", &sha[..sha.len().min(12)]), 63);
-    let object: DynamicObject = serde_json::from_value(serde_json::json!({
+    let mut object = serde_json::json!({
         "apiVersion": "tekton.dev/v1", "kind": "PipelineRun",
         "metadata": {"name": name, "namespace": cicd, "labels": {
             runs::APPLICATION_LABEL: app, runs::REVISION_LABEL: sha, runs::ENVIRONMENT_LABEL: run.environment,
@@ -118,8 +209,13 @@ async fn start_run(
         "spec": {"pipelineRef": {"name": run.pipeline}, "params": [
             {"name": "application", "value": app}, {"name": "revision", "value": sha},
             {"name": "environment", "value": run.environment}]}
-    }))
-    .map_err(|e| ReconcileError::Internal(e.to_string()))?;
+    });
+    if let Some(task) = &run.deploy_task {
+        // Only the deploying task gets the account whose rights reach the target environment.
+        object["spec"]["taskRunSpecs"] = serde_json::json!([{"pipelineTaskName": task,
+            "serviceAccountName": factory_core::pipelines::deployer_name(&run.environment)}]);
+    }
+    let object: DynamicObject = serde_json::from_value(object).map_err(|e| ReconcileError::Internal(e.to_string()))?;
     let client = ctx.impersonating(&cicd, TENANT_SERVICE_ACCOUNT)?;
     let api: Api<DynamicObject> = Api::namespaced_with(client, &cicd, &pipeline_run_resource());
     match api.create(&kube::api::PostParams::default(), &object).await {

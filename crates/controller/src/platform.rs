@@ -29,7 +29,10 @@ const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 struct Applied {
     revision: String,
     outcome: Outcome,
+    /// Why pruning was held back; the factory is not Ready while there are any.
     notes: Vec<String>,
+    /// What else the message should say without holding the factory back (shared images).
+    info: Vec<String>,
 }
 
 /// Reconciles one Factory; team factories (`Applications`) are handed to [`crate::team`].
@@ -75,7 +78,7 @@ pub async fn reconcile(factory: Arc<Factory>, ctx: Arc<Context>) -> Result<Actio
                 o.unchanged,
                 o.pruned.len()
             );
-            for note in &applied.notes {
+            for note in applied.notes.iter().chain(&applied.info) {
                 message.push_str("; ");
                 message.push_str(note);
             }
@@ -154,8 +157,19 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
     let cluster = spec.cluster.clone();
     let factories = spec.factories.clone();
     let classes = spec.environment_classes.clone().unwrap_or_default();
+    let images = spec.images.clone();
+    // Paths read, in order: cluster, factories, the classes, the pipeline templates, then (with
+    // images) the build pipelines, each image's context and the CA bundle (for their ids).
     let mut paths = vec![cluster.as_ref().map(|p| p.path.clone()), factories.as_ref().map(|p| p.path.clone())];
     paths.extend(classes.iter().map(|c| Some(c.path.clone())));
+    let templates_at = paths.len();
+    paths.push(spec.pipeline_templates.as_ref().map(|p| p.path.clone()));
+    let images_at = paths.len();
+    if let Some(images) = &images {
+        paths.push(Some(images.path.clone()));
+        paths.extend(images.images.iter().map(|i| Some(i.context.clone())));
+        paths.push(images.ca_path.clone());
+    }
     let checkout = checkout(ctx, source, &account.namespace, paths).await?;
     status.last_attempted_revision = Some(checkout.synced.revision.clone());
 
@@ -177,15 +191,33 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
     for key in ["namespace", "environment", "class"] {
         class_vars.insert(key.into(), "validation".into());
     }
-    for files in &checkout.files[2..] {
+    for files in &checkout.files[2..templates_at] {
         load(files, &class_vars);
+    }
+    // Templates and image pipelines are applied elsewhere (where Tekton may be absent); here
+    // they only have to parse, so a broken one fails the revision that broke it.
+    let mut tekton_vars = vars.clone();
+    tekton_vars.insert("namespace".into(), "validation".into());
+    tekton_vars.insert("platform".into(), name.clone());
+    let tekton_end = if images.is_some() { images_at + 1 } else { images_at };
+    for files in &checkout.files[templates_at..tekton_end] {
+        load(files, &tekton_vars);
     }
     if !load_errors.is_empty() {
         return Err(ReconcileError::Load(load_errors));
     }
+    if let Some(images) = &images {
+        // The platform's own cicd namespace, where its images are built.
+        let namespace = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {
+            "name": factory_core::names::cicd_namespace(&name),
+            "labels": {labels::NAMESPACE_KIND: "cicd", labels::PLATFORM: name, labels::PART_OF: name}}});
+        desired.push(Manifest { file: format!("Factory {name} spec.images"), line: 0, document: 0, object: namespace });
+        crate::images::observe(ctx, factory, images, status).await;
+    }
+    let references = factory_core::images::references(&status.images);
     let mut render_errors = Vec::new();
     for definition in &definitions {
-        match render::team_factory(&name, definition) {
+        match render::team_factory(&name, definition, &references) {
             Ok(objects) => desired.extend(objects),
             Err(e) => render_errors.push(e),
         }
@@ -212,7 +244,22 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
 
     let engine = engine(ctx, &name, account)?;
     let outcome = engine.run(&desired, &status.inventory, prune, DriftMode::Correct).await?;
-    Ok(Applied { revision: checkout.synced.revision, outcome, notes })
+    let mut info = Vec::new();
+    if let Some(images) = &images {
+        let ids = &checkout.ids[images_at + 1..];
+        let revision = crate::images::Revision {
+            spec: images,
+            files: &checkout.files[images_at],
+            context_ids: ids[..images.images.len()].to_vec(),
+            ca_id: ids.last().cloned().flatten(),
+            url: &source.url,
+            revision: &checkout.synced.revision,
+        };
+        info.extend(crate::images::build(ctx, factory, account, revision, status).await);
+    } else {
+        status.images.clear();
+    }
+    Ok(Applied { revision: checkout.synced.revision, outcome, notes, info })
 }
 
 fn engine(ctx: &Context, factory: &str, account: &ServiceAccountReference) -> Result<Engine, ReconcileError> {

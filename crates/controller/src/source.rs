@@ -3,7 +3,7 @@
 
 use factory_api::{GitRef, GitSource};
 use factory_core::manifests::SourceFile;
-use factory_source::{Auth, Limits, Reference, Synced, read_paths};
+use factory_source::{Auth, Limits, Reference, Synced, path_id, read_paths};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
@@ -16,6 +16,8 @@ pub struct Checkout {
     pub synced: Synced,
     /// Files under each requested path, in the order the paths were given.
     pub files: Vec<Vec<SourceFile>>,
+    /// The git object id of each requested path (a content hash), in the same order.
+    pub ids: Vec<Option<String>>,
 }
 
 /// Which revision a `GitRef` asks for; a missing ref means branch `main`.
@@ -85,13 +87,18 @@ pub async fn checkout_at(
         let synced = repos.sync(&url, &reference, &auth, &credential)?;
         let repo = repos.open(&url, &credential)?;
         let mut files = Vec::with_capacity(paths.len());
+        let mut ids = Vec::with_capacity(paths.len());
         for path in &paths {
             files.push(match path {
                 Some(path) => read_paths(&repo, &synced.commit, &[path.as_str()], Limits::default())?,
                 None => Vec::new(),
             });
+            ids.push(match path {
+                Some(path) => path_id(&repo, &synced.commit, path)?,
+                None => None,
+            });
         }
-        Ok::<_, ReconcileError>(Checkout { synced, files })
+        Ok::<_, ReconcileError>(Checkout { synced, files, ids })
     })
     .await
     .map_err(|e| ReconcileError::Internal(e.to_string()))?

@@ -6,9 +6,11 @@
 pub mod admission;
 pub mod conditions;
 pub mod duration;
+pub mod images;
 pub mod inventory;
 pub mod manifests;
 pub mod names;
+pub mod pipelines;
 pub mod render;
 pub mod runs;
 pub mod validate;

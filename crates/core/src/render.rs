@@ -19,13 +19,16 @@ pub const DEFAULT_MAX_PREVIEWS: i64 = 10;
 /// ClusterRoles the operator installs: the built-in `edit` and `admin` roles (and so the
 /// owners of a cicd namespace) gain PreviewEnvironments through role aggregation.
 pub fn operator_cluster_roles() -> Vec<Value> {
-    vec![json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+    vec![
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
         "metadata": {"name": "factories.dev:previews-edit", "labels": {
             "rbac.authorization.k8s.io/aggregate-to-edit": "true",
             "rbac.authorization.k8s.io/aggregate-to-admin": "true",
             "app.kubernetes.io/managed-by": "factory-operator"}},
         "rules": [{"apiGroups": [factory_api::GROUP], "resources": ["previewenvironments"],
-                   "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]}]})]
+                   "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]}]}),
+        crate::pipelines::triggers_cluster_role(),
+    ]
 }
 
 /// A definition the platform factory cannot build.
@@ -53,8 +56,13 @@ fn derived(from: &Manifest, object: Value) -> Manifest {
 /// What the platform factory `platform` builds from one team Factory definition of its
 /// repository: the Factory itself (labelled with its platform), its cicd namespace, the
 /// service account its content will be applied as, and that account's rights — `admin`
-/// bound inside the cicd namespace only, never cluster-wide.
-pub fn team_factory(platform: &str, definition: &Manifest) -> Result<Vec<Manifest>, RenderError> {
+/// bound inside the cicd namespace only, never cluster-wide — and the accounts its pipelines
+/// run as ([`crate::pipelines::cicd_objects`]), with the platform's shared `images`.
+pub fn team_factory(
+    platform: &str,
+    definition: &Manifest,
+    images: &BTreeMap<String, String>,
+) -> Result<Vec<Manifest>, RenderError> {
     let err = |why: &str| RenderError { object: definition.to_string(), why: why.to_string() };
     if definition.api_version() != format!("{}/{}", factory_api::GROUP, factory_api::VERSION)
         || definition.kind() != "Factory"
@@ -111,6 +119,22 @@ pub fn team_factory(platform: &str, definition: &Manifest) -> Result<Vec<Manifes
                 "subjects": subjects}),
         ));
     }
+    let environments: Vec<String> = definition
+        .object
+        .pointer("/spec/environments")
+        .and_then(Value::as_array)
+        .map(|es| es.iter().filter_map(|e| e.get("name").and_then(Value::as_str).map(String::from)).collect())
+        .unwrap_or_default();
+    let triggers = definition
+        .object
+        .pointer("/spec/applications")
+        .and_then(Value::as_array)
+        .is_some_and(|apps| apps.iter().any(|a| a.pointer("/pipelines/onPush").is_some()));
+    out.extend(
+        crate::pipelines::cicd_objects(&name, &environments, triggers, images)
+            .into_iter()
+            .map(|object| derived(definition, object)),
+    );
     Ok(out)
 }
 
@@ -201,7 +225,7 @@ mod tests {
     fn a_team_factory_gets_namespace_account_and_namespaced_rights_only() {
         let def = manifest(json!({"apiVersion": "factories.dev/v1alpha1", "kind": "Factory",
             "metadata": {"name": "shop"}, "spec": {"type": "Applications"}}));
-        let objects = team_factory("platform", &def).unwrap();
+        let objects = team_factory("platform", &def, &BTreeMap::new()).unwrap();
         let kinds: Vec<&str> = objects.iter().map(Manifest::kind).collect();
         assert_eq!(kinds, ["Factory", "Namespace", "ServiceAccount", "RoleBinding", "ResourceQuota"]);
         assert_eq!(objects[4].object["spec"]["hard"]["count/previewenvironments.factories.dev"], "10");
@@ -216,9 +240,14 @@ mod tests {
     fn only_team_factories_can_be_built() {
         let platform = manifest(json!({"apiVersion": "factories.dev/v1alpha1", "kind": "Factory",
             "metadata": {"name": "other"}, "spec": {"type": "Environments"}}));
-        assert!(team_factory("platform", &platform).unwrap_err().why.contains("only factories of type Applications"));
+        assert!(
+            team_factory("platform", &platform, &BTreeMap::new())
+                .unwrap_err()
+                .why
+                .contains("only factories of type Applications")
+        );
         let cm = manifest(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}));
-        assert!(team_factory("platform", &cm).is_err());
+        assert!(team_factory("platform", &cm, &BTreeMap::new()).is_err());
     }
 
     #[test]

@@ -87,6 +87,7 @@ pub fn summarise(runs: &[Value], now: Timestamp) -> RunsSummary {
     }
     summary.latest = latest.into_values().map(|(_, r)| r).collect();
     summary.last_failure = last_failure.map(|(_, why)| why);
+    summary.overview = format!("{} ok, {} failed, {} running", summary.succeeded, summary.failed, summary.running);
     summary
 }
 
@@ -119,6 +120,7 @@ mod tests {
         ];
         let s = summarise(&runs, now);
         assert_eq!((s.succeeded, s.failed, s.running), (1, 1, 2));
+        assert_eq!(s.overview, "1 ok, 1 failed, 2 running");
         assert_eq!(s.latest.len(), 3);
         assert_eq!((s.latest[0].name.as_str(), s.latest[0].result.as_str()), ("a-2", "Failed"));
         assert_eq!(s.latest[0].duration_seconds, Some(90));

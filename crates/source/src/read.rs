@@ -68,6 +68,20 @@ pub fn read_paths(
     Ok(reader.files)
 }
 
+/// The git object id of `path` at `commit` (a tree for a directory): a content hash, so it
+/// changes exactly when something under the path changes. `None` when the path is missing.
+pub fn path_id(repo: &Repository, commit: &str, path: &str) -> Result<Option<String>, SourceError> {
+    let cache_err = |source| SourceError::Cache { path: repo.path().display().to_string(), source };
+    let oid = Oid::from_str(commit).map_err(cache_err)?;
+    let root = repo.find_commit(oid).and_then(|c| c.tree()).map_err(cache_err)?;
+    let clean = normalise(Path::new(path))
+        .ok_or_else(|| SourceError::Content { path: path.to_string(), why: "the path leaves the repository".into() })?;
+    if clean.as_os_str().is_empty() {
+        return Ok(Some(root.id().to_string()));
+    }
+    Ok(root.get_path(&clean).ok().map(|e| e.id().to_string()))
+}
+
 struct Reader<'r> {
     repo: &'r Repository,
     root: &'r Tree<'r>,
