@@ -56,9 +56,9 @@ async fn platform_repository_converges_changes_and_prunes_safely() {
     let head = p.repo.head().expect("head");
     assert_eq!(status.last_applied_revision.as_deref(), Some(format!("main@sha1:{head}").as_str()));
     // 2 ClusterRoles + PriorityClass + (Factory, Namespace, ServiceAccount, RoleBinding,
-    // preview ResourceQuota, owners RoleBinding)
+    // preview ResourceQuota, owners RoleBinding, the test environment's deploy account)
     // + CRD, Widget, Namespace, Task.
-    assert_eq!(status.objects, Some(13), "{}", ready_message(&f));
+    assert_eq!(status.objects, Some(14), "{}", ready_message(&f));
     let widget = kube::api::ApiResource {
         group: format!("{x}.example.com"),
         version: "v1".into(),
@@ -121,7 +121,7 @@ async fn platform_repository_converges_changes_and_prunes_safely() {
     p.poke().await;
     eventually("a no-change reconcile", Duration::from_secs(30), || async {
         let f = p.factories().get(&p.name).await?;
-        anyhow::Ok(ready_message(&f).contains("0 created, 0 updated, 13 unchanged").then_some(()))
+        anyhow::Ok(ready_message(&f).contains("0 created, 0 updated, 14 unchanged").then_some(()))
     })
     .await
     .expect("steady state");
@@ -181,7 +181,7 @@ async fn platform_repository_converges_changes_and_prunes_safely() {
     p.poke().await;
     let f = p.wait_ready("True", "Reconciled").await;
     assert!(ready_message(&f).contains("1 pruned"), "{}", ready_message(&f));
-    assert_eq!(f.status.as_ref().and_then(|s| s.objects), Some(11));
+    assert_eq!(f.status.as_ref().and_then(|s| s.objects), Some(12));
     assert!(
         Api::<PriorityClass>::all(client.clone()).get_opt(&format!("{x}-high")).await.expect("get").is_none(),
         "pruned"

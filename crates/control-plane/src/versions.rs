@@ -10,3 +10,5 @@ pub const ETCD: &str = "v3.7.0";
 pub const TEKTON_PIPELINE: &str = "v1.10.0";
 /// `github.com/tektoncd/triggers` module version whose `config/300-*.yaml` CRDs are installed.
 pub const TEKTON_TRIGGERS: &str = "v0.34.0";
+/// `helm.sh/helm/v3` version used to lint and render the chart.
+pub const HELM: &str = "v3.22.0";

@@ -25,6 +25,7 @@ mod credentials;
 pub mod environment;
 pub mod error;
 pub mod images;
+pub mod leader;
 pub mod metrics;
 pub mod pipelines;
 pub mod platform;
@@ -67,6 +68,21 @@ pub struct Args {
     /// Check the connection and the installed CRDs, print what was found and exit.
     #[arg(long)]
     pub check: bool,
+    /// Run reconcilers only while holding the Lease `factory-operator`, so several replicas are safe.
+    #[arg(long, env = "FACTORY_LEADER_ELECT")]
+    pub leader_elect: bool,
+    /// Namespace of the leader Lease (in a pod: its own namespace).
+    #[arg(long, default_value = "factory-system", env = "POD_NAMESPACE")]
+    pub leader_election_namespace: String,
+}
+
+/// This process's identity for leader election: the pod name (or host name) and the process id.
+fn identity() -> String {
+    let host = std::env::var("POD_NAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .or_else(|_| std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()))
+        .unwrap_or_else(|_| "factory-operator".into());
+    format!("{host}_{}", std::process::id())
 }
 
 /// How logs are written.
@@ -125,7 +141,8 @@ pub async fn run(args: Args) -> Result<()> {
         .await
         .with_context(|| format!("binding the metrics endpoint to {}", args.metrics_addr))?;
     info!(addr = %args.metrics_addr, "serving /metrics, /healthz and /readyz");
-    run_controllers(ctx, Options { webhook, metrics: Some(metrics) }, shutdown_signal()).await;
+    let leader = args.leader_elect.then(|| leader::Config::new(&args.leader_election_namespace, &identity()));
+    run_controllers(ctx, Options { webhook, metrics: Some(metrics), leader }, shutdown_signal()).await?;
     info!("stopped");
     Ok(())
 }
@@ -154,15 +171,66 @@ pub struct Options {
     pub webhook: Option<(tokio::net::TcpListener, String)>,
     /// The listener for `/metrics`, `/healthz` and `/readyz`; `None` disables them.
     pub metrics: Option<tokio::net::TcpListener>,
+    /// Leader election; `None` runs the reconcilers at once (a single replica).
+    pub leader: Option<leader::Config>,
 }
 
 /// Runs every reconciler (and the webhook receiver) until `shutdown` resolves; reconciles in
-/// flight finish first.
+/// flight finish first. With leader election, the health endpoints answer at once and the
+/// rest starts once this process leads; losing the lease stops everything with an error (the
+/// process exits, and its restart becomes a standby).
 pub async fn run_controllers(
     ctx: Arc<Context>,
     options: Options,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) {
+) -> Result<()> {
+    let metrics_server = {
+        let metrics = ctx.metrics.clone();
+        async move {
+            if let Some(listener) = options.metrics {
+                if let Err(e) = axum::serve(listener, metrics::router(metrics)).await {
+                    warn!(error = %e, "metrics server stopped");
+                }
+            } else {
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    let metrics_task = tokio::spawn(metrics_server);
+    tokio::pin!(shutdown);
+    let mut leadership = match options.leader {
+        Some(config) => tokio::select! {
+            held = leader::acquire(ctx.client.clone(), config) => Some(held),
+            _ = &mut shutdown => {
+                metrics_task.abort();
+                return Ok(());
+            }
+        },
+        None => None,
+    };
+    ctx.metrics.leader.set(1);
+    let lost = async {
+        match leadership.as_mut() {
+            Some(l) => l.lost().await,
+            None => std::future::pending().await,
+        }
+    };
+    let result = lead(ctx.clone(), options.webhook, shutdown, lost).await;
+    ctx.metrics.leader.set(0);
+    if let Some(l) = leadership {
+        l.release().await;
+    }
+    metrics_task.abort();
+    result
+}
+
+/// The reconcilers and the webhook receiver, until `shutdown` or `lost`.
+async fn lead(
+    ctx: Arc<Context>,
+    webhook: Option<(tokio::net::TcpListener, String)>,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+    lost: impl std::future::Future<Output = ()> + Send,
+) -> Result<()> {
     let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
     let stopped = |tx: &tokio::sync::broadcast::Sender<()>| {
         let mut rx = tx.subscribe();
@@ -173,7 +241,6 @@ pub async fn run_controllers(
     if let Err(e) = install_admission_policies(&ctx).await {
         warn!(error = %e, "could not install the admission policies; protected environments are not guarded");
     }
-    let ctx_metrics = ctx.metrics.clone();
     let ctx_previews = ctx.clone();
     let factories: Api<Factory> = Api::all(ctx.client.clone());
     let (trigger_tx, trigger_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -240,20 +307,8 @@ pub async fn run_controllers(
         .run(environment::reconcile, error_policy, ctx)
         .for_each(log_result);
 
-    let metrics_server = {
-        let metrics = ctx_metrics.clone();
-        async move {
-            if let Some(listener) = options.metrics {
-                if let Err(e) = axum::serve(listener, metrics::router(metrics)).await {
-                    warn!(error = %e, "metrics server stopped");
-                }
-            } else {
-                std::future::pending::<()>().await;
-            }
-        }
-    };
     let receiver = async move {
-        if let Some((listener, secret)) = options.webhook {
+        if let Some((listener, secret)) = webhook {
             let router = webhook::router(webhook::Receiver {
                 secret,
                 factories: factory_store,
@@ -284,10 +339,14 @@ pub async fn run_controllers(
             let _ = stop_tx.send(());
             all.await;
         }
+        _ = lost => {
+            // Another process may already lead: stop at once rather than finish in-flight work.
+            anyhow::bail!("lost the leader lease; exiting so that a restart waits as a standby");
+        }
         _ = &mut all => {}
         _ = receiver => {}
-        _ = metrics_server => {}
     }
+    Ok(())
 }
 
 /// Applies the operator's cluster-wide objects — ValidatingAdmissionPolicies and their bindings,

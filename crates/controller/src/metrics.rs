@@ -41,6 +41,21 @@ pub struct ObjectLabels {
     pub name: String,
 }
 
+/// Labels of one git sync.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FetchLabels {
+    /// `fetched` (objects downloaded), `unchanged` (a ref listing showed nothing new) or the
+    /// failure's reason.
+    pub outcome: String,
+}
+
+/// Labels naming one factory.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FactoryLabels {
+    /// The factory's name.
+    pub factory: String,
+}
+
 /// Every metric the operator exports.
 pub struct Metrics {
     registry: Registry,
@@ -54,6 +69,12 @@ pub struct Metrics {
     pub pruned: Family<ControllerLabels, Counter>,
     /// Objects changed by hand and left as found (`driftPolicy: Report`), per environment.
     pub drifted: Family<ObjectLabels, Gauge>,
+    /// Git syncs by outcome, with their duration.
+    pub git_fetch: Family<FetchLabels, Histogram>,
+    /// Preview environments that exist, by team factory.
+    pub previews_active: Family<FactoryLabels, Gauge>,
+    /// 1 while this process holds the leader lease (or runs without leader election).
+    pub leader: Gauge,
 }
 
 impl Default for Metrics {
@@ -66,6 +87,11 @@ impl Default for Metrics {
         let applied = Family::<ControllerLabels, Counter>::default();
         let pruned = Family::<ControllerLabels, Counter>::default();
         let drifted = Family::<ObjectLabels, Gauge>::default();
+        let git_fetch = Family::<FetchLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.005, 2.0, 14))
+        });
+        let previews_active = Family::<FactoryLabels, Gauge>::default();
+        let leader = Gauge::default();
         registry.register("reconciles", "Reconciles by controller and outcome reason", reconciles.clone());
         registry.register("reconcile_duration_seconds", "Time spent in one reconcile", duration.clone());
         registry.register("objects_applied", "Objects created or updated", applied.clone());
@@ -75,7 +101,18 @@ impl Default for Metrics {
             "Objects changed by hand and left as found (driftPolicy: Report)",
             drifted.clone(),
         );
-        Self { registry, reconciles, duration, applied, pruned, drifted }
+        registry.register(
+            "git_fetch_duration_seconds",
+            "Git syncs (ref listing, and a fetch when something is new) by outcome",
+            git_fetch.clone(),
+        );
+        registry.register(
+            "previews_active",
+            "Preview environments that exist, by team factory",
+            previews_active.clone(),
+        );
+        registry.register("leader", "1 while this process is the leader", leader.clone());
+        Self { registry, reconciles, duration, applied, pruned, drifted, git_fetch, previews_active, leader }
     }
 }
 

@@ -83,8 +83,20 @@ pub async fn checkout_at(
     let (auth, credential) = auth(ctx, source, default_namespace).await?;
     let repos = ctx.repos.clone();
     let url = source.url.clone();
+    let metrics = ctx.metrics.clone();
     tokio::task::spawn_blocking(move || {
-        let synced = repos.sync(&url, &reference, &auth, &credential)?;
+        let started = std::time::Instant::now();
+        let synced = repos.sync(&url, &reference, &auth, &credential);
+        let outcome = match &synced {
+            Ok(s) if s.fetched => "fetched",
+            Ok(_) => "unchanged",
+            Err(e) => e.reason(),
+        };
+        metrics
+            .git_fetch
+            .get_or_create(&crate::metrics::FetchLabels { outcome: outcome.into() })
+            .observe(started.elapsed().as_secs_f64());
+        let synced = synced?;
         let repo = repos.open(&url, &credential)?;
         let mut files = Vec::with_capacity(paths.len());
         let mut ids = Vec::with_capacity(paths.len());

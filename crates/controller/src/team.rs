@@ -104,6 +104,8 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
         }
     }
     status.previews = Some(pc.clone());
+    let labels = crate::metrics::FactoryLabels { factory: name.clone() };
+    ctx.metrics.previews_active.get_or_create(&labels).set(i64::from(pc.total));
     status.pipelines = crate::pipelines::apply(ctx, factory, &status.pipelines).await;
     let view = crate::pipelines::summary(ctx, factory).await;
     let pipeline_errors: Vec<String> = status

@@ -75,9 +75,14 @@ pub fn ensure_operator() {
                         }
                     };
                     let _ = tx.send(Ok((webhook.1, metrics.1)));
-                    let options =
-                        Options { webhook: Some((webhook.0, WEBHOOK_SECRET.to_string())), metrics: Some(metrics.0) };
-                    run_controllers(ctx, options, std::future::pending()).await;
+                    let options = Options {
+                        webhook: Some((webhook.0, WEBHOOK_SECRET.to_string())),
+                        metrics: Some(metrics.0),
+                        leader: None,
+                    };
+                    if let Err(e) = run_controllers(ctx, options, std::future::pending()).await {
+                        eprintln!("in-process operator stopped: {e:#}");
+                    }
                 });
             })
             .map_err(|e| e.to_string())?;
@@ -125,6 +130,11 @@ impl OperatorProcess {
     /// Starts `target/<profile>/factory-operator` against this binary's control plane.
     /// Panics, saying how to build it, when it is missing.
     pub fn start(name: &str) -> Self {
+        Self::start_with(name, &[])
+    }
+
+    /// Like [`OperatorProcess::start`], with more flags (which may override the defaults).
+    pub fn start_with(name: &str, extra: &[&str]) -> Self {
         let exe = std::env::current_exe().unwrap_or_default();
         let bin = exe.parent().and_then(|deps| deps.parent()).map(|d| d.join("factory-operator")).unwrap_or_default();
         assert!(
@@ -143,6 +153,11 @@ impl OperatorProcess {
             "--log=info,factory_apply=debug".to_string(),
             "--metrics-addr=127.0.0.1:0".to_string(),
         ];
+        // A flag given in `extra` replaces the default of the same name.
+        let flag = |a: &str| a.split('=').next().unwrap_or_default().to_string();
+        let mut args: Vec<String> =
+            args.into_iter().filter(|a| !extra.iter().any(|e| a.starts_with("--") && flag(e) == flag(a))).collect();
+        args.extend(extra.iter().map(|a| a.to_string()));
         let process = factory_control_plane::process::Process::spawn(
             name,
             std::path::Path::new("sh"),
@@ -159,5 +174,15 @@ impl OperatorProcess {
     /// SIGKILL, no chance to finish anything.
     pub fn kill(&mut self) {
         self.process.kill();
+    }
+
+    /// SIGTERM, then SIGKILL if it has not exited within `grace`.
+    pub fn stop(&mut self, grace: std::time::Duration) {
+        self.process.stop(grace);
+    }
+
+    /// The last lines of its log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        self.process.tail(lines)
     }
 }

@@ -39,7 +39,7 @@ enum Task {
 
 #[derive(Subcommand)]
 enum PlaneCommand {
-    /// Build the control-plane binaries from their Go modules into the cache (no-op when cached).
+    /// Build the control-plane binaries and Helm from their Go modules into the cache (no-op when cached).
     Build,
     /// Start a control plane in the background; writes target/control-plane/kubeconfig.
     Start,
@@ -103,16 +103,19 @@ fn build() -> Result<()> {
     let started = Instant::now();
     let cached = Binaries::in_cache().all_present();
     let bins = Binaries::ensure(&progress)?;
+    let helm = factory_control_plane::binaries::helm(&progress)?;
     eprintln!(
-        "control-plane binaries {} in {:.1}s (Kubernetes {}, etcd {}):\n  {}\n  {}\n  {}\n  {}",
+        "control-plane binaries {} in {:.1}s (Kubernetes {}, etcd {}, Helm {}):\n  {}\n  {}\n  {}\n  {}\n  {}",
         if cached { "already cached" } else { "built" },
         started.elapsed().as_secs_f64(),
         versions::KUBERNETES,
         versions::ETCD,
+        versions::HELM,
         bins.kube_apiserver.display(),
         bins.kube_controller_manager.display(),
         bins.kubectl.display(),
-        bins.etcd.display()
+        bins.etcd.display(),
+        helm.display()
     );
     Ok(())
 }
