@@ -2,6 +2,7 @@
 //! git repositories served over smart HTTP with a token.
 
 mod applications;
+mod cli;
 mod environments;
 mod failures;
 mod fixture;

@@ -32,3 +32,5 @@ pub const BRANCH_PREVIEW: &str = "factories.dev/branch";
 pub const IMAGE: &str = "factories.dev/image";
 /// Label holding the digest of the image definition a PipelineRun builds.
 pub const DEFINITION: &str = "factories.dev/definition";
+/// Annotation whose change asks for an immediate reconcile (`kubectl factory reconcile`).
+pub const REQUESTED_AT: &str = "factories.dev/requested-at";

@@ -67,14 +67,14 @@ impl Outcome {
 /// The engine, acting as one identity (usually an impersonated service account).
 #[derive(Clone)]
 pub struct Engine {
-    client: Client,
-    resolver: Arc<Resolver>,
-    labels: BTreeMap<String, String>,
+    pub(crate) client: Client,
+    pub(crate) resolver: Arc<Resolver>,
+    pub(crate) labels: BTreeMap<String, String>,
     concurrency: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Stage {
+pub(crate) enum Stage {
     /// CRDs and Namespaces: others may need them.
     Foundations,
     /// Cluster-scoped objects.
@@ -84,20 +84,20 @@ enum Stage {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Action {
+pub(crate) enum Action {
     Create,
     Update,
     Drift,
     Unchanged,
 }
 
-struct Item<'m> {
-    manifest: &'m Manifest,
-    object: Value,
-    entry: InventoryEntry,
-    resolved: Option<Resolved>,
-    stage: Stage,
-    action: Option<Action>,
+pub(crate) struct Item<'m> {
+    pub(crate) manifest: &'m Manifest,
+    pub(crate) object: Value,
+    pub(crate) entry: InventoryEntry,
+    pub(crate) resolved: Option<Resolved>,
+    pub(crate) stage: Stage,
+    pub(crate) action: Option<Action>,
 }
 
 impl Engine {
@@ -162,7 +162,7 @@ impl Engine {
     }
 
     /// Resolves every manifest's kind; a kind only this revision's CRDs define is resolved later.
-    async fn resolve<'m>(&self, desired: &'m [Manifest]) -> Result<Vec<Item<'m>>, ApplyError> {
+    pub(crate) async fn resolve<'m>(&self, desired: &'m [Manifest]) -> Result<Vec<Item<'m>>, ApplyError> {
         let defined_here: BTreeSet<(String, String)> = desired.iter().filter_map(crd_defines).collect();
         let mut items = Vec::with_capacity(desired.len());
         let mut failures = Vec::new();
@@ -217,7 +217,7 @@ impl Engine {
         }
     }
 
-    fn api(&self, resolved: &Resolved, namespace: Option<&str>) -> Api<DynamicObject> {
+    pub(crate) fn api(&self, resolved: &Resolved, namespace: Option<&str>) -> Api<DynamicObject> {
         match (resolved.namespaced, namespace) {
             (true, Some(ns)) => Api::namespaced_with(self.client.clone(), ns, &resolved.resource),
             _ => Api::all_with(self.client.clone(), &resolved.resource),
@@ -415,7 +415,7 @@ impl Engine {
     }
 }
 
-fn describe(entry: &InventoryEntry) -> String {
+pub(crate) fn describe(entry: &InventoryEntry) -> String {
     match &entry.namespace {
         Some(ns) => format!("{} {}/{}", entry.kind, ns, entry.name),
         None => format!("{} {}", entry.kind, entry.name),
@@ -432,7 +432,7 @@ fn crd_defines(manifest: &Manifest) -> Option<(String, String)> {
 }
 
 /// An object without the fields that change on every write.
-fn comparable(object: &impl serde::Serialize) -> Value {
+pub(crate) fn comparable(object: &impl serde::Serialize) -> Value {
     let mut value = serde_json::to_value(object).unwrap_or(Value::Null);
     if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("managedFields");
@@ -451,7 +451,7 @@ fn failure(manifest: &Manifest, reason: &str, message: &str) -> ObjectFailure {
 
 /// A failure of a resolved object, named as the cluster sees it (no namespace on a
 /// cluster-scoped kind) with the place it came from.
-fn from_kube(item: &Item<'_>, error: kube::Error) -> ObjectFailure {
+pub(crate) fn from_kube(item: &Item<'_>, error: kube::Error) -> ObjectFailure {
     let object = format!("{} ({})", describe(&item.entry), item.manifest.location());
     let (reason, message) = match error {
         kube::Error::Api(status) => (

@@ -11,8 +11,10 @@
 
 mod engine;
 mod error;
+mod plan;
 mod resolve;
 
 pub use engine::{DriftMode, Engine, Outcome, PruneMode};
 pub use error::{ApplyError, ObjectFailure};
-pub use resolve::Resolver;
+pub use plan::{Change, Planned};
+pub use resolve::{Resolver, impersonating};

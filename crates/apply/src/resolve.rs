@@ -75,3 +75,18 @@ impl Resolver {
         Ok(())
     }
 }
+
+/// `config` acting as service account `namespace/name` (impersonation, with the groups every
+/// service account has), plus `extra_group` when given — how content is applied, and planned,
+/// with exactly the rights of the account it belongs to.
+pub fn impersonating(mut config: kube::Config, namespace: &str, name: &str, extra_group: Option<&str>) -> kube::Config {
+    config.auth_info.impersonate = Some(format!("system:serviceaccount:{namespace}:{name}"));
+    let mut groups = vec![
+        "system:serviceaccounts".into(),
+        format!("system:serviceaccounts:{namespace}"),
+        "system:authenticated".into(),
+    ];
+    groups.extend(extra_group.map(str::to_string));
+    config.auth_info.impersonate_groups = Some(groups);
+    config
+}

@@ -1,13 +1,19 @@
 //! The `kubectl factory` plugin: commands, each in a module of its own.
 
 use std::io::Write;
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use kube::Client;
 
+mod local;
+pub mod plan;
+pub mod preview;
+pub mod reconcile;
 pub mod runs;
 pub mod status;
+pub mod validate;
 
 /// `kubectl factory`: inspect and drive factory-operator.
 #[derive(Parser, Debug)]
@@ -45,20 +51,166 @@ pub enum Command {
         /// The team factory.
         factory: String,
     },
+    /// Render a local checkout and show what applying it would create, change and prune, for
+    /// the factory and every environment it touches (server-side dry-run).
+    Plan {
+        /// The factory in the cluster whose repository DIR is a checkout of.
+        factory: String,
+        /// The checkout.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// For a team factory: the application whose repository DIR is.
+        #[arg(long)]
+        application: Option<String>,
+        /// Dry-run as yourself instead of as the factory's service account (needs no
+        /// impersonation rights, but RBAC answers for you, not for the factory).
+        #[arg(long)]
+        as_self: bool,
+        /// Exit with status 2 when the plan would change something (for CI).
+        #[arg(long)]
+        detailed_exitcode: bool,
+    },
+    /// Check a local checkout of a platform or application repository offline; exits non-zero
+    /// on any error (for pull-request checks).
+    Validate {
+        /// The checkout.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// A Factory manifest saying where things are; without it, the layout of `examples/`.
+        #[arg(long)]
+        factory: Option<PathBuf>,
+        /// With a team Factory: the application whose repository DIR is.
+        #[arg(long)]
+        application: Option<String>,
+    },
+    /// Create, delete or list preview environments.
+    #[command(subcommand)]
+    Preview(PreviewCommand),
+    /// Ask for an immediate reconcile of a factory (and its environments).
+    Reconcile {
+        /// The factory.
+        factory: String,
+    },
+}
+
+/// `kubectl factory preview …`.
+#[derive(Subcommand, Debug)]
+pub enum PreviewCommand {
+    /// Create a preview of an application at a branch, tag or commit.
+    Create {
+        /// Preview name (a DNS label).
+        name: String,
+        /// The team factory.
+        #[arg(long)]
+        factory: String,
+        /// The application.
+        #[arg(long)]
+        application: String,
+        /// Branch to follow.
+        #[arg(long, conflicts_with_all = ["tag", "commit"], required_unless_present_any = ["tag", "commit"])]
+        branch: Option<String>,
+        /// Tag to build.
+        #[arg(long, conflicts_with = "commit")]
+        tag: Option<String>,
+        /// Commit to build.
+        #[arg(long)]
+        commit: Option<String>,
+        /// Lifetime (Go duration, 10m to 720h); defaults to the factory's.
+        #[arg(long)]
+        ttl: Option<String>,
+    },
+    /// Delete a preview; its namespace goes with it.
+    Delete {
+        /// Preview name.
+        name: String,
+        /// The team factory.
+        #[arg(long)]
+        factory: String,
+    },
+    /// List previews.
+    List {
+        /// Only this team factory's.
+        #[arg(long)]
+        factory: Option<String>,
+    },
+}
+
+/// Writes rows as aligned columns (the first row is the header).
+pub fn write_table<const N: usize>(rows: &[[String; N]], out: &mut dyn Write) -> Result<()> {
+    let widths: Vec<usize> = (0..N).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    for r in rows {
+        let line: Vec<String> = r.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        writeln!(out, "{}", line.join("   ").trim_end())?;
+    }
+    Ok(())
+}
+
+/// How a command ended when it did not fail: success, or "there are changes" for
+/// `plan --detailed-exitcode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit 0.
+    Done,
+    /// Exit 2: the plan would change something.
+    Changes,
 }
 
 /// Runs a command against the cluster of the current kubeconfig, writing to `out`.
-pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
-    let client =
-        Client::try_default().await.context("connecting to the cluster (check KUBECONFIG and the current context)")?;
+pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome> {
+    if let Command::Validate { dir, factory, application } = &cli.command {
+        let layout = validate::layout(dir, factory.as_deref(), application.as_deref())?;
+        let report = validate::check(dir, &layout);
+        validate::print(&report, cli.output, out)?;
+        if !report.errors.is_empty() {
+            anyhow::bail!("{} errors in {}", report.errors.len(), dir.display());
+        }
+        return Ok(Outcome::Done);
+    }
+    let config =
+        kube::Config::infer().await.context("finding the cluster (check KUBECONFIG and the current context)")?;
+    let client = Client::try_from(config.clone()).context("connecting to the cluster")?;
     match cli.command {
         Command::Status { factory } => {
             let tree = status::load(&client, factory.as_deref()).await?;
-            status::print(&tree, cli.output, out)
+            status::print(&tree, cli.output, out)?;
         }
         Command::Runs { factory } => {
             let view = runs::load(&client, &factory).await?;
-            runs::print(&view, cli.output, out)
+            runs::print(&view, cli.output, out)?;
         }
+        Command::Plan { factory, dir, application, as_self, detailed_exitcode } => {
+            let request = plan::Request { factory: &factory, root: &dir, application: application.as_deref(), as_self };
+            let plans = plan::plan(config, &request).await?;
+            plan::print(&plans, cli.output, out)?;
+            if detailed_exitcode && plan::has_changes(&plans) {
+                return Ok(Outcome::Changes);
+            }
+        }
+        Command::Preview(PreviewCommand::Create { name, factory, application, branch, tag, commit, ttl }) => {
+            let reference = match (&branch, &tag, &commit) {
+                (Some(b), _, _) => ("branch", b.as_str()),
+                (_, Some(t), _) => ("tag", t.as_str()),
+                (_, _, Some(c)) => ("commit", c.as_str()),
+                _ => anyhow::bail!("say which revision with --branch, --tag or --commit"),
+            };
+            let new = preview::NewPreview {
+                name: &name,
+                factory: &factory,
+                application: &application,
+                reference,
+                ttl: ttl.as_deref(),
+            };
+            writeln!(out, "{}", preview::create(&client, &new).await?)?;
+        }
+        Command::Preview(PreviewCommand::Delete { name, factory }) => {
+            writeln!(out, "{}", preview::delete(&client, &factory, &name).await?)?;
+        }
+        Command::Preview(PreviewCommand::List { factory }) => {
+            let rows = preview::list(&client, factory.as_deref()).await?;
+            preview::print(&rows, cli.output, out)?;
+        }
+        Command::Reconcile { factory } => writeln!(out, "{}", reconcile::reconcile(&client, &factory).await?)?,
+        Command::Validate { .. } => {}
     }
+    Ok(Outcome::Done)
 }

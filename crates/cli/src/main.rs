@@ -8,7 +8,8 @@ use clap::Parser;
 async fn main() -> ExitCode {
     let cli = kubectl_factory::Cli::parse();
     match kubectl_factory::run(cli, &mut std::io::stdout()).await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(kubectl_factory::Outcome::Done) => ExitCode::SUCCESS,
+        Ok(kubectl_factory::Outcome::Changes) => ExitCode::from(2),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

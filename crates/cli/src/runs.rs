@@ -51,12 +51,7 @@ pub fn print(runs: &RunsSummary, output: Output, out: &mut dyn Write) -> Result<
                     r.duration_seconds.map(|d| format!("{d}s")).unwrap_or_default(),
                 ]);
             }
-            let widths: Vec<usize> =
-                (0..8).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
-            for r in rows {
-                let line: Vec<String> = r.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
-                writeln!(out, "{}", line.join("   ").trim_end())?;
-            }
+            crate::write_table(&rows, out)?;
             writeln!(out, "\n{} succeeded, {} failed, {} running", runs.succeeded, runs.failed, runs.running)?;
             if let Some(f) = &runs.last_failure {
                 writeln!(out, "last failure: {f}")?;

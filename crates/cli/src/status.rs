@@ -123,12 +123,7 @@ pub fn print(nodes: &[Node], output: Output, out: &mut dyn Write) -> Result<()> 
                     rows.push(row(child, if i == last { "└─ " } else { "├─ " }));
                 }
             }
-            let widths: Vec<usize> =
-                (0..5).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
-            for r in rows {
-                let line: Vec<String> = r.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
-                writeln!(out, "{}", line.join("   ").trim_end())?;
-            }
+            crate::write_table(&rows, out)?;
         }
     }
     Ok(())

@@ -11,7 +11,8 @@ use factory_api::environment::ApplicationStatus;
 use factory_api::factory::Application;
 use factory_api::{Environment, labels};
 use factory_apply::{DriftMode, Engine, PruneMode};
-use factory_core::manifests::{self, Manifest};
+use factory_core::baseline;
+use factory_core::manifests;
 use factory_core::names::cicd_namespace;
 use factory_core::render::TENANT_SERVICE_ACCOUNT;
 
@@ -80,37 +81,17 @@ async fn run(
 ) -> Result<(String, Vec<factory_api::InventoryEntry>), (Option<String>, ReconcileError)> {
     let environment = target.environment;
     let Some(config) = &app.config else { return Ok((String::new(), Vec::new())) };
-    let root = config.path.trim_end_matches('/');
-    let paths = vec![
-        Some(format!("{root}/base")),
-        Some(format!("{root}/classes/{}", target.class)),
-        Some(format!("{root}/environments/{environment}")),
-    ];
+    let paths = baseline::application_paths(&config.path, target.class, environment).into_iter().map(Some).collect();
     let tenant_ns = cicd_namespace(target.factory);
     let checkout = checkout(ctx, &app.source, &tenant_ns, paths).await.map_err(|e| (None, e))?;
     let revision = checkout.synced.revision.clone();
     let fail = |e| (Some(revision.clone()), e);
-    let vars = BTreeMap::from([
-        ("factory".to_string(), target.factory.to_string()),
-        ("environment".to_string(), environment.to_string()),
-        ("namespace".to_string(), target.namespace.to_string()),
-        ("class".to_string(), target.class.to_string()),
-        ("application".to_string(), app.name.clone()),
-    ]);
-    let mut desired: Vec<Manifest> = Vec::new();
+    let vars = baseline::application_vars(target.factory, environment, target.namespace, target.class, &app.name);
+    let mut layers = Vec::new();
     for files in &checkout.files {
-        let loaded = manifests::load(files, &vars).map_err(|e| fail(ReconcileError::Load(e)))?;
-        for mut m in loaded {
-            // Everything lands in this environment's namespace; a cluster-scoped kind keeps no
-            // namespace and is refused by RBAC.
-            if let Some(meta) = m.object.get_mut("metadata").and_then(serde_json::Value::as_object_mut) {
-                meta.insert("namespace".into(), target.namespace.into());
-            }
-            let key = format!("{}/{}/{}", m.api_version(), m.kind(), m.name());
-            desired.retain(|d| format!("{}/{}/{}", d.api_version(), d.kind(), d.name()) != key);
-            desired.push(m);
-        }
+        layers.push(manifests::load(files, &vars).map_err(|e| fail(ReconcileError::Load(e)))?);
     }
+    let desired = baseline::application_objects(layers, target.namespace);
     let client = ctx.impersonating(&tenant_ns, TENANT_SERVICE_ACCOUNT).map_err(|e| fail(e.into()))?;
     let engine_labels = BTreeMap::from([
         (labels::APPLIED_BY.to_string(), format!("application.{}", app.name)),

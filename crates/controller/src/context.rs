@@ -88,16 +88,7 @@ impl Context {
         if let Some(client) = cache.get(&key) {
             return Ok(client.clone());
         }
-        let mut config = self.config.clone();
-        config.auth_info.impersonate = Some(format!("system:serviceaccount:{namespace}:{name}"));
-        let mut groups = vec![
-            "system:serviceaccounts".into(),
-            format!("system:serviceaccounts:{namespace}"),
-            "system:authenticated".into(),
-        ];
-        groups.extend(group.map(str::to_string));
-        config.auth_info.impersonate_groups = Some(groups);
-        let client = Client::try_from(config)?;
+        let client = Client::try_from(factory_apply::impersonating(self.config.clone(), namespace, name, group))?;
         cache.insert(key, client.clone());
         Ok(client)
     }

@@ -306,25 +306,21 @@ pub(crate) async fn baseline(
     let factory = team.name_any();
     let PlatformAt { platform, name: platform_name, applied, commit, source, account } = platform_of(ctx, team).await?;
     let classes = platform.spec.environment_classes.clone().unwrap_or_default();
-    let extends: BTreeMap<String, Vec<String>> =
-        classes.iter().map(|c| (c.name.clone(), c.extends.clone().unwrap_or_default())).collect();
-    let chain = render::class_chain(target.class, &extends);
-    if chain.is_empty() {
-        return Err(ReconcileError::InvalidSpec(format!(
-            "class {} is not defined by platform factory {platform_name} (defined: {})",
-            target.class,
-            extends.keys().cloned().collect::<Vec<_>>().join(", ")
-        )));
-    }
-    let paths: Vec<Option<String>> =
-        chain.iter().map(|name| classes.iter().find(|c| &c.name == name).map(|c| c.path.clone())).collect();
-    let checkout = checkout_at(ctx, &source, &account.namespace, Reference::Commit(commit), paths).await?;
-    let mut vars = platform.spec.variables.clone();
-    vars.insert("factory".into(), factory.clone());
-    vars.insert("platform".into(), platform_name.clone());
-    vars.insert("namespace".into(), target.namespace.to_string());
-    vars.insert("environment".into(), target.environment.to_string());
-    vars.insert("class".into(), target.class.to_string());
+    let paths = factory_core::baseline::class_paths(&classes, target.class)
+        .map_err(|why| ReconcileError::InvalidSpec(format!("platform factory {platform_name}: {why}")))?;
+    let checkout =
+        checkout_at(ctx, &source, &account.namespace, Reference::Commit(commit), paths.into_iter().map(Some).collect())
+            .await?;
+    let core_target = factory_core::baseline::Target {
+        factory: &factory,
+        platform: &platform_name,
+        namespace: target.namespace,
+        class: target.class,
+        environment: target.environment,
+        kind: target.kind,
+        protected: target.protected,
+    };
+    let vars = factory_core::baseline::vars(&platform.spec.variables, &core_target);
     let mut class_manifests = Vec::new();
     let mut errors = Vec::new();
     for files in &checkout.files {
@@ -337,22 +333,7 @@ pub(crate) async fn baseline(
         return Err(ReconcileError::Load(errors));
     }
     let shared = team.spec.shared.clone().unwrap_or_default();
-    let mut ns_labels = shared.labels.clone();
-    ns_labels.extend(render::factory_labels(&factory));
-    ns_labels.insert(labels::ENVIRONMENT.into(), target.environment.to_string());
-    ns_labels.insert(labels::CLASS.into(), target.class.to_string());
-    ns_labels.insert(labels::NAMESPACE_KIND.into(), target.kind.to_string());
-    ns_labels.insert(labels::PLATFORM.into(), platform_name);
-    if target.protected {
-        ns_labels.insert(labels::PROTECTED.into(), "true".into());
-    }
-    let mut desired = render::environment_objects(target.namespace, &ns_labels, class_manifests, origin);
-    desired.push(Manifest { object: render::tenant_role_binding(&factory, target.namespace), ..origin.clone() });
-    if !shared.config.is_empty() {
-        let object = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": "factory-defaults", "namespace": target.namespace}, "data": shared.config});
-        desired.push(Manifest { object, ..origin.clone() });
-    }
+    let desired = factory_core::baseline::objects(&core_target, &shared, class_manifests, origin);
     Ok(Baseline { revision: applied, desired, platform, account })
 }
 
@@ -375,7 +356,5 @@ async fn remote_kubeconfig(client: &kube::Client, namespace: &str, name: &str) -
 
 /// The environment's short name (`prod`): its label, else its namespace without the factory prefix.
 pub fn short_name(env: &Environment) -> String {
-    env.labels().get(labels::ENVIRONMENT).cloned().unwrap_or_else(|| {
-        env.spec.namespace.strip_prefix(&format!("{}-", env.spec.factory)).unwrap_or(&env.spec.namespace).to_string()
-    })
+    factory_core::names::environment_short_name(env)
 }

@@ -4,6 +4,7 @@
 //! talks to the API server or git lives in the crates above this one.
 
 pub mod admission;
+pub mod baseline;
 pub mod conditions;
 pub mod duration;
 pub mod images;

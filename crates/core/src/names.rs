@@ -55,6 +55,15 @@ pub fn sanitize_label(input: &str, max_len: usize) -> String {
     if head.is_empty() { format!("x-{hash}") } else { format!("{head}-{hash}") }
 }
 
+/// An Environment's short name (`prod`): its `factories.dev/environment` label, else its
+/// namespace without the factory prefix.
+pub fn environment_short_name(env: &factory_api::Environment) -> String {
+    let label = env.metadata.labels.as_ref().and_then(|l| l.get(factory_api::labels::ENVIRONMENT));
+    label.cloned().unwrap_or_else(|| {
+        env.spec.namespace.strip_prefix(&format!("{}-", env.spec.factory)).unwrap_or(&env.spec.namespace).to_string()
+    })
+}
+
 /// FNV-1a: a hash that is stable across versions and platforms (not cryptographic), for name
 /// suffixes and cache keys that must not change between operator releases.
 pub fn stable_hash(bytes: &[u8]) -> u64 {

@@ -145,6 +145,34 @@ impl TestContext {
     pub fn kubectl(&self, args: &[&str]) -> anyhow::Result<String> {
         Ok(lock().kubectl_output(args)?)
     }
+
+    /// Runs `kubectl factory <args>` the way a user does: the control plane's kubectl finds the
+    /// `kubectl-factory` binary of this build on PATH. Returns exit code, stdout and stderr.
+    pub fn kubectl_factory(&self, args: &[&str]) -> anyhow::Result<(i32, String, String)> {
+        let exe = std::env::current_exe()?;
+        let bin_dir = exe.parent().and_then(|deps| deps.parent()).map(PathBuf::from).unwrap_or_default();
+        anyhow::ensure!(
+            bin_dir.join("kubectl-factory").is_file(),
+            "{} is missing: build it with `cargo build -p kubectl-factory` (`cargo xtask test` builds every binary first)",
+            bin_dir.join("kubectl-factory").display()
+        );
+        let (kubectl, kubeconfig) = {
+            let plane = lock();
+            (plane.binaries.kubectl.clone(), plane.kubeconfig.clone())
+        };
+        let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+        let out = std::process::Command::new(kubectl)
+            .env("KUBECONFIG", kubeconfig)
+            .env("PATH", path)
+            .arg("factory")
+            .args(args)
+            .output()?;
+        Ok((
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    }
 }
 
 impl Drop for TestContext {

@@ -1,0 +1,289 @@
+//! `kubectl factory plan`: render a local checkout the way the operator would and show, for
+//! the factory and every environment it touches, what applying it would create, change and
+//! prune — a server-side dry-run as the account the operator would apply as.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use factory_api::{Environment, Factory, FactoryType, labels};
+use factory_apply::{Change, Engine, Planned, Resolver, impersonating};
+use factory_core::admission::PLATFORM_GROUP;
+use factory_core::manifests::{self, Manifest};
+use factory_core::names::{cicd_namespace, environment_short_name};
+use factory_core::render::TENANT_SERVICE_ACCOUNT;
+use factory_core::{baseline, images, pipelines, render};
+use kube::api::{Api, ListParams};
+use kube::{Client, ResourceExt};
+use serde::Serialize;
+
+use crate::{Output, local};
+
+/// The plan for one thing the checkout touches.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetPlan {
+    /// `Factory platform`, `Environment shop-prod`.
+    pub target: String,
+    /// Every object and what would happen to it.
+    pub changes: Vec<Planned>,
+    /// Why this target was not planned, when it was not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// How to plan.
+pub struct Request<'a> {
+    /// The factory in the cluster whose repository `root` is a checkout of.
+    pub factory: &'a str,
+    /// The checkout.
+    pub root: &'a Path,
+    /// For a team factory: the application whose repository it is.
+    pub application: Option<&'a str>,
+    /// Dry-run with the caller's own identity instead of impersonating the factory's account.
+    pub as_self: bool,
+}
+
+struct Planner {
+    config: kube::Config,
+    client: Client,
+    resolver: Arc<Resolver>,
+    as_self: bool,
+}
+
+impl Planner {
+    fn engine(&self, account: (&str, &str), group: Option<&str>, labels: BTreeMap<String, String>) -> Result<Engine> {
+        let client = if self.as_self {
+            self.client.clone()
+        } else {
+            Client::try_from(impersonating(self.config.clone(), account.0, account.1, group))?
+        };
+        Ok(Engine::new(client, self.resolver.clone(), labels))
+    }
+}
+
+fn load(root: &Path, path: &str, vars: &BTreeMap<String, String>) -> Result<Vec<Manifest>> {
+    let files = local::read(root, path)?;
+    manifests::load(&files, vars)
+        .map_err(|errors| anyhow::anyhow!("{}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))
+}
+
+fn origin(what: &str) -> Manifest {
+    Manifest { file: what.into(), line: 0, document: 0, object: serde_json::Value::Null }
+}
+
+/// Plans `request` against the cluster `config` points at.
+pub async fn plan(config: kube::Config, request: &Request<'_>) -> Result<Vec<TargetPlan>> {
+    let client = Client::try_from(config.clone())?;
+    let planner = Planner {
+        config,
+        client: client.clone(),
+        resolver: Arc::new(Resolver::new(client.clone())),
+        as_self: request.as_self,
+    };
+    let factory = Api::<Factory>::all(client.clone())
+        .get_opt(request.factory)
+        .await
+        .context("reading the factory")?
+        .with_context(|| format!("factory {} not found (kubectl get factories lists them)", request.factory))?;
+    let environments = Api::<Environment>::all(client.clone()).list(&ListParams::default()).await?.items;
+    match factory.spec.factory_type {
+        FactoryType::Environments => plan_platform(&planner, &factory, &environments, request.root).await,
+        FactoryType::Applications => {
+            let Some(app) = request.application else {
+                bail!(
+                    "{} is a team factory: say which application's repository this is with --application",
+                    request.factory
+                )
+            };
+            plan_application(&planner, &factory, &environments, app, request.root).await
+        }
+    }
+}
+
+async fn plan_platform(
+    planner: &Planner,
+    factory: &Factory,
+    environments: &[Environment],
+    root: &Path,
+) -> Result<Vec<TargetPlan>> {
+    let name = factory.name_any();
+    let spec = &factory.spec;
+    let account = spec.service_account.clone().context("the platform factory has no serviceAccount")?;
+    let status = factory.status.clone().unwrap_or_default();
+    let mut vars = spec.variables.clone();
+    vars.insert("factory".into(), name.clone());
+    let mut desired = Vec::new();
+    if let Some(cluster) = &spec.cluster {
+        desired.extend(load(root, &cluster.path, &vars)?);
+    }
+    if spec.images.is_some() {
+        let object = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {
+            "name": cicd_namespace(&name),
+            "labels": {labels::NAMESPACE_KIND: "cicd", labels::PLATFORM: name, labels::PART_OF: name}}});
+        desired.push(Manifest { object, ..origin(&format!("Factory {name} spec.images")) });
+    }
+    let references = images::references(&status.images);
+    if let Some(factories) = &spec.factories {
+        for definition in load(root, &factories.path, &vars)? {
+            desired.extend(render::team_factory(&name, &definition, &references)?);
+        }
+    }
+    let engine_labels = BTreeMap::from([(labels::APPLIED_BY.to_string(), format!("factory.{name}"))]);
+    let engine = planner.engine((&account.namespace, &account.name), Some(PLATFORM_GROUP), engine_labels)?;
+    let mut out = vec![TargetPlan {
+        target: format!("Factory {name}"),
+        changes: engine.plan(&desired, &status.inventory).await?,
+        note: None,
+    }];
+
+    // Every environment of every team factory this platform built gets its class baseline.
+    let teams: Vec<Factory> = Api::<Factory>::all(planner.client.clone())
+        .list(&ListParams::default().labels(&format!("{}={name}", labels::PLATFORM)))
+        .await?
+        .items;
+    let classes = spec.environment_classes.clone().unwrap_or_default();
+    for env in environments.iter().filter(|e| teams.iter().any(|t| t.name_any() == e.spec.factory)) {
+        let target = format!("Environment {}", env.name_any());
+        if env.spec.kubeconfig_secret_ref.is_some() {
+            out.push(TargetPlan { target, changes: vec![], note: Some("in another cluster: not planned".into()) });
+            continue;
+        }
+        let team = teams.iter().find(|t| t.name_any() == env.spec.factory);
+        let short = environment_short_name(env);
+        let core_target = baseline::Target {
+            factory: &env.spec.factory,
+            platform: &name,
+            namespace: &env.spec.namespace,
+            class: &env.spec.class,
+            environment: &short,
+            kind: "permanent",
+            protected: env.spec.protected,
+        };
+        let paths = baseline::class_paths(&classes, &env.spec.class).map_err(anyhow::Error::msg)?;
+        let class_vars = baseline::vars(&spec.variables, &core_target);
+        let mut class_manifests = Vec::new();
+        for path in paths {
+            class_manifests.extend(load(root, &path, &class_vars)?);
+        }
+        let shared = team.and_then(|t| t.spec.shared.clone()).unwrap_or_default();
+        let at = origin(&format!("Environment {}", env.name_any()));
+        let mut desired = baseline::objects(&core_target, &shared, class_manifests, &at);
+        let quota: BTreeMap<String, String> = env.spec.quota.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
+        render::apply_quota(&mut desired, &quota, &env.spec.namespace, &at);
+        let bindings = render::access_bindings(&env.spec.factory, &env.spec.namespace, &env.spec.access);
+        desired.extend(bindings.into_iter().map(|object| Manifest { object, ..at.clone() }));
+        let deployer = pipelines::deployer_binding(&env.spec.factory, &env.spec.namespace, &short);
+        desired.push(Manifest { object: deployer, ..at.clone() });
+        // Delivered credentials are copied from Secrets at apply time, not rendered: leave them out.
+        let credentials: Vec<String> = spec.credentials.iter().flatten().map(|c| c.name.clone()).collect();
+        let previous: Vec<factory_api::InventoryEntry> = env
+            .status
+            .clone()
+            .unwrap_or_default()
+            .inventory
+            .into_iter()
+            .filter(|e| !(e.kind == "Secret" && credentials.contains(&e.name)))
+            .collect();
+        let engine_labels =
+            BTreeMap::from([(labels::APPLIED_BY.to_string(), format!("environment.{}", env.name_any()))]);
+        let engine = planner.engine((&account.namespace, &account.name), Some(PLATFORM_GROUP), engine_labels)?;
+        out.push(TargetPlan { target, changes: engine.plan(&desired, &previous).await?, note: None });
+    }
+    Ok(out)
+}
+
+async fn plan_application(
+    planner: &Planner,
+    factory: &Factory,
+    environments: &[Environment],
+    app: &str,
+    root: &Path,
+) -> Result<Vec<TargetPlan>> {
+    let team = factory.name_any();
+    let application = factory
+        .spec
+        .applications
+        .iter()
+        .flatten()
+        .find(|a| a.name == app)
+        .with_context(|| format!("factory {team} has no application {app}"))?;
+    let config = application.config.as_ref().with_context(|| format!("application {app} has no config path"))?;
+    let mut out = Vec::new();
+    for env in environments.iter().filter(|e| e.spec.factory == team) {
+        let target = format!("Environment {}", env.name_any());
+        if env.spec.kubeconfig_secret_ref.is_some() {
+            out.push(TargetPlan { target, changes: vec![], note: Some("in another cluster: not planned".into()) });
+            continue;
+        }
+        let short = environment_short_name(env);
+        let vars = baseline::application_vars(&team, &short, &env.spec.namespace, &env.spec.class, app);
+        let mut layers = Vec::new();
+        for path in baseline::application_paths(&config.path, &env.spec.class, &short) {
+            layers.push(load(root, &path, &vars)?);
+        }
+        let desired = baseline::application_objects(layers, &env.spec.namespace);
+        let previous = env
+            .status
+            .clone()
+            .unwrap_or_default()
+            .applications
+            .into_iter()
+            .find(|a| a.name == app)
+            .map(|a| a.inventory)
+            .unwrap_or_default();
+        let engine_labels = BTreeMap::from([
+            (labels::APPLIED_BY.to_string(), format!("application.{app}")),
+            (labels::FACTORY.to_string(), team.clone()),
+        ]);
+        let engine = planner.engine((&cicd_namespace(&team), TENANT_SERVICE_ACCOUNT), None, engine_labels)?;
+        out.push(TargetPlan { target, changes: engine.plan(&desired, &previous).await?, note: None });
+    }
+    Ok(out)
+}
+
+/// Whether the plan would write anything.
+pub fn has_changes(plans: &[TargetPlan]) -> bool {
+    plans.iter().flat_map(|p| &p.changes).any(|c| !matches!(c.change, Change::Unchanged | Change::Keep))
+}
+
+/// Prints the plan: one block per target, one line per object that would change.
+pub fn print(plans: &[TargetPlan], output: Output, out: &mut dyn Write) -> Result<()> {
+    match output {
+        Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(plans)?)?,
+        Output::Yaml => write!(out, "{}", serde_yaml::to_string(plans)?)?,
+        Output::Table => {
+            let mut totals = BTreeMap::new();
+            for plan in plans {
+                writeln!(out, "{}:", plan.target)?;
+                if let Some(note) = &plan.note {
+                    writeln!(out, "  ({note})")?;
+                }
+                let mut unchanged = 0;
+                for c in &plan.changes {
+                    *totals.entry(format!("{:?}", c.change).to_lowercase()).or_insert(0) += 1;
+                    let (mark, word) = match c.change {
+                        Change::Create => ("+", "create"),
+                        Change::Change => ("~", "change"),
+                        Change::Prune => ("-", "prune"),
+                        Change::Keep => ("=", "keep"),
+                        Change::Refused => ("!", "refused"),
+                        Change::Unchanged => {
+                            unchanged += 1;
+                            continue;
+                        }
+                    };
+                    let details =
+                        if c.details.is_empty() { String::new() } else { format!("  ({})", c.details.join(", ")) };
+                    writeln!(out, "  {mark} {word:<8} {}{details}", c.object)?;
+                }
+                writeln!(out, "  {unchanged} unchanged")?;
+            }
+            let summary: Vec<String> = totals.iter().map(|(k, v)| format!("{v} {k}")).collect();
+            writeln!(out, "plan: {}", if summary.is_empty() { "nothing".into() } else { summary.join(", ") })?;
+        }
+    }
+    Ok(())
+}

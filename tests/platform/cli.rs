@@ -1,0 +1,190 @@
+//! Every `kubectl factory` command, run as a user runs it (the control plane's kubectl finding
+//! the plugin on PATH) against the real API server: status, validate, plan (platform and
+//! application), preview create/list/delete and reconcile.
+
+use std::time::Duration;
+
+use factory_api::Environment;
+use factory_testkit::eventually;
+use factory_testkit::git::{GitHttpServer, GitRoot};
+use kube::api::Api;
+use serde_json::json;
+
+use crate::fixture::Platform;
+
+#[tokio::test]
+async fn every_plugin_command_works_against_the_cluster() {
+    let files: &[(&str, &str)] = &[
+        (
+            "classes/base/limits.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: class-settings}\ndata: {tier: base}\n",
+        ),
+        ("classes/preview/ttl.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: preview-settings}\n"),
+    ];
+    let p = Platform::new("every_plugin_command_works_against_the_cluster", files, "cluster-admin").await;
+    let x = p.ctx.prefix.clone();
+    let apps = GitRoot::new().expect("root");
+    let cart = apps
+        .repo(
+            "cart",
+            &[(
+                "deploy/base/config.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cart-config}\ndata: {level: info}\n",
+            )],
+        )
+        .expect("app repo");
+    let server = GitHttpServer::start(apps.path().to_path_buf(), None).await.expect("server");
+    let keep = format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {x}-tools}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: keep, namespace: {x}-tools}}\ndata: {{a: '1'}}\n"
+    );
+    p.repo.write("cluster/tools.yaml", &keep).expect("write");
+    p.repo
+        .write(
+            "cluster/old.yaml",
+            &format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: old, namespace: {x}-tools}}\n"),
+        )
+        .expect("write");
+    p.repo
+        .write("factories/shop.yaml", &format!(
+            "apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata: {{name: {x}-shop}}\nspec:\n  type: Applications\n  environments: [{{name: test}}]\n  previews: {{max: 3}}\n  applications:\n  - name: cart\n    source: {{url: '{}'}}\n    config: {{path: deploy/}}\n",
+            server.url("cart")))
+        .expect("write");
+    p.repo.commit("platform").expect("commit");
+    p.create_factory(json!({"environmentClasses": [{"name": "base", "path": "classes/base/"}, {"name": "preview", "path": "classes/preview/", "extends": ["base"]}]})).await;
+    p.wait_ready("True", "Reconciled").await;
+    let shop = format!("{x}-shop");
+    let envs: Api<Environment> = Api::all(p.ctx.client.clone());
+    eventually("the test environment with cart applied", Duration::from_secs(90), || async {
+        let e = envs.get(&format!("{shop}-test")).await?;
+        let applied = e
+            .status
+            .is_some_and(|s| s.applications.iter().any(|a| a.name == "cart" && a.last_applied_revision.is_some()));
+        anyhow::Ok(applied.then_some(()))
+    })
+    .await
+    .expect("cart applied");
+
+    // status: the tree.
+    let (code, out, err) = p.ctx.kubectl_factory(&["status", &shop]).expect("status");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("NAME") && out.contains(&format!("└─ {shop}-test")), "{out}");
+    let (_, json_out, _) = p.ctx.kubectl_factory(&["status", &shop, "-o", "json"]).expect("status json");
+    let tree: serde_json::Value = serde_json::from_str(&json_out).expect("json");
+    assert_eq!(tree[0]["children"][0]["kind"], "Environment");
+
+    // validate: the checkout as it is, then with a broken file (exit non-zero, file and line named).
+    let root = p.repo.work_tree().display().to_string();
+    let (code, out, err) = p.ctx.kubectl_factory(&["validate", &root]).expect("validate");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("platform repository valid"), "{out}");
+    p.repo
+        .write("cluster/broken.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: [unclosed\n")
+        .expect("write");
+    let (code, out, _) = p.ctx.kubectl_factory(&["validate", &root]).expect("validate");
+    assert_ne!(code, 0);
+    assert!(out.contains("cluster/broken.yaml") && out.contains("INVALID"), "{out}");
+    p.repo.remove("cluster/broken.yaml").expect("remove");
+
+    // plan (platform): one object changed, one new, one removed, and a class change reaching the environment.
+    p.repo.write("cluster/tools.yaml", &keep.replace("a: '1'", "a: '2'")).expect("write");
+    p.repo
+        .write(
+            "cluster/new.yaml",
+            &format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: new, namespace: {x}-tools}}\n"),
+        )
+        .expect("write");
+    p.repo.remove("cluster/old.yaml").expect("remove");
+    p.repo
+        .write(
+            "classes/base/limits.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: class-settings}\ndata: {tier: gold}\n",
+        )
+        .expect("write");
+    let (code, out, err) = p.ctx.kubectl_factory(&["plan", &p.name, &root, "--detailed-exitcode"]).expect("plan");
+    assert_eq!(code, 2, "changes → exit 2: {out}{err}");
+    assert!(out.contains(&format!("~ change   ConfigMap {x}-tools/keep  (data.a)")), "{out}");
+    assert!(out.contains(&format!("+ create   ConfigMap {x}-tools/new")), "{out}");
+    assert!(out.contains(&format!("- prune    ConfigMap {x}-tools/old")), "{out}");
+    assert!(out.contains(&format!("Environment {shop}-test:")), "{out}");
+    assert!(out.contains(&format!("~ change   ConfigMap {shop}-test/class-settings  (data.tier)")), "{out}");
+    // A plan writes nothing.
+    let live = p
+        .ctx
+        .kubectl(&["get", "configmap", "keep", "-n", &format!("{x}-tools"), "-o", "jsonpath={.data.a}"])
+        .expect("get");
+    assert_eq!(live, "1");
+    // As the repository is in git: nothing to do.
+    p.repo.git(&["checkout", "--", "."]).expect("reset");
+    p.repo.git(&["clean", "-fdq"]).expect("clean");
+    let (code, out, err) = p.ctx.kubectl_factory(&["plan", &p.name, &root, "--detailed-exitcode"]).expect("plan");
+    assert_eq!(code, 0, "no changes → exit 0: {out}{err}");
+    assert!(out.contains("plan: ") && !out.contains("+ create") && !out.contains("~ change"), "{out}");
+
+    // plan (application): the team's change to its config, in each of its environments.
+    cart.write(
+        "deploy/base/config.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cart-config}\ndata: {level: debug}\n",
+    )
+    .expect("write");
+    let cart_root = cart.work_tree().display().to_string();
+    let (code, out, err) =
+        p.ctx.kubectl_factory(&["plan", &shop, &cart_root, "--application", "cart", "-o", "json"]).expect("plan app");
+    assert_eq!(code, 0, "{err}");
+    let plans: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(plans[0]["target"], format!("Environment {shop}-test"));
+    assert_eq!(plans[0]["changes"][0]["change"], "Change", "{out}");
+    assert_eq!(plans[0]["changes"][0]["details"], json!(["data.level"]));
+    let (code, _, err) = p.ctx.kubectl_factory(&["plan", &shop, &cart_root]).expect("plan without app");
+    assert_ne!(code, 0);
+    assert!(err.contains("--application"), "{err}");
+
+    // preview create / list / delete.
+    let (code, out, err) = p
+        .ctx
+        .kubectl_factory(&[
+            "preview",
+            "create",
+            "pr-1",
+            "--factory",
+            &shop,
+            "--application",
+            "cart",
+            "--branch",
+            "main",
+            "--ttl",
+            "2h",
+        ])
+        .expect("create");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("pr-1 created"), "{out}");
+    eventually("the preview listed Ready", Duration::from_secs(90), || async {
+        let (_, out, _) = p.ctx.kubectl_factory(&["preview", "list", "--factory", &shop]).expect("list");
+        anyhow::Ok(
+            (out.contains("pr-1") && out.contains(&format!("{shop}-pv-pr-1")) && out.contains("True")).then_some(()),
+        )
+    })
+    .await
+    .expect("listed");
+    let (code, out, err) = p.ctx.kubectl_factory(&["preview", "delete", "pr-1", "--factory", &shop]).expect("delete");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("deleted"), "{out}");
+    let (code, _, err) = p
+        .ctx
+        .kubectl_factory(&["preview", "create", "pr-2", "--factory", &shop, "--application", "cart"])
+        .expect("create");
+    assert_ne!(code, 0);
+    assert!(err.contains("--branch"), "says what is missing: {err}");
+
+    // reconcile: the annotation the operator reacts to.
+    let (code, out, err) = p.ctx.kubectl_factory(&["reconcile", &shop]).expect("reconcile");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("reconcile requested"), "{out}");
+    let annotated = p
+        .ctx
+        .kubectl(&["get", "factory", &shop, "-o", "jsonpath={.metadata.annotations.factories\\.dev/requested-at}"])
+        .expect("get");
+    assert!(!annotated.is_empty());
+    let (code, _, err) = p.ctx.kubectl_factory(&["reconcile", "no-such-factory"]).expect("reconcile");
+    assert_ne!(code, 0);
+    assert!(err.contains("no-such-factory"), "{err}");
+}
