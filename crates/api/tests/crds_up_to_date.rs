@@ -1,10 +1,15 @@
-//! `crds/` must be exactly what the Rust types generate.
+//! `crds/` and the chart's copy must be exactly what the Rust types generate.
 
 use std::path::PathBuf;
 
 #[test]
 fn checked_in_crds_match_the_rust_types() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../crds");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    check(&root.join("crds"));
+    check(&root.join("charts/factory-operator/crds"));
+}
+
+fn check(dir: &std::path::Path) {
     let mut expected_files = Vec::new();
     for crd in factory_api::crd::all() {
         let name = factory_api::crd::file_name(&crd);
@@ -13,16 +18,17 @@ fn checked_in_crds_match_the_rust_types() {
         let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             generated == checked_in,
-            "crds/{name} is stale or missing: run `cargo xtask crdgen` and commit the result"
+            "{}/{name} is stale or missing: run `cargo xtask crdgen` and commit the result",
+            dir.display()
         );
         expected_files.push(name);
     }
-    let mut present: Vec<String> = std::fs::read_dir(&dir)
-        .expect("crds/ exists")
+    let mut present: Vec<String> = std::fs::read_dir(dir)
+        .expect("the CRD directory exists")
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter(|n| n.ends_with(".yaml"))
         .collect();
     present.sort();
     expected_files.sort();
-    assert_eq!(present, expected_files, "crds/ holds files the types no longer generate");
+    assert_eq!(present, expected_files, "{} holds files the types no longer generate", dir.display());
 }

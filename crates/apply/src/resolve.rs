@@ -76,17 +76,14 @@ impl Resolver {
     }
 }
 
-/// `config` acting as service account `namespace/name` (impersonation, with the groups every
-/// service account has), plus `extra_group` when given — how content is applied, and planned,
-/// with exactly the rights of the account it belongs to.
+/// `config` acting as service account `namespace/name` (impersonation). Without
+/// `extra_group` the API server derives the account's groups itself, so only impersonating the
+/// account must be allowed; with it, the account's own groups are sent too, and impersonating
+/// those groups must be allowed as well (`system:authenticated` is always added by the server).
 pub fn impersonating(mut config: kube::Config, namespace: &str, name: &str, extra_group: Option<&str>) -> kube::Config {
     config.auth_info.impersonate = Some(format!("system:serviceaccount:{namespace}:{name}"));
-    let mut groups = vec![
-        "system:serviceaccounts".into(),
-        format!("system:serviceaccounts:{namespace}"),
-        "system:authenticated".into(),
-    ];
-    groups.extend(extra_group.map(str::to_string));
-    config.auth_info.impersonate_groups = Some(groups);
+    config.auth_info.impersonate_groups = extra_group.map(|group| {
+        vec!["system:serviceaccounts".into(), format!("system:serviceaccounts:{namespace}"), group.to_string()]
+    });
     config
 }

@@ -135,6 +135,13 @@ impl OperatorProcess {
 
     /// Like [`OperatorProcess::start`], with more flags (which may override the defaults).
     pub fn start_with(name: &str, extra: &[&str]) -> Self {
+        let kubeconfig = control_plane().lock().unwrap_or_else(|p| p.into_inner()).kubeconfig.clone();
+        Self::start_as(name, &kubeconfig, extra)
+    }
+
+    /// Like [`OperatorProcess::start_with`], with the identity of `kubeconfig` (such as a
+    /// service account token's) instead of the admin's.
+    pub fn start_as(name: &str, kubeconfig: &std::path::Path, extra: &[&str]) -> Self {
         let exe = std::env::current_exe().unwrap_or_default();
         let bin = exe.parent().and_then(|deps| deps.parent()).map(|d| d.join("factory-operator")).unwrap_or_default();
         assert!(
@@ -147,7 +154,7 @@ impl OperatorProcess {
         // The operator finds the cluster through KUBECONFIG, set by a one-line shell wrapper.
         let args = vec![
             "-c".to_string(),
-            format!("KUBECONFIG={} exec \"$0\" \"$@\"", plane.kubeconfig.display()),
+            format!("KUBECONFIG={} exec \"$0\" \"$@\"", kubeconfig.display()),
             bin.display().to_string(),
             format!("--git-cache={}", plane.dir.join("operator-git-cache").display()),
             "--log=info,factory_apply=debug".to_string(),

@@ -1,13 +1,23 @@
-//! Writes (or checks) the CRD YAML in `crds/` from the types in `factory-api`.
+//! Writes (or checks) the CRD YAML in `crds/` (and the chart's copy) from the types in `factory-api`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-/// Regenerates every CRD file in `dir`, or with `check` reports which ones are stale.
-pub fn run(dir: &Path, check: bool) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+/// Regenerates every CRD file in each of `dirs`, or with `check` reports which ones are stale.
+pub fn run(dirs: &[PathBuf], check: bool) -> Result<()> {
     let mut stale = Vec::new();
+    for dir in dirs {
+        write_dir(dir, check, &mut stale)?;
+    }
+    if !stale.is_empty() {
+        bail!("stale CRDs (run `cargo xtask crdgen`): {}", stale.join(", "));
+    }
+    Ok(())
+}
+
+fn write_dir(dir: &Path, check: bool, stale: &mut Vec<String>) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     for crd in factory_api::crd::all() {
         let path = dir.join(factory_api::crd::file_name(&crd));
         let yaml = factory_api::crd::to_yaml(&crd)?;
@@ -21,9 +31,6 @@ pub fn run(dir: &Path, check: bool) -> Result<()> {
             std::fs::write(&path, yaml).with_context(|| format!("writing {}", path.display()))?;
             eprintln!("wrote {}", path.display());
         }
-    }
-    if !stale.is_empty() {
-        bail!("stale CRDs (run `cargo xtask crdgen`): {}", stale.join(", "));
     }
     Ok(())
 }

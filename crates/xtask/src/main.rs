@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use factory_control_plane::{Binaries, ControlPlane, Lifetime, Options, versions};
 
 mod crdgen;
+mod deploy;
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Developer tasks for factory-operator")]
@@ -26,6 +27,12 @@ enum Task {
     /// Regenerate the CRD YAML in crds/ from the Rust types (`--check` fails if it is stale).
     Crdgen {
         /// Compare instead of writing; exit non-zero when crds/ differs from the types.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Regenerate deploy/ (the chart rendered as plain YAML); `--check` fails if it is stale.
+    Deploy {
+        /// Compare instead of writing.
         #[arg(long)]
         check: bool,
     },
@@ -94,7 +101,14 @@ fn run(cli: Cli) -> Result<()> {
             }
             if ready && exited.is_empty() { Ok(()) } else { bail!("control plane is not healthy") }
         }
-        Task::Crdgen { check } => crdgen::run(&workspace_root().join("crds"), check),
+        Task::Crdgen { check } => {
+            let root = workspace_root();
+            crdgen::run(&[root.join("crds"), root.join("charts/factory-operator/crds")], check)
+        }
+        Task::Deploy { check } => {
+            let helm = factory_control_plane::binaries::helm(&progress)?;
+            deploy::run(&helm, &workspace_root(), check)
+        }
         Task::Test { args } => test(&args),
     }
 }
