@@ -18,6 +18,7 @@ use crate::factory::AccessGrant;
     group = "factories.dev",
     version = "v1alpha1",
     kind = "Environment",
+    doc = "A permanent environment of a team factory: one namespace with its class baseline, access, quota and the team's applications. Made by the operator from the team factory's spec.",
     plural = "environments",
     shortname = "fenv",
     category = "factory-operator",

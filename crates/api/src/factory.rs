@@ -19,6 +19,7 @@ use crate::environment::DriftPolicy;
     group = "factories.dev",
     version = "v1alpha1",
     kind = "Factory",
+    doc = "A factory: the platform team's (type Environments) applies cluster-wide configuration and builds team factories; a team's (type Applications) owns a cicd namespace, permanent environments and previews.",
     plural = "factories",
     shortname = "fac",
     category = "factory-operator",

@@ -14,6 +14,7 @@ use crate::common::GitRef;
     group = "factories.dev",
     version = "v1alpha1",
     kind = "PreviewEnvironment",
+    doc = "An on-demand preview environment of a team factory: a namespace with the preview class baseline and one application at a branch, tag or commit, deleted when it expires.",
     plural = "previewenvironments",
     shortname = "preview",
     shortname = "pe",

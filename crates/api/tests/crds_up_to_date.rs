@@ -7,6 +7,11 @@ fn checked_in_crds_match_the_rust_types() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     check(&root.join("crds"));
     check(&root.join("charts/factory-operator/crds"));
+    let reference = std::fs::read_to_string(root.join("docs/crd-reference.md")).unwrap_or_default();
+    assert!(
+        reference == factory_api::crd::reference_markdown(),
+        "docs/crd-reference.md is stale: run `cargo xtask crdgen` and commit the result"
+    );
 }
 
 fn check(dir: &std::path::Path) {

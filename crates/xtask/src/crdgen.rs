@@ -10,6 +10,18 @@ pub fn run(dirs: &[PathBuf], check: bool) -> Result<()> {
     for dir in dirs {
         write_dir(dir, check, &mut stale)?;
     }
+    if let Some(root) = dirs.first().and_then(|d| d.parent()) {
+        let path = root.join("docs/crd-reference.md");
+        let reference = factory_api::crd::reference_markdown();
+        if std::fs::read_to_string(&path).unwrap_or_default() != reference {
+            if check {
+                stale.push(path.display().to_string());
+            } else {
+                std::fs::write(&path, reference).with_context(|| format!("writing {}", path.display()))?;
+                eprintln!("wrote {}", path.display());
+            }
+        }
+    }
     if !stale.is_empty() {
         bail!("stale CRDs (run `cargo xtask crdgen`): {}", stale.join(", "));
     }

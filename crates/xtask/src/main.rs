@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use factory_control_plane::{Binaries, ControlPlane, Lifetime, Options, versions};
 
 mod crdgen;
+mod demo;
 mod deploy;
 
 #[derive(Parser)]
@@ -21,6 +22,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
+    /// Run the operator on a local control plane against the repositories in examples/, print
+    /// what it built, and keep it running until Ctrl-C.
+    Demo {
+        /// Exit after printing instead of waiting for Ctrl-C (CI).
+        #[arg(long)]
+        exit: bool,
+    },
     /// Build, start, stop or inspect the local control plane (etcd, kube-apiserver, kube-controller-manager).
     #[command(name = "control-plane", subcommand)]
     ControlPlane(PlaneCommand),
@@ -110,6 +118,7 @@ fn run(cli: Cli) -> Result<()> {
             deploy::run(&helm, &workspace_root(), check)
         }
         Task::Test { args } => test(&args),
+        Task::Demo { exit } => demo::run(&workspace_root(), exit),
     }
 }
 
@@ -186,6 +195,12 @@ fn test(extra: &[String]) -> Result<()> {
     }
     if totals.passed == 0 {
         bail!("no test ran");
+    }
+    // The README's first command, end to end, non-interactively.
+    if extra.is_empty() {
+        println!("\nthe demo, end to end (cargo xtask demo --exit):");
+        demo::run(&workspace_root(), true).context("cargo xtask demo --exit failed")?;
+        println!("demo: ok");
     }
     Ok(())
 }

@@ -1,0 +1,277 @@
+//! `cargo xtask demo`: the operator's main job on a laptop. Builds what is missing, starts a
+//! local control plane (with Tekton's CRDs), serves `examples/` as git repositories on
+//! loopback, runs the real operator binary, waits until every factory, environment and a
+//! preview are Ready, prints the tree and what is in each namespace, and stops everything on
+//! Ctrl-C (or at once with `--exit`).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use factory_api::conditions::READY;
+use factory_api::{Environment, Factory, PreviewEnvironment, labels};
+use factory_control_plane::{ControlPlane, Lifetime, Options};
+use factory_testkit::git::{GitDaemon, GitRoot};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+/// The operator child process; killed when dropped.
+struct Operator(Child);
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn say(line: &str) {
+    eprintln!("  · {line}");
+}
+
+/// Runs the demo; with `exit`, stops after printing (for CI).
+pub fn run(root: &Path, exit: bool) -> Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(demo(root, exit))
+}
+
+async fn demo(root: &Path, exit: bool) -> Result<()> {
+    let started = Instant::now();
+    eprintln!("building the operator and the kubectl plugin");
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(root)
+        .args(["build", "--locked", "-p", "factory-controller", "-p", "kubectl-factory"])
+        .status()
+        .context("running cargo build")?;
+    if !status.success() {
+        bail!("cargo build failed ({status})");
+    }
+    let bin = root.join("target/debug");
+    let dir = root.join("target/demo");
+    eprintln!("starting a local control plane (Kubernetes, etcd, Tekton CRDs)");
+    let options = Options {
+        dir: dir.join("control-plane"),
+        lifetime: Lifetime::TiedToOwner,
+        install_crds: true,
+        install_tekton: true,
+    };
+    let mut plane = ControlPlane::start(&options, &say)?;
+
+    eprintln!("serving examples/ as git repositories on loopback");
+    let git = GitRoot::new()?;
+    for (name, path) in [
+        ("platform", "examples/platform"),
+        ("storefront", "examples/apps/storefront"),
+        ("payments", "examples/apps/payments"),
+    ] {
+        git.repo_from_dir(name, &root.join(path)).with_context(|| format!("creating the {name} repository"))?;
+    }
+    let daemon = GitDaemon::start(git.path())?;
+    let base = format!("git://127.0.0.1:{}", daemon.port);
+    say(&format!("git daemon at {base} (platform.git, storefront.git, payments.git)"));
+
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(&plane.kubeconfig)?,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await?;
+    let client = Client::try_from(config)?;
+    platform_account(&client).await?;
+
+    eprintln!("running the operator");
+    let log_path = dir.join("operator.log");
+    let log = std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+    let _operator = Operator(
+        Command::new(bin.join("factory-operator"))
+            .env("KUBECONFIG", &plane.kubeconfig)
+            .arg(format!("--git-cache={}", dir.join("git-cache").display()))
+            .args(["--metrics-addr=127.0.0.1:0", "--log=info"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting target/debug/factory-operator")?,
+    );
+    say(&format!("logging to {}", log_path.display()));
+
+    let text = std::fs::read_to_string(root.join("examples/platform-factory.yaml"))?.replace("${git}", &base);
+    let platform: Factory = serde_yaml::from_str(&text).context("examples/platform-factory.yaml")?;
+    Api::<Factory>::all(client.clone())
+        .patch("platform", &PatchParams::apply("cargo-xtask-demo").force(), &Patch::Apply(&platform))
+        .await
+        .context("creating the platform factory")?;
+    say("created Factory platform (type Environments)");
+
+    eprintln!("waiting until every factory and environment is Ready");
+    wait_ready(&client, Duration::from_secs(240))
+        .await
+        .with_context(|| format!("the demo did not converge; the operator's log is {}", log_path.display()))?;
+    eprintln!("creating a preview of storefront (as `kubectl factory preview create` does)");
+    let preview: PreviewEnvironment = serde_json::from_value(json!({
+        "apiVersion": "factories.dev/v1alpha1", "kind": "PreviewEnvironment",
+        "metadata": {"name": "demo", "namespace": "shop-cicd"},
+        "spec": {"application": "storefront", "ref": {"branch": "main"}, "ttl": "24h"}}))?;
+    Api::<PreviewEnvironment>::namespaced(client.clone(), "shop-cicd")
+        .patch("demo", &PatchParams::apply("cargo-xtask-demo").force(), &Patch::Apply(&preview))
+        .await?;
+    wait_ready(&client, Duration::from_secs(120)).await?;
+    eprintln!("converged in {:.0}s\n", started.elapsed().as_secs_f64());
+
+    let tree = kubectl_factory::status::load(&client, None).await?;
+    let mut out = std::io::stdout();
+    kubectl_factory::status::print(&tree, kubectl_factory::Output::Table, &mut out)?;
+    println!();
+    print_namespaces(&client).await?;
+    println!(
+        "\nExplore it:\n  export KUBECONFIG={}\n  export PATH={}:{}:$PATH\n  kubectl get factories,environments,previewenvironments -A\n  kubectl factory status\n  kubectl factory plan platform examples/platform\n  kubectl factory preview list\n  kubectl get resourcequota,networkpolicy,rolebinding -n shop-prod\n  tail -f {}",
+        plane.kubeconfig.display(),
+        bin.display(),
+        plane.binaries.kubectl.parent().map(|p| p.display().to_string()).unwrap_or_default(),
+        log_path.display()
+    );
+    if !exit {
+        println!("\nPress Ctrl-C to stop everything.");
+        tokio::signal::ctrl_c().await?;
+    }
+    eprintln!("stopping the operator, the git server and the control plane");
+    drop(_operator);
+    drop(daemon);
+    plane.stop();
+    Ok(())
+}
+
+/// The platform factory's account. In a real cluster it gets exactly what the platform
+/// repository needs; the demo binds cluster-admin to keep the example short.
+async fn platform_account(client: &Client) -> Result<()> {
+    let params = PatchParams::apply("cargo-xtask-demo").force();
+    let ns: Namespace = serde_json::from_value(
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "platform-system"}}),
+    )?;
+    Api::<Namespace>::all(client.clone()).patch("platform-system", &params, &Patch::Apply(&ns)).await?;
+    let sa: k8s_openapi::api::core::v1::ServiceAccount = serde_json::from_value(
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "platform", "namespace": "platform-system"}}),
+    )?;
+    Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(client.clone(), "platform-system")
+        .patch("platform", &params, &Patch::Apply(&sa))
+        .await?;
+    let binding: k8s_openapi::api::rbac::v1::ClusterRoleBinding = serde_json::from_value(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "demo-platform"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"kind": "ServiceAccount", "name": "platform", "namespace": "platform-system"}]}))?;
+    Api::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>::all(client.clone())
+        .patch("demo-platform", &params, &Patch::Apply(&binding))
+        .await?;
+    say("platform-system/platform: the platform factory's service account");
+    Ok(())
+}
+
+fn ready(conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]) -> bool {
+    conditions.iter().any(|c| c.type_ == READY && c.status == "True")
+}
+
+/// Waits until the platform and both team factories, every Environment (with its
+/// applications applied) and every preview are Ready; prints what is still waiting.
+async fn wait_ready(client: &Client, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    let mut last = String::new();
+    loop {
+        let mut waiting = Vec::new();
+        let factories = Api::<Factory>::all(client.clone()).list(&ListParams::default()).await?.items;
+        if factories.len() < 3 {
+            waiting.push(format!("{} of 3 factories exist", factories.len()));
+        }
+        for f in &factories {
+            if !ready(&f.status.clone().unwrap_or_default().conditions) {
+                waiting.push(format!("Factory {}", f.name_any()));
+            }
+        }
+        let envs = Api::<Environment>::all(client.clone()).list(&ListParams::default()).await?.items;
+        if envs.len() < 5 {
+            waiting.push(format!("{} of 5 environments exist", envs.len()));
+        }
+        for e in &envs {
+            let s = e.status.clone().unwrap_or_default();
+            let apps_done = s.applications.iter().all(|a| a.error.is_empty() && a.last_applied_revision.is_some());
+            if !ready(&s.conditions) || s.applications.is_empty() || !apps_done {
+                waiting.push(format!("Environment {}", e.name_any()));
+            }
+        }
+        for p in Api::<PreviewEnvironment>::all(client.clone()).list(&ListParams::default()).await?.items {
+            if !ready(&p.status.clone().unwrap_or_default().conditions) {
+                waiting.push(format!("PreviewEnvironment {}", p.name_any()));
+            }
+        }
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        let now = format!("waiting for {}", waiting.join(", "));
+        if now != last {
+            say(&now);
+            last = now;
+        }
+        if Instant::now() > deadline {
+            bail!("timed out {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// What the operator put into each namespace it manages.
+async fn print_namespaces(client: &Client) -> Result<()> {
+    let namespaces =
+        Api::<Namespace>::all(client.clone()).list(&ListParams::default().labels(labels::FACTORY)).await?.items;
+    let kinds: [(&str, &str, &str, &str); 11] = [
+        ("", "v1", "ServiceAccount", "serviceaccounts"),
+        ("", "v1", "ConfigMap", "configmaps"),
+        ("", "v1", "ResourceQuota", "resourcequotas"),
+        ("", "v1", "LimitRange", "limitranges"),
+        ("", "v1", "Service", "services"),
+        ("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies"),
+        ("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings"),
+        ("apps", "v1", "Deployment", "deployments"),
+        ("tekton.dev", "v1", "Pipeline", "pipelines"),
+        ("tekton.dev", "v1", "Task", "tasks"),
+        ("factories.dev", "v1alpha1", "PreviewEnvironment", "previewenvironments"),
+    ];
+    println!("NAMESPACES AND WHAT IS IN THEM");
+    for ns in namespaces {
+        let name = ns.name_any();
+        let l = ns.labels();
+        let what = l.get(labels::NAMESPACE_KIND).cloned().unwrap_or_default();
+        let class = l.get(labels::CLASS).map(|c| format!(", class {c}")).unwrap_or_default();
+        let protected = if l.contains_key(labels::PROTECTED) { ", protected" } else { "" };
+        println!("{name} ({what}{class}{protected})");
+        let mut found: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for (group, version, kind, plural) in kinds {
+            let api_version = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
+            let resource = ApiResource {
+                group: group.into(),
+                version: version.into(),
+                api_version,
+                kind: kind.into(),
+                plural: plural.into(),
+            };
+            let list = Api::<DynamicObject>::namespaced_with(client.clone(), &name, &resource)
+                .list(&ListParams::default())
+                .await;
+            // Only what the operator applied (the API server's own defaults are left out).
+            let names: Vec<String> = list
+                .map(|l| l.items)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|o| o.labels().contains_key(labels::APPLIED_BY) || kind == "PreviewEnvironment")
+                .map(|o| o.name_any())
+                .collect();
+            if !names.is_empty() {
+                found.insert(kind, names);
+            }
+        }
+        for (kind, names) in found {
+            println!("  {kind:<20} {}", names.join(", "));
+        }
+    }
+    Ok(())
+}
