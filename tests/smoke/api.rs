@@ -27,7 +27,8 @@ pub fn platform_factory(name: &str) -> Factory {
             "factories": {"path": "factories/"},
             "credentials": [{"name": "shop-db", "from": {"namespace": "platform-secrets", "name": "shop-db"},
                              "to": {"factory": "shop", "environments": ["stage", "prod"]}}],
-            "images": {"path": "images/"}
+            "images": {"path": "images/pipelines/", "caPath": "images/ca.crt", "schedule": "168h",
+                       "images": [{"name": "base", "pipeline": "build-image", "context": "images/base"}]}
         }
     }))
     .expect("valid platform factory")
@@ -148,7 +149,7 @@ async fn kubectl_reads_well() {
     factories.create(&PostParams::default(), &team_factory(&name)).await.expect("create factory");
     let table = ctx.kubectl(&["get", "factories", &name]).expect("kubectl get factories");
     let header: Vec<&str> = table.lines().next().unwrap_or("").split_whitespace().collect();
-    assert_eq!(header, ["NAME", "TYPE", "READY", "REVISION", "ENVIRONMENTS", "PREVIEWS", "AGE"], "{table}");
+    assert_eq!(header, ["NAME", "TYPE", "READY", "REVISION", "ENVIRONMENTS", "PREVIEWS", "RUNS", "AGE"], "{table}");
     // Short names and the category resolve.
     eventually("short names in discovery", Duration::from_secs(10), || async {
         let out = ctx.kubectl(&["get", "fac,fenv,pe", "-A", "-o", "name"])?;

@@ -197,12 +197,22 @@ pub async fn run_controllers(
         }
     };
     let metrics_task = tokio::spawn(metrics_server);
+    // Every replica receives pushes: the receiver only annotates factories, the leader reconciles.
+    let receiver_task = options.webhook.map(|(listener, secret)| {
+        let router = webhook::router(webhook::Receiver { secret, client: ctx.client.clone() });
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                warn!(error = %e, "webhook receiver stopped");
+            }
+        })
+    });
     tokio::pin!(shutdown);
     let mut leadership = match options.leader {
         Some(config) => tokio::select! {
             held = leader::acquire(ctx.client.clone(), config) => Some(held),
             _ = &mut shutdown => {
                 metrics_task.abort();
+                receiver_task.iter().for_each(|t| t.abort());
                 return Ok(());
             }
         },
@@ -215,19 +225,19 @@ pub async fn run_controllers(
             None => std::future::pending().await,
         }
     };
-    let result = lead(ctx.clone(), options.webhook, shutdown, lost).await;
+    let result = lead(ctx.clone(), shutdown, lost).await;
     ctx.metrics.leader.set(0);
     if let Some(l) = leadership {
         l.release().await;
     }
     metrics_task.abort();
+    receiver_task.iter().for_each(|t| t.abort());
     result
 }
 
-/// The reconcilers and the webhook receiver, until `shutdown` or `lost`.
+/// The reconcilers, until `shutdown` or `lost`.
 async fn lead(
     ctx: Arc<Context>,
-    webhook: Option<(tokio::net::TcpListener, String)>,
     shutdown: impl std::future::Future<Output = ()> + Send,
     lost: impl std::future::Future<Output = ()> + Send,
 ) -> Result<()> {
@@ -243,7 +253,6 @@ async fn lead(
     }
     let ctx_previews = ctx.clone();
     let factories: Api<Factory> = Api::all(ctx.client.clone());
-    let (trigger_tx, trigger_rx) = tokio::sync::mpsc::unbounded_channel();
     let platform_controller = Controller::new(factories.clone(), watcher::Config::default());
     let factory_store = platform_controller.store();
     let platform = platform_controller
@@ -271,7 +280,6 @@ async fn lead(
                 pv.namespace().and_then(|ns| ns.strip_suffix("-cicd").map(ObjectRef::<Factory>::new))
             },
         )
-        .reconcile_on(tokio_stream_from(trigger_rx))
         .graceful_shutdown_on(stopped(&stop_tx))
         .run(platform::reconcile, error_policy, ctx.clone())
         .for_each(log_result);
@@ -279,8 +287,6 @@ async fn lead(
     let environments: Api<Environment> = Api::all(ctx.client.clone());
     let env_controller = Controller::new(environments, watcher::Config::default());
     let env_store = env_controller.store();
-    let webhook_envs = env_store.clone();
-    let (env_trigger_tx, env_trigger_rx) = tokio::sync::mpsc::unbounded_channel();
     let secret_envs = env_store.clone();
     let secret_factories = factory_store.clone();
     let secrets: Api<PartialObjectMeta<Secret>> = Api::all(ctx.client.clone());
@@ -302,29 +308,9 @@ async fn lead(
         .watches_stream(watcher::watcher(secrets, watcher::Config::default()).touched_objects(), move |secret| {
             credential_targets(&secret, &secret_factories, &secret_envs)
         })
-        .reconcile_on(tokio_stream_from(env_trigger_rx))
         .graceful_shutdown_on(stopped(&stop_tx))
         .run(environment::reconcile, error_policy, ctx)
         .for_each(log_result);
-
-    let receiver = async move {
-        if let Some((listener, secret)) = webhook {
-            let router = webhook::router(webhook::Receiver {
-                secret,
-                factories: factory_store,
-                trigger: trigger_tx,
-                environments: webhook_envs,
-                environment_trigger: env_trigger_tx,
-            });
-            if let Err(e) = axum::serve(listener, router).await {
-                warn!(error = %e, "webhook receiver stopped");
-            }
-        } else {
-            // Keep the trigger channels open while the controllers run.
-            let _keep = (trigger_tx, env_trigger_tx);
-            std::future::pending::<()>().await;
-        }
-    };
 
     let previews =
         Controller::new(Api::<PreviewEnvironment>::all(ctx_previews.client.clone()), watcher::Config::default())
@@ -344,7 +330,6 @@ async fn lead(
             anyhow::bail!("lost the leader lease; exiting so that a restart waits as a standby");
         }
         _ = &mut all => {}
-        _ = receiver => {}
     }
     Ok(())
 }
@@ -405,13 +390,6 @@ fn runs_labelled(
 /// The factory owning the cicd namespace a PipelineRun is in (`<factory>-cicd`).
 fn factory_of_run(run: kube::api::DynamicObject) -> Option<ObjectRef<Factory>> {
     run.namespace().and_then(|ns| ns.strip_suffix("-cicd").map(ObjectRef::<Factory>::new))
-}
-
-/// An unbounded receiver as a stream.
-fn tokio_stream_from<T: Send + 'static>(
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<T>,
-) -> impl futures::Stream<Item = T> + Send {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
 async fn log_result<T, E: std::fmt::Display>(result: Result<T, E>) {

@@ -1,7 +1,9 @@
 //! The webhook receiver: git hosts announce pushes, and every factory whose source is that
 //! repository is reconciled at once instead of at its next poll. GitHub and Gitea payloads
 //! are verified by their HMAC-SHA256 signature, GitLab's by its token; anything else is
-//! refused with 401 before its body is even parsed.
+//! refused with 401 before its body is even parsed. A verified push annotates the matching
+//! factories (`factories.dev/requested-at`), which the leader's watch turns into a reconcile —
+//! so every replica, standby included, can receive pushes behind one Service.
 
 use std::collections::BTreeSet;
 
@@ -10,13 +12,13 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use factory_api::Factory;
+use factory_api::{Factory, labels};
 use hmac::{Hmac, Mac};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::Client;
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::Value;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
-use tokio::sync::mpsc::UnboundedSender;
 use tracing::{info, warn};
 
 /// What the receiver needs.
@@ -24,14 +26,8 @@ use tracing::{info, warn};
 pub struct Receiver {
     /// Shared secret: the HMAC key for GitHub/Gitea, the token for GitLab.
     pub secret: String,
-    /// Factories, to find those using a repository.
-    pub factories: Store<Factory>,
-    /// Where to send the factories to reconcile.
-    pub trigger: UnboundedSender<ObjectRef<Factory>>,
-    /// Environments, to find those deploying a pushed application repository.
-    pub environments: Store<factory_api::Environment>,
-    /// Where to send the environments to reconcile.
-    pub environment_trigger: UnboundedSender<ObjectRef<factory_api::Environment>>,
+    /// The operator's client, to find and annotate the factories a push concerns.
+    pub client: Client,
 }
 
 /// The router: `POST /hooks/git`.
@@ -106,15 +102,28 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Byt
         return (StatusCode::BAD_REQUEST, "body is not JSON\n".into());
     };
     let urls = payload_urls(&payload);
+    let api: Api<Factory> = Api::all(receiver.client.clone());
+    let factories = match api.list(&ListParams::default()).await {
+        Ok(list) => list.items,
+        Err(e) => {
+            warn!(error = %e, "webhook: cannot list factories");
+            return (StatusCode::SERVICE_UNAVAILABLE, format!("cannot list factories: {e}\n"));
+        }
+    };
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
     let mut triggered = Vec::new();
-    for factory in receiver.factories.state() {
+    for factory in factories {
         // The platform repository of a platform factory, or any application repository of a
-        // team factory (whose reconcile keeps branch previews).
+        // team factory (whose reconcile keeps branch previews and re-reconciles its environments).
         let mut sources =
             factory.spec.source.iter().chain(factory.spec.applications.iter().flatten().map(|a| &a.source));
         if sources.any(|s| urls.contains(&normalise_url(&s.url))) {
-            let _ = receiver.trigger.send(ObjectRef::from_obj(factory.as_ref()));
-            triggered.push(kube::ResourceExt::name_any(factory.as_ref()));
+            let name = kube::ResourceExt::name_any(&factory);
+            let patch = serde_json::json!({"metadata": {"annotations": {labels::REQUESTED_AT: now}}});
+            match api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                Ok(_) => triggered.push(name),
+                Err(e) => warn!(error = %e, factory = %name, "webhook: cannot request a reconcile"),
+            }
         }
     }
     info!(provider, ?urls, ?triggered, "webhook received");
