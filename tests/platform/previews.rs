@@ -146,7 +146,16 @@ async fn previews_live_within_their_limits_and_leave_nothing_behind() {
         pv.metadata.annotations = Some([("factories.dev/keep".to_string(), "2h".to_string())].into());
         pv
     };
-    mine.create(&PostParams::default(), &kept).await.expect("kept preview");
+    // kube-controller-manager releases the expired preview's quota asynchronously: retry until it has.
+    eventually("room for another preview", Duration::from_secs(60), || async {
+        match mine.create(&PostParams::default(), &kept).await {
+            Ok(_) => anyhow::Ok(Some(())),
+            Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains("exceeded quota") => anyhow::Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
+    .expect("kept preview");
     eventually("kept Ready", Duration::from_secs(60), || async {
         let pv = admin.get("kept").await?;
         anyhow::Ok(pv.status.filter(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")))

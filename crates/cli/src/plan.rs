@@ -126,9 +126,28 @@ async fn plan_platform(
         desired.push(Manifest { object, ..origin(&format!("Factory {name} spec.images")) });
     }
     let references = images::references(&status.images);
+    let classes = spec.environment_classes.clone().unwrap_or_default();
+    // The `cicd` class, when defined, is every team cicd namespace's baseline.
+    let cicd_paths = baseline::class_paths(&classes, "cicd").unwrap_or_default();
     if let Some(factories) = &spec.factories {
         for definition in load(root, &factories.path, &vars)? {
             desired.extend(render::team_factory(&name, &definition, &references)?);
+            let cicd = cicd_namespace(definition.name());
+            let target = baseline::Target {
+                factory: definition.name(),
+                platform: &name,
+                namespace: &cicd,
+                class: "cicd",
+                environment: "cicd",
+                kind: "cicd",
+                protected: false,
+            };
+            let team_vars = baseline::vars(&spec.variables, &target);
+            let mut class_manifests = Vec::new();
+            for path in &cicd_paths {
+                class_manifests.extend(load(root, path, &team_vars)?);
+            }
+            desired.extend(render::cicd_class_objects(&cicd, class_manifests));
         }
     }
     let engine_labels = BTreeMap::from([(labels::APPLIED_BY.to_string(), format!("factory.{name}"))]);
@@ -144,7 +163,6 @@ async fn plan_platform(
         .list(&ListParams::default().labels(&format!("{}={name}", labels::PLATFORM)))
         .await?
         .items;
-    let classes = spec.environment_classes.clone().unwrap_or_default();
     for env in environments.iter().filter(|e| teams.iter().any(|t| t.name_any() == e.spec.factory)) {
         let target = format!("Environment {}", env.name_any());
         if env.spec.kubeconfig_secret_ref.is_some() {
@@ -224,7 +242,7 @@ async fn plan_application(
         for path in baseline::application_paths(&config.path, &env.spec.class, &short) {
             layers.push(load(root, &path, &vars)?);
         }
-        let desired = baseline::application_objects(layers, &env.spec.namespace);
+        let desired = baseline::layered_objects(layers, &env.spec.namespace);
         let previous = env
             .status
             .clone()

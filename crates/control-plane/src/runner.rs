@@ -82,6 +82,8 @@ pub struct ControlPlane {
     pub binaries: Binaries,
     processes: Vec<Process>,
     etcd_data: PathBuf,
+    /// How kube-apiserver was started, to start it again (fault tests).
+    apiserver: Option<(Vec<String>, Lifetime)>,
 }
 
 impl ControlPlane {
@@ -116,6 +118,7 @@ impl ControlPlane {
             binaries,
             processes: Vec::new(),
             etcd_data,
+            apiserver: None,
         };
         let started = Instant::now();
         let etcd_url = plane.start_etcd(options.lifetime)?;
@@ -145,6 +148,7 @@ impl ControlPlane {
             binaries: Binaries::in_cache(),
             processes: state.processes.into_iter().map(|(n, pgid, log)| Process::adopt(&n, pgid, log)).collect(),
             etcd_data: state.etcd_data,
+            apiserver: None,
         })
     }
 
@@ -264,12 +268,30 @@ impl ControlPlane {
             &ca.pair.cert_pem,
             &ca.client("factory-admin", &["system:masters"])?,
         )?;
+        self.apiserver = Some((args, lifetime));
+        self.spawn_apiserver()
+    }
+
+    fn spawn_apiserver(&mut self) -> Result<(), Error> {
+        let Some((args, lifetime)) = self.apiserver.clone() else { return Err(Error::NotRunning(self.dir.clone())) };
         let log = self.dir.join("logs/kube-apiserver.log");
         let mut process =
             Process::spawn("kube-apiserver", &self.binaries.kube_apiserver.clone(), &args, &log, lifetime, None)?;
         let result = wait_until(&mut process, START_TIMEOUT, || self.is_ready());
         self.processes.push(process);
         result
+    }
+
+    /// SIGKILLs kube-apiserver, waits `down`, and starts it again on the same address with
+    /// the same etcd (fault tests); returns once it is ready.
+    pub fn restart_apiserver(&mut self, down: Duration) -> Result<(), Error> {
+        if let Some(i) = self.processes.iter().position(|p| p.name == "kube-apiserver") {
+            let mut process = self.processes.remove(i);
+            process.kill();
+        }
+        std::thread::sleep(down);
+        self.spawn_apiserver()?;
+        self.save_state()
     }
 
     fn start_controller_manager(&mut self, lifetime: Lifetime, ca: &Authority) -> Result<(), Error> {
@@ -362,7 +384,9 @@ fn etcd_data_dir(dir: &Path) -> PathBuf {
     if shm.is_dir() {
         let tag: String =
             dir.display().to_string().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
-        shm.join(format!("factory-etcd{tag}"))
+        // The process id keeps a control plane apart from the previous run of the same test
+        // binary, whose watchdog may still be removing its data directory.
+        shm.join(format!("factory-etcd{tag}-{}", std::process::id()))
     } else {
         dir.join("etcd-data")
     }

@@ -91,7 +91,7 @@ async fn run(
     for files in &checkout.files {
         layers.push(manifests::load(files, &vars).map_err(|e| fail(ReconcileError::Load(e)))?);
     }
-    let desired = baseline::application_objects(layers, target.namespace);
+    let desired = baseline::layered_objects(layers, target.namespace);
     let client = ctx.impersonating(&tenant_ns, TENANT_SERVICE_ACCOUNT).map_err(|e| fail(e.into()))?;
     let engine_labels = BTreeMap::from([
         (labels::APPLIED_BY.to_string(), format!("application.{}", app.name)),

@@ -20,6 +20,7 @@ use kube::{Api, Client, ResourceExt};
 use tracing::{info, warn};
 
 pub mod application;
+mod backoff;
 pub mod context;
 mod credentials;
 pub mod environment;
@@ -280,6 +281,7 @@ async fn lead(
                 pv.namespace().and_then(|ns| ns.strip_suffix("-cicd").map(ObjectRef::<Factory>::new))
             },
         )
+        .trigger_backoff(backoff::WatchBackoff::default())
         .graceful_shutdown_on(stopped(&stop_tx))
         .run(platform::reconcile, error_policy, ctx.clone())
         .for_each(log_result);
@@ -308,12 +310,14 @@ async fn lead(
         .watches_stream(watcher::watcher(secrets, watcher::Config::default()).touched_objects(), move |secret| {
             credential_targets(&secret, &secret_factories, &secret_envs)
         })
+        .trigger_backoff(backoff::WatchBackoff::default())
         .graceful_shutdown_on(stopped(&stop_tx))
         .run(environment::reconcile, error_policy, ctx)
         .for_each(log_result);
 
     let previews =
         Controller::new(Api::<PreviewEnvironment>::all(ctx_previews.client.clone()), watcher::Config::default())
+            .trigger_backoff(backoff::WatchBackoff::default())
             .graceful_shutdown_on(stopped(&stop_tx))
             .run(preview::reconcile, error_policy, ctx_previews)
             .for_each(log_result);

@@ -22,6 +22,9 @@ use crate::error::ReconcileError;
 use crate::source::checkout;
 use crate::status;
 
+/// The environment class applied to every team's cicd namespace, when the platform defines it.
+const CICD_CLASS: &str = "cicd";
+
 /// Default poll interval of a source.
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -215,12 +218,44 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
         crate::images::observe(ctx, factory, images, status).await;
     }
     let references = factory_core::images::references(&status.images);
+    // A class named `cicd` is the baseline of every team's cicd namespace.
+    let extends: BTreeMap<String, Vec<String>> =
+        classes.iter().map(|c| (c.name.clone(), c.extends.clone().unwrap_or_default())).collect();
+    let cicd_files: Vec<&[factory_core::manifests::SourceFile]> = render::class_chain(CICD_CLASS, &extends)
+        .iter()
+        .filter_map(|class| classes.iter().position(|c| &c.name == class))
+        .map(|i| checkout.files[2 + i].as_slice())
+        .collect();
     let mut render_errors = Vec::new();
+    let mut cicd_errors = Vec::new();
     for definition in &definitions {
         match render::team_factory(&name, definition, &references) {
             Ok(objects) => desired.extend(objects),
             Err(e) => render_errors.push(e),
         }
+        let team = definition.name();
+        let cicd = factory_core::names::cicd_namespace(team);
+        let target = factory_core::baseline::Target {
+            factory: team,
+            platform: &name,
+            namespace: &cicd,
+            class: CICD_CLASS,
+            environment: CICD_CLASS,
+            kind: "cicd",
+            protected: false,
+        };
+        let team_vars = factory_core::baseline::vars(&spec.variables, &target);
+        let mut class_manifests = Vec::new();
+        for files in &cicd_files {
+            match manifests::load(files, &team_vars) {
+                Ok(m) => class_manifests.extend(m),
+                Err(e) => cicd_errors.extend(e),
+            }
+        }
+        desired.extend(render::cicd_class_objects(&cicd, class_manifests));
+    }
+    if !cicd_errors.is_empty() {
+        return Err(ReconcileError::Load(cicd_errors));
     }
     if !render_errors.is_empty() {
         return Err(ReconcileError::Render(render_errors));

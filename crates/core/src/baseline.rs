@@ -107,8 +107,9 @@ pub fn application_vars(
 }
 
 /// Merges loaded layers (later objects replace earlier ones with the same identity) and places
-/// everything in `namespace`; a cluster-scoped kind keeps no namespace and is refused by RBAC.
-pub fn application_objects(layers: Vec<Vec<Manifest>>, namespace: &str) -> Vec<Manifest> {
+/// everything in `namespace`; a cluster-scoped kind keeps no namespace and is refused by RBAC
+/// (application layers), or by the platform's own rights (the `cicd` class).
+pub fn layered_objects(layers: Vec<Vec<Manifest>>, namespace: &str) -> Vec<Manifest> {
     let mut desired: Vec<Manifest> = Vec::new();
     for mut m in layers.into_iter().flatten() {
         if let Some(meta) = m.object.get_mut("metadata").and_then(serde_json::Value::as_object_mut) {
@@ -148,7 +149,7 @@ mod tests {
             document: 1,
             object: json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"v": data}}),
         };
-        let out = application_objects(vec![vec![m("base")], vec![], vec![m("prod")]], "shop-prod");
+        let out = layered_objects(vec![vec![m("base")], vec![], vec![m("prod")]], "shop-prod");
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].object["data"]["v"], "prod");
         assert_eq!(out[0].namespace(), Some("shop-prod"));

@@ -13,6 +13,11 @@ pub const TENANT_SERVICE_ACCOUNT: &str = "factory";
 /// ClusterRole bound to the tenant service account in each of its factory's namespaces.
 pub const TENANT_CLUSTER_ROLE: &str = "admin";
 
+/// The Pod Security admission label every namespace of a team gets.
+pub const POD_SECURITY_ENFORCE: &str = "pod-security.kubernetes.io/enforce";
+/// Its value unless a class sets another: tenants run under the `restricted` standard.
+pub const DEFAULT_POD_SECURITY: &str = "restricted";
+
 /// Previews a team factory may have at once when its spec does not say.
 pub const DEFAULT_MAX_PREVIEWS: i64 = 10;
 
@@ -85,6 +90,7 @@ pub fn team_factory(
     let mut ns_labels = factory_labels(&name);
     ns_labels.insert(labels::NAMESPACE_KIND.into(), "cicd".into());
     ns_labels.insert(labels::PLATFORM.into(), platform.into());
+    ns_labels.insert(POD_SECURITY_ENFORCE.into(), DEFAULT_POD_SECURITY.into());
     let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": cicd, "labels": ns_labels}});
     let account = json!({"apiVersion": "v1", "kind": "ServiceAccount",
         "metadata": {"name": TENANT_SERVICE_ACCOUNT, "namespace": cicd, "labels": factory_labels(&name)}});
@@ -205,7 +211,11 @@ pub fn environment_objects(
         }
     }
     if let Some(meta) = ns.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.entry("labels").or_insert(json!({}));
+        let labels = meta.entry("labels").or_insert(json!({}));
+        // Secure by default: a class that says nothing about Pod Security gets `restricted`.
+        if let Some(map) = labels.as_object_mut() {
+            map.entry(POD_SECURITY_ENFORCE).or_insert(json!(DEFAULT_POD_SECURITY));
+        }
     }
     let mut out =
         vec![Manifest { file: origin.file.clone(), line: origin.line, document: origin.document, object: ns }];
@@ -318,6 +328,14 @@ pub fn team_environments(factory: &str, spec: &factory_api::FactorySpec) -> Vec<
             })
         })
         .collect()
+}
+
+/// The objects of the platform's `cicd` class (and the classes it extends) for a team's cicd
+/// namespace: placed in it; `Namespace` documents are skipped (the cicd namespace itself is
+/// rendered by [`team_factory`]).
+pub fn cicd_class_objects(namespace: &str, class_manifests: Vec<Manifest>) -> Vec<Manifest> {
+    let objects = class_manifests.into_iter().filter(|m| m.kind() != "Namespace" || m.api_version().contains('/'));
+    crate::baseline::layered_objects(vec![objects.collect()], namespace)
 }
 
 /// RoleBindings granting each access entry's ClusterRole to its groups in `namespace`.

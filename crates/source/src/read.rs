@@ -98,7 +98,10 @@ impl Reader<'_> {
             if self.entries > self.limits.max_entries {
                 return Err(SourceError::Content {
                     path: dir.display().to_string(),
-                    why: format!("more than {} entries under the configured paths", self.limits.max_entries),
+                    why: format!(
+                        "more than {} entries under the configured paths (the limit)",
+                        self.limits.max_entries
+                    ),
                 });
             }
             let name = entry.name().unwrap_or("");
@@ -141,7 +144,7 @@ impl Reader<'_> {
         if self.files.len() >= self.limits.max_files {
             return Err(SourceError::Content {
                 path: shown,
-                why: format!("more than {} YAML files under the configured paths", self.limits.max_files),
+                why: format!("more than {} YAML files under the configured paths (the limit)", self.limits.max_files),
             });
         }
         self.bytes += size;

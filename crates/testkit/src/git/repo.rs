@@ -100,6 +100,19 @@ impl Repo {
         self.head()
     }
 
+    /// Commits `count` files `<dir>/f<i>.yaml`, all with `content`, without writing them to the
+    /// work tree (a tree object built with `git mktree`, for hostile-size repositories), and
+    /// pushes. A later [`Repo::commit`] removes them again, since the work tree lacks them.
+    pub fn commit_many(&self, dir: &str, count: usize, content: &str) -> Result<String> {
+        let blob = git_stdin(&self.work, &["hash-object", "-w", "--stdin"], content)?.trim().to_string();
+        let listing: String = (0..count).map(|i| format!("100644 blob {blob}\tf{i:06}.yaml\n")).collect();
+        let tree = git_stdin(&self.work, &["mktree"], &listing)?.trim().to_string();
+        git(&self.work, &["read-tree", &format!("--prefix={}/", dir.trim_end_matches('/')), &tree])?;
+        git(&self.work, &["commit", "--quiet", "-m", &format!("{count} files under {dir}")])?;
+        git(&self.work, &["push", "--quiet", "origin", "HEAD"])?;
+        self.head()
+    }
+
     /// The SHA of the work tree's HEAD.
     pub fn head(&self) -> Result<String> {
         Ok(git(&self.work, &["rev-parse", "HEAD"])?.trim().to_string())
@@ -139,7 +152,17 @@ impl Repo {
 
 /// Runs `git` in `dir` with a fixed identity and no user or system configuration.
 fn git(dir: &Path, args: &[&str]) -> Result<String> {
-    let out = Command::new("git")
+    run_git(dir, args, None)
+}
+
+/// Like [`git`], feeding `input` on stdin.
+fn git_stdin(dir: &Path, args: &[&str], input: &str) -> Result<String> {
+    run_git(dir, args, Some(input))
+}
+
+fn run_git(dir: &Path, args: &[&str], input: Option<&str>) -> Result<String> {
+    use std::io::Write;
+    let mut child = Command::new("git")
         .current_dir(dir)
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
@@ -148,8 +171,15 @@ fn git(dir: &Path, args: &[&str]) -> Result<String> {
         .env("GIT_COMMITTER_NAME", "Factory Tests")
         .env("GIT_COMMITTER_EMAIL", "tests@factories.invalid")
         .args(args)
-        .output()
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .context("running git: is git installed? (apt-get install git)")?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input.unwrap_or_default().as_bytes())?;
+    }
+    let out = child.wait_with_output()?;
     if !out.status.success() {
         bail!("git {} failed in {}: {}", args.join(" "), dir.display(), String::from_utf8_lossy(&out.stderr));
     }
