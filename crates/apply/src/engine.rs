@@ -126,23 +126,34 @@ impl Engine {
             .map(|i| i.entry.name.clone())
             .collect();
         let mut failures = Vec::new();
-        // Futures are collected first: closures in stream adaptors over borrowed items do not
-        // satisfy the Send bound the controller runtime needs.
-        let mut planned = Vec::new();
-        for (idx, item) in items.iter().enumerate() {
-            if item.resolved.is_some() {
-                planned.push(async move { (idx, self.plan_one(item).await) });
+        // Foundations first: objects in a namespace this revision creates cannot be dry-run
+        // before it exists, so they are validated after the foundations instead of twice.
+        let mut creating: BTreeSet<String> = BTreeSet::new();
+        for foundations in [true, false] {
+            // Futures are collected first: closures in stream adaptors over borrowed items do
+            // not satisfy the Send bound the controller runtime needs.
+            let mut planned = Vec::new();
+            for (idx, item) in items.iter().enumerate() {
+                let waits = item.entry.namespace.as_ref().is_some_and(|ns| creating.contains(ns));
+                if item.resolved.is_some() && (item.stage == Stage::Foundations) == foundations && !waits {
+                    planned.push(async move { (idx, self.plan_one(item).await) });
+                }
             }
-        }
-        let checks: Vec<_> = stream::iter(planned).buffer_unordered(self.concurrency).collect().await;
-        for (idx, result) in checks {
-            let item = &mut items[idx];
-            match result {
-                Ok(action) => item.action = Some(action),
-                // Its namespace is created by this revision: validated after the foundations.
-                Err(f) if is_missing_namespace(&f, item, &new_namespaces) => {}
-                Err(f) => failures.push(f),
+            let checks: Vec<_> = stream::iter(planned).buffer_unordered(self.concurrency).collect().await;
+            for (idx, result) in checks {
+                let item = &mut items[idx];
+                match result {
+                    Ok(action) => item.action = Some(action),
+                    // Its namespace is created by this revision: validated after the foundations.
+                    Err(f) if is_missing_namespace(&f, item, &new_namespaces) => {}
+                    Err(f) => failures.push(f),
+                }
             }
+            creating = items
+                .iter()
+                .filter(|i| i.entry.kind == "Namespace" && i.action == Some(Action::Create))
+                .map(|i| i.entry.name.clone())
+                .collect();
         }
         if !failures.is_empty() {
             return Err(ApplyError::Validation(failures));

@@ -34,6 +34,8 @@ pub struct Resolver {
 
 /// Refresh at most this often on a miss, so a stream of unknown kinds cannot flood discovery.
 const MIN_REFRESH: Duration = Duration::from_secs(2);
+/// How long "not served" is believed for an optional integration.
+const OPTIONAL_REFRESH: Duration = Duration::from_secs(30);
 
 impl Resolver {
     /// A resolver using `client` (the operator's own identity) for discovery.
@@ -49,6 +51,23 @@ impl Resolver {
         }
         self.refresh(false).await?;
         Ok(self.cache.read().await.kinds.get(&key).cloned())
+    }
+
+    /// Whether `api_version`/`kind` is served, for optional integrations (Tekton, Triggers):
+    /// a miss re-runs discovery at most every 30 s, so asking on every reconcile stays cheap.
+    pub async fn is_served(&self, api_version: &str, kind: &str) -> Result<bool, ApplyError> {
+        let key = (api_version.to_string(), kind.to_string());
+        {
+            let cache = self.cache.read().await;
+            if cache.kinds.contains_key(&key) {
+                return Ok(true);
+            }
+            if cache.refreshed.is_some_and(|t| t.elapsed() < OPTIONAL_REFRESH) {
+                return Ok(false);
+            }
+        }
+        self.refresh(false).await?;
+        Ok(self.cache.read().await.kinds.contains_key(&key))
     }
 
     /// Re-runs discovery; with `force`, even if it ran a moment ago (after installing CRDs).

@@ -41,7 +41,7 @@ pub const TEMPLATES_ENTRY: &str = "platform:templates";
 
 /// Whether the cluster serves `api_version`/`kind` (discovery, cached).
 async fn served(ctx: &Context, api_version: &str, kind: &str) -> bool {
-    matches!(ctx.resolver.resolve(api_version, kind).await, Ok(Some(_)))
+    matches!(ctx.resolver.is_served(api_version, kind).await, Ok(true))
 }
 
 /// Whether Tekton Pipelines is installed.

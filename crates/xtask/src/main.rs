@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use factory_control_plane::{Binaries, ControlPlane, Lifetime, Options, versions};
 
+mod bench;
 mod crdgen;
 mod demo;
 mod deploy;
@@ -37,6 +38,12 @@ enum Task {
         /// Compare instead of writing; exit non-zero when crds/ differs from the types.
         #[arg(long)]
         check: bool,
+    },
+    /// Measure the operator at scale against in-run baselines; appends to docs/benchmarks.md.
+    Bench {
+        /// Environment counts to measure, comma-separated.
+        #[arg(long, default_value = "100,1000", value_delimiter = ',')]
+        sizes: Vec<usize>,
     },
     /// Regenerate deploy/ (the chart rendered as plain YAML); `--check` fails if it is stale.
     Deploy {
@@ -119,6 +126,17 @@ fn run(cli: Cli) -> Result<()> {
         }
         Task::Test { args } => test(&args),
         Task::Demo { exit } => demo::run(&workspace_root(), exit),
+        Task::Bench { sizes } => {
+            let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .current_dir(workspace_root())
+                .args(["build", "--release", "--locked", "-p", "factory-controller"])
+                .status()
+                .context("building the operator")?;
+            if !status.success() {
+                bail!("cargo build failed ({status})");
+            }
+            bench::run(&workspace_root(), &sizes)
+        }
     }
 }
 

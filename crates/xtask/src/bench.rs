@@ -1,0 +1,500 @@
+//! `cargo xtask bench`: the operator at scale on the local control plane, with its baselines
+//! measured in the same run. For each size: a generated platform repository with one team
+//! factory per 10 environments and a class baseline of 8 objects; the real operator binary
+//! builds it. Measured: cold converge, objects per second, API requests and writes (from
+//! kube-apiserver's own counters), peak RSS, writes of a no-change resync, time and writes of
+//! a one-file change, restart → first write. Baselines on the same control plane: (a) a minimal
+//! server-side-apply client at the best of three concurrencies, (b) `kubectl apply
+//! --server-side`, both applying the same rendered objects under other names.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use factory_api::conditions::READY;
+use factory_api::{Environment, Factory};
+use factory_control_plane::{ControlPlane, Lifetime, Options};
+use factory_testkit::git::{GitDaemon, GitRoot};
+use futures::StreamExt;
+use kube::Client;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
+use serde_json::{Value, json};
+
+/// Environments per team factory.
+const ENVS_PER_TEAM: usize = 10;
+
+const CLASS: &str = "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: quota}\nspec:\n  hard: {requests.cpu: '4', requests.memory: 8Gi, pods: '50', services.nodeports: '0'}\n---\napiVersion: v1\nkind: LimitRange\nmetadata: {name: defaults}\nspec:\n  limits:\n  - type: Container\n    default: {cpu: 200m, memory: 128Mi}\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: default-deny}\nspec: {podSelector: {}, policyTypes: [Ingress, Egress]}\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: allow-same-namespace}\nspec:\n  podSelector: {}\n  ingress: [{from: [{podSelector: {}}]}]\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: allow-dns}\nspec:\n  podSelector: {}\n  policyTypes: [Egress]\n  egress: [{ports: [{protocol: UDP, port: 53}]}]\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: platform-info}\ndata: {environment: '${environment}', class: '${class}'}\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {name: app}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: app-reader}\nrules: [{apiGroups: [''], resources: [configmaps], verbs: [get, list]}]\n";
+
+struct Operator {
+    child: Child,
+}
+
+impl Operator {
+    fn start(bin: &Path, kubeconfig: &Path, dir: &Path, log: &str) -> Result<Self> {
+        let log = std::fs::File::create(dir.join(log))?;
+        let child = Command::new(bin)
+            .env("KUBECONFIG", kubeconfig)
+            .arg(format!("--git-cache={}", dir.join("git-cache").display()))
+            .args(["--metrics-addr=127.0.0.1:0", "--log=warn"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting factory-operator")?;
+        Ok(Self { child })
+    }
+
+    /// Peak resident set size in MiB (VmHWM).
+    fn peak_rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// kube-apiserver's write counters by verb and resource (subresource included).
+fn writes_by_resource(plane: &ControlPlane) -> BTreeMap<String, f64> {
+    let metrics = plane.kubectl_output(&["get", "--raw", "/metrics"]).unwrap_or_default();
+    let mut out = BTreeMap::new();
+    for line in metrics.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
+        let label = |name: &str| {
+            line.split(&format!("{name}=\"")).nth(1).and_then(|r| r.split('"').next()).unwrap_or("").to_string()
+        };
+        let verb = label("verb");
+        // A server-side dry-run (validation) writes nothing to etcd.
+        if !["POST", "PUT", "PATCH", "APPLY", "DELETE"].contains(&verb.as_str()) || line.contains("dry_run=\"All\"") {
+            continue;
+        }
+        let value: f64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        let key = format!(
+            "{verb} {}{}",
+            label("resource"),
+            match label("subresource") {
+                s if s.is_empty() => s,
+                s => format!("/{s}"),
+            }
+        );
+        *out.entry(key).or_insert(0.0) += value;
+    }
+    out
+}
+
+/// What grew between two [`writes_by_resource`] readings, largest first.
+fn grown(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> String {
+    let mut d: Vec<(String, f64)> = after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
+        .filter(|(_, v)| *v > 0.0)
+        .collect();
+    d.sort_by(|a, b| b.1.total_cmp(&a.1));
+    d.iter().take(6).map(|(k, v)| format!("{k} {v:.0}")).collect::<Vec<_>>().join(", ")
+}
+
+/// kube-apiserver's request counters: (all requests, writes). Dry-runs count as requests, not writes.
+fn requests(plane: &ControlPlane) -> (f64, f64) {
+    let metrics = plane.kubectl_output(&["get", "--raw", "/metrics"]).unwrap_or_default();
+    let (mut all, mut writes) = (0.0, 0.0);
+    for line in metrics.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
+        let value: f64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        all += value;
+        let write = ["POST", "PUT", "PATCH", "APPLY", "DELETE"].iter().any(|v| line.contains(&format!("verb=\"{v}\"")));
+        if write && !line.contains("dry_run=\"All\"") {
+            writes += value;
+        }
+    }
+    (all, writes)
+}
+
+fn ready(conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]) -> bool {
+    conditions.iter().any(|c| c.type_ == READY && c.status == "True")
+}
+
+/// Waits until `n` Environments are Ready at a platform revision ending in `commit`.
+async fn all_ready(client: &Client, n: usize, commit: &str, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let envs = Api::<Environment>::all(client.clone()).list(&ListParams::default()).await?.items;
+        let done = envs
+            .iter()
+            .filter(|e| {
+                let s = e.status.clone().unwrap_or_default();
+                ready(&s.conditions) && s.last_applied_revision.is_some_and(|r| r.ends_with(commit))
+            })
+            .count();
+        if done >= n {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{done} of {n} environments Ready after {}s", timeout.as_secs());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The objects one environment gets, rendered as the operator renders them, in `namespace`.
+fn rendered(namespace: &str, team: &str, env: &str) -> Result<Vec<Value>> {
+    let vars = BTreeMap::from([
+        ("environment".to_string(), env.to_string()),
+        ("class".to_string(), "base".to_string()),
+        ("namespace".to_string(), namespace.to_string()),
+        ("factory".to_string(), team.to_string()),
+        ("platform".to_string(), "platform".to_string()),
+    ]);
+    let files = [factory_core::manifests::SourceFile { path: "classes/base/all.yaml".into(), content: CLASS.into() }];
+    let manifests = factory_core::manifests::load(&files, &vars).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let target = factory_core::baseline::Target {
+        factory: team,
+        platform: "platform",
+        namespace,
+        class: "base",
+        environment: env,
+        kind: "permanent",
+        protected: false,
+    };
+    let origin = factory_core::manifests::Manifest { file: "bench".into(), line: 0, document: 0, object: Value::Null };
+    let mut out: Vec<Value> = factory_core::baseline::objects(&target, &Default::default(), manifests, &origin)
+        .into_iter()
+        .map(|m| m.object)
+        .collect();
+    out.push(factory_core::pipelines::deployer_binding(team, namespace, env));
+    Ok(out)
+}
+
+fn resource(object: &Value) -> (ApiResource, bool) {
+    let api_version = object["apiVersion"].as_str().unwrap_or_default();
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let plural = match kind {
+        "NetworkPolicy" => "networkpolicies".to_string(),
+        other => format!("{}s", other.to_lowercase()),
+    };
+    let namespaced = kind != "Namespace";
+    (
+        ApiResource {
+            group: group.into(),
+            version: version.into(),
+            api_version: api_version.into(),
+            kind: kind.into(),
+            plural,
+        },
+        namespaced,
+    )
+}
+
+/// Baseline (a): the same objects with server-side apply at `concurrency`; namespaces first.
+async fn raw_apply(client: &Client, objects: &[Value], concurrency: usize) -> Result<Duration> {
+    let started = Instant::now();
+    let params = PatchParams::apply("bench-baseline").force();
+    for phase in [true, false] {
+        let batch: Vec<&Value> = objects.iter().filter(|o| (o["kind"] == "Namespace") == phase).collect();
+        let results: Vec<Result<(), kube::Error>> = futures::stream::iter(batch)
+            .map(|o| {
+                let params = params.clone();
+                async move {
+                    let (ar, namespaced) = resource(o);
+                    let name = o["metadata"]["name"].as_str().unwrap_or_default().to_string();
+                    let api: Api<DynamicObject> = if namespaced {
+                        Api::namespaced_with(
+                            client.clone(),
+                            o["metadata"]["namespace"].as_str().unwrap_or_default(),
+                            &ar,
+                        )
+                    } else {
+                        Api::all_with(client.clone(), &ar)
+                    };
+                    api.patch(&name, &params, &Patch::Apply(o)).await.map(|_| ())
+                }
+            })
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+        if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
+            bail!("baseline apply failed: {e}");
+        }
+    }
+    Ok(started.elapsed())
+}
+
+/// The same environments' objects under a name prefix (a cold apply for each baseline).
+fn baseline_objects(prefix: &str, teams: usize) -> Result<Vec<Value>> {
+    let mut out = Vec::new();
+    for t in 0..teams {
+        for e in 0..ENVS_PER_TEAM {
+            let team = format!("{prefix}{t:04}");
+            let env = format!("e{e}");
+            out.extend(rendered(&format!("{team}-{env}"), &team, &env)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the benchmark for each size; appends a report to `docs/benchmarks.md`.
+pub fn run(root: &Path, sizes: &[usize]) -> Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    let mut report = String::new();
+    let machine = format!(
+        "{} cores, {}",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| m.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("").to_string()))
+            .map(|kb| format!("{} GiB RAM", kb.parse::<u64>().unwrap_or(0) / 1024 / 1024))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(
+        report,
+        "\n## Run of {} (`cargo xtask bench --sizes {}`)\n",
+        k8s_openapi::jiff::Timestamp::now(),
+        sizes.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+    );
+    let _ = writeln!(
+        report,
+        "Machine: {machine}; Kubernetes {}; etcd {}; release build of the operator.\n",
+        factory_control_plane::versions::KUBERNETES,
+        factory_control_plane::versions::ETCD
+    );
+    for &size in sizes {
+        let section = runtime.block_on(one(root, size))?;
+        println!("{section}");
+        report.push_str(&section);
+    }
+    let path = root.join("docs/benchmarks.md");
+    let mut text = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        "# Benchmarks\n\nEvery figure comes from `cargo xtask bench`; baselines are measured in the same run on the same control plane, and every figure is also given as a ratio to its baseline.\n".into()
+    });
+    text.push_str(&report);
+    std::fs::write(&path, text)?;
+    eprintln!("appended to {}", path.display());
+    Ok(())
+}
+
+async fn one(root: &Path, environments: usize) -> Result<String> {
+    let teams = environments.div_ceil(ENVS_PER_TEAM);
+    let bin = root.join("target/release/factory-operator");
+    let dir = root.join(format!("target/bench/{environments}"));
+    std::fs::create_dir_all(&dir)?;
+    eprintln!("== {environments} environments ({teams} team factories × {ENVS_PER_TEAM})");
+    let options = Options {
+        dir: dir.join("control-plane"),
+        lifetime: Lifetime::TiedToOwner,
+        install_crds: true,
+        install_tekton: false,
+    };
+    let mut plane = ControlPlane::start(&options, &|l| eprintln!("  · {l}"))?;
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(&plane.kubeconfig)?,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await?;
+    let client = Client::try_from(config)?;
+
+    // The platform repository.
+    let git = GitRoot::new()?;
+    let mut files: Vec<(String, String)> = vec![("classes/base/all.yaml".into(), CLASS.into())];
+    for t in 0..teams {
+        let envs: Vec<String> = (0..ENVS_PER_TEAM).map(|e| format!("{{name: e{e}}}")).collect();
+        files.push((
+            format!("factories/t{t:04}.yaml"),
+            format!("apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata: {{name: t{t:04}}}\nspec:\n  type: Applications\n  environments: [{}]\n", envs.join(", ")),
+        ));
+    }
+    let refs: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let repo = git.repo("platform", &refs)?;
+    let daemon = GitDaemon::start(git.path())?;
+    plane.kubectl_output(&["create", "namespace", "platform-system"])?;
+    plane.kubectl_output(&["create", "serviceaccount", "platform", "-n", "platform-system"])?;
+    plane.kubectl_output(&[
+        "create",
+        "clusterrolebinding",
+        "platform",
+        "--clusterrole=cluster-admin",
+        "--serviceaccount=platform-system:platform",
+    ])?;
+    let factory: Factory = serde_json::from_value(json!({"apiVersion": "factories.dev/v1alpha1", "kind": "Factory",
+        "metadata": {"name": "platform"},
+        "spec": {"type": "Environments", "source": {"url": daemon.url("platform"), "interval": "1h"},
+                 "serviceAccount": {"namespace": "platform-system", "name": "platform"},
+                 "factories": {"path": "factories/"}, "environmentClasses": [{"name": "base", "path": "classes/base/"}]}}))?;
+
+    // Cold converge.
+    let (req0, writes0) = requests(&plane);
+    let mut operator = Operator::start(&bin, &plane.kubeconfig, &dir, "operator.log")?;
+    let started = Instant::now();
+    Api::<Factory>::all(client.clone())
+        .patch("platform", &PatchParams::apply("bench").force(), &Patch::Apply(&factory))
+        .await?;
+    let head = repo.head()?;
+    all_ready(&client, environments, &head, Duration::from_secs(3600)).await?;
+    let cold = started.elapsed();
+    let (req1, writes1) = requests(&plane);
+    let per_env = rendered("x", "t", "e")?.len();
+    let objects = environments * per_env + teams * 6;
+    eprintln!("  cold converge {:.1}s", cold.as_secs_f64());
+
+    // Steady state: once the operator is quiet (no status or object written for 5 s), a resync
+    // of everything (the platform factory poked) should write nothing.
+    let quiet = Instant::now();
+    let mut last = requests(&plane).1;
+    let mut still = Instant::now();
+    while still.elapsed() < Duration::from_secs(5) && quiet.elapsed() < Duration::from_secs(300) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = requests(&plane).1;
+        if now > last {
+            still = Instant::now();
+        }
+        last = now;
+    }
+    let (_, w_before) = requests(&plane);
+    let by_before = writes_by_resource(&plane);
+    let poke = json!({"metadata": {"annotations": {"factories.dev/requested-at": "bench-resync"}}});
+    Api::<Factory>::all(client.clone()).patch("platform", &PatchParams::default(), &Patch::Merge(&poke)).await?;
+    tokio::time::sleep(Duration::from_secs(5).max(cold / 4)).await;
+    let (_, w_after) = requests(&plane);
+    let steady_writes = w_after - w_before;
+    let steady_detail = grown(&by_before, &writes_by_resource(&plane));
+    eprintln!("  resync writes: {steady_detail}");
+
+    // One file changes: one object per environment.
+    let (_, w0) = requests(&plane);
+    let by0 = writes_by_resource(&plane);
+    let changed = Instant::now();
+    repo.write("classes/base/all.yaml", &CLASS.replace("class: '${class}'", "class: '${class}', changed: 'yes'"))?;
+    let head = repo.commit("one file")?;
+    Api::<Factory>::all(client.clone())
+        .patch(
+            "platform",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"annotations": {"factories.dev/requested-at": "bench-change"}}})),
+        )
+        .await?;
+    all_ready(&client, environments, &head, Duration::from_secs(3600)).await?;
+    let change_time = changed.elapsed();
+    let (_, w1) = requests(&plane);
+    let change_writes = w1 - w0;
+    let change_detail = grown(&by0, &writes_by_resource(&plane));
+    eprintln!("  change writes: {change_detail}");
+    let rss = operator.peak_rss_mib();
+
+    // Restart → first write: a change made while the operator is down.
+    drop(operator);
+    repo.write("classes/base/all.yaml", CLASS)?;
+    let head = repo.commit("while down")?;
+    let (_, w_down) = requests(&plane);
+    let restarted = Instant::now();
+    operator = Operator::start(&bin, &plane.kubeconfig, &dir, "operator-restart.log")?;
+    let first_write = loop {
+        let (_, w) = requests(&plane);
+        if w > w_down + 1.0 {
+            break restarted.elapsed();
+        }
+        if restarted.elapsed() > Duration::from_secs(600) {
+            bail!("no write within 600 s of the restart");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    all_ready(&client, environments, &head, Duration::from_secs(3600)).await?;
+    let restart_converge = restarted.elapsed();
+    drop(operator);
+
+    // Baseline (a): the minimal client, best of three concurrencies.
+    let mut raw = Vec::new();
+    for (i, concurrency) in [8usize, 32, 64].into_iter().enumerate() {
+        let objects = baseline_objects(&format!("r{i}"), teams)?;
+        let took = raw_apply(&client, &objects, concurrency).await?;
+        eprintln!("  raw server-side apply ×{concurrency}: {:.1}s for {} objects", took.as_secs_f64(), objects.len());
+        raw.push((concurrency, took, objects.len()));
+    }
+    let (best_c, best, raw_objects) = raw.iter().min_by_key(|r| r.1).copied().unwrap_or((0, Duration::ZERO, 0));
+
+    // Baseline (b): kubectl apply --server-side of the same rendered manifests.
+    let objects_k = baseline_objects("k", teams)?;
+    let manifests = dir.join("kubectl");
+    let _ = std::fs::remove_dir_all(&manifests);
+    std::fs::create_dir_all(&manifests)?;
+    let (namespaces, rest): (Vec<&Value>, Vec<&Value>) = objects_k.iter().partition(|o| o["kind"] == "Namespace");
+    let yaml = |objs: &[&Value]| {
+        objs.iter().map(|o| serde_yaml::to_string(o).unwrap_or_default()).collect::<Vec<_>>().join("---\n")
+    };
+    std::fs::write(manifests.join("0-namespaces.yaml"), yaml(&namespaces))?;
+    std::fs::write(manifests.join("1-objects.yaml"), yaml(&rest))?;
+    let kubectl_started = Instant::now();
+    for file in ["0-namespaces.yaml", "1-objects.yaml"] {
+        let path = manifests.join(file).display().to_string();
+        plane.kubectl_output(&["apply", "--server-side", "--field-manager=bench-kubectl", "-f", &path])?;
+    }
+    let kubectl = kubectl_started.elapsed();
+    drop(daemon);
+    plane.stop();
+
+    let (r, w) = (req1 - req0, writes1 - writes0);
+    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-9);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "### {environments} environments ({teams} team factories × {ENVS_PER_TEAM}, {per_env} objects each; {objects} objects)\n"
+    );
+    let _ = writeln!(s, "| Measure | Value | Baseline | Ratio |\n|---|---|---|---|");
+    let _ = writeln!(
+        s,
+        "| Cold converge, all Ready | {:.1} s | raw SSA client ×{best_c}: {:.1} s ({raw_objects} objects) | {:.2}× |",
+        cold.as_secs_f64(),
+        best.as_secs_f64(),
+        ratio(cold, best)
+    );
+    let _ = writeln!(
+        s,
+        "| Cold converge vs kubectl | {:.1} s | `kubectl apply --server-side`: {:.1} s | {:.2}× |",
+        cold.as_secs_f64(),
+        kubectl.as_secs_f64(),
+        ratio(cold, kubectl)
+    );
+    let _ = writeln!(
+        s,
+        "| Objects per second | {:.0} | raw: {:.0} | {:.2}× |",
+        objects as f64 / cold.as_secs_f64(),
+        raw_objects as f64 / best.as_secs_f64(),
+        (objects as f64 / cold.as_secs_f64()) / (raw_objects as f64 / best.as_secs_f64().max(1e-9))
+    );
+    let _ = writeln!(
+        s,
+        "| API requests during cold converge (all clients, from kube-apiserver's counters) | {r:.0} ({w:.0} writes) | objects: {objects} | {:.1} requests per object |",
+        r / objects as f64
+    );
+    let _ = writeln!(s, "| Writes of a resync with nothing changed | {steady_writes:.0} ({steady_detail}) | 0 | |");
+    let _ = writeln!(
+        s,
+        "| One file changed (1 object in each environment): time | {:.1} s | | |",
+        change_time.as_secs_f64()
+    );
+    let _ = writeln!(
+        s,
+        "| One file changed: writes | {change_writes:.0} | {environments} objects changed | {:.2} writes per changed object |",
+        change_writes / environments as f64
+    );
+    let _ = writeln!(s, "| Operator peak RSS (VmHWM) | {rss:.0} MiB | target 150 MiB at 10,000 | |");
+    let _ = writeln!(s, "| Restart → first write | {:.1} s | | |", first_write.as_secs_f64());
+    let _ = writeln!(
+        s,
+        "| Restart → converged on a change made while down | {:.1} s | | |\n",
+        restart_converge.as_secs_f64()
+    );
+    let _ = writeln!(
+        s,
+        "Raw client runs: {}.\n",
+        raw.iter().map(|(c, d, _)| format!("×{c} {:.1} s", d.as_secs_f64())).collect::<Vec<_>>().join(", ")
+    );
+    Ok(s)
+}
