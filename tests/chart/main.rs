@@ -185,11 +185,7 @@ async fn the_operator_runs_with_only_the_charts_rbac() {
         .write("cluster/ns.yaml", &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {x}-shared}}\n"))
         .expect("write");
     p.repo.write("classes/base/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: base}\n").expect("write");
-    p.repo
-        .write("factories/shop.yaml", &format!(
-            "apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata: {{name: {x}-shop}}\nspec:\n  type: Applications\n  environments: [{{name: test}}]\n  applications:\n  - name: cart\n    source: {{url: '{}'}}\n    config: {{path: deploy/}}\n",
-            server.url("cart")))
-        .expect("write");
+    p.repo.write("factories/shop.yaml", &fixture::team_with_cart(&x, "shop", &server.url("cart"), "")).expect("write");
     p.repo.commit("platform").expect("commit");
     p.create_factory(json!({})).await;
     p.wait_ready("True", "Reconciled").await;

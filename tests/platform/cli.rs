@@ -45,9 +45,10 @@ async fn every_plugin_command_works_against_the_cluster() {
         )
         .expect("write");
     p.repo
-        .write("factories/shop.yaml", &format!(
-            "apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata: {{name: {x}-shop}}\nspec:\n  type: Applications\n  environments: [{{name: test}}]\n  previews: {{max: 3}}\n  applications:\n  - name: cart\n    source: {{url: '{}'}}\n    config: {{path: deploy/}}\n",
-            server.url("cart")))
+        .write(
+            "factories/shop.yaml",
+            &crate::fixture::team_with_cart(&x, "shop", &server.url("cart"), "  previews: {max: 3}\n"),
+        )
         .expect("write");
     p.repo.commit("platform").expect("commit");
     p.create_factory(json!({"environmentClasses": [{"name": "base", "path": "classes/base/"}, {"name": "preview", "path": "classes/preview/", "extends": ["base"]}]})).await;

@@ -159,3 +159,11 @@ pub fn ready_message(f: &Factory) -> String {
         .map(|c| c.message.clone())
         .unwrap_or_default()
 }
+
+/// A team factory definition `<prefix>-<name>` with one environment `test`, the application
+/// `cart` from `url` (config under `deploy/`), and `extra` spec lines (such as `  previews: {max: 3}\n`).
+pub fn team_with_cart(prefix: &str, name: &str, url: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata: {{name: {prefix}-{name}}}\nspec:\n  type: Applications\n  environments: [{{name: test}}]\n{extra}  applications:\n  - name: cart\n    source: {{url: '{url}'}}\n    config: {{path: deploy/}}\n"
+    )
+}

@@ -217,10 +217,8 @@ async fn multi_tenancy_benchmarks_hold_in_every_namespace_kind() {
         .expect("app");
     let server = GitHttpServer::start(apps.path().to_path_buf(), None).await.expect("server");
     let team = |name: &str| {
-        format!(
-            "apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata: {{name: {x}-{name}}}\nspec:\n  type: Applications\n  owners: {{groups: [{x}-{name}]}}\n  environments: [{{name: test}}]\n  previews: {{max: 2}}\n  applications:\n  - name: cart\n    source: {{url: '{}'}}\n    config: {{path: deploy/}}\n",
-            server.url("cart")
-        )
+        let extra = format!("  owners: {{groups: [{x}-{name}]}}\n  previews: {{max: 2}}\n");
+        fixture::team_with_cart(&x, name, &server.url("cart"), &extra)
     };
     p.repo.write("factories/shop.yaml", &team("shop")).expect("write");
     p.repo.write("factories/other.yaml", &team("other")).expect("write");

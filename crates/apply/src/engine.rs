@@ -442,12 +442,16 @@ fn crd_defines(manifest: &Manifest) -> Option<(String, String)> {
     Some((spec.get("group")?.as_str()?.to_string(), spec.pointer("/names/kind")?.as_str()?.to_string()))
 }
 
-/// An object without the fields that change on every write.
+/// An object without the fields that change on every write. Status is left out: apply never writes it, and a status written between the read and the
+/// dry-run (by the object's own controller) is not a change to apply.
 pub(crate) fn comparable(object: &impl serde::Serialize) -> Value {
     let mut value = serde_json::to_value(object).unwrap_or(Value::Null);
     if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("managedFields");
         meta.remove("resourceVersion");
+    }
+    if let Some(map) = value.as_object_mut() {
+        map.remove("status");
     }
     value
 }

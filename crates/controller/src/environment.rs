@@ -55,11 +55,16 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Actio
     match &result {
         Ok(applied) => {
             let o = &applied.outcome;
+            // The condition says what is, not what this run did: a message that changed on every
+            // run (counts of this run's writes) would make each status write trigger another.
             let message = format!(
-                "applied {} into namespace {}: {} objects ({} created, {} updated, {} unchanged, {} pruned)",
+                "applied {} into namespace {}: {} objects",
                 applied.revision,
                 env.spec.namespace,
-                o.inventory.len(),
+                o.inventory.len()
+            );
+            let what_changed = format!(
+                "{message} ({} created, {} updated, {} unchanged, {} pruned)",
                 o.created.len(),
                 o.updated.len(),
                 o.unchanged,
@@ -114,7 +119,7 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Actio
             }
             if o.wrote() {
                 info!(%message, "reconciled");
-                status::event(&ctx, env.as_ref(), EventType::Normal, "Applied", &message).await;
+                status::event(&ctx, env.as_ref(), EventType::Normal, "Applied", &what_changed).await;
             }
         }
         Err(error) => {

@@ -381,14 +381,28 @@ fn credential_targets(
         .collect()
 }
 
-/// PipelineRuns carrying `label`, as a stream of changed objects (retrying while Tekton is absent).
+/// PipelineRuns carrying `label`, as a stream of changed objects. Tekton is optional: while its
+/// CRDs are absent this watch fails, so it retries on its own backoff and its errors are logged
+/// here and dropped — a controller applies one backoff to all its watches, and these errors
+/// must not slow the others down.
 fn runs_labelled(
     client: &Client,
     label: &str,
 ) -> impl futures::Stream<Item = Result<kube::api::DynamicObject, watcher::Error>> + Send + 'static {
     let resource = pipelines::pipeline_run_resource();
     let api = Api::<kube::api::DynamicObject>::all_with(client.clone(), &resource);
-    watcher::watcher(api, watcher::Config::default().labels(label)).touched_objects()
+    watcher::watcher(api, watcher::Config::default().labels(label))
+        .default_backoff()
+        .touched_objects()
+        .filter_map(|event| async move {
+            match event {
+                Ok(run) => Some(Ok(run)),
+                Err(e) => {
+                    tracing::debug!(error = %e, "PipelineRun watch (Tekton may not be installed)");
+                    None
+                }
+            }
+        })
 }
 
 /// The factory owning the cicd namespace a PipelineRun is in (`<factory>-cicd`).

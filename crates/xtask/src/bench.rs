@@ -140,7 +140,8 @@ async fn all_ready(client: &Client, n: usize, commit: &str, timeout: Duration) -
         if Instant::now() > deadline {
             bail!("{done} of {n} environments Ready after {}s", timeout.as_secs());
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Listing every Environment loads the API server too: not more than every 2 s.
+        tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }
 
