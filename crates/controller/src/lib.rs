@@ -391,10 +391,8 @@ fn runs_labelled(
 ) -> impl futures::Stream<Item = Result<kube::api::DynamicObject, watcher::Error>> + Send + 'static {
     let resource = pipelines::pipeline_run_resource();
     let api = Api::<kube::api::DynamicObject>::all_with(client.clone(), &resource);
-    watcher::watcher(api, watcher::Config::default().labels(label))
-        .default_backoff()
-        .touched_objects()
-        .filter_map(|event| async move {
+    watcher::watcher(api, watcher::Config::default().labels(label)).default_backoff().touched_objects().filter_map(
+        |event| async move {
             match event {
                 Ok(run) => Some(Ok(run)),
                 Err(e) => {
@@ -402,7 +400,8 @@ fn runs_labelled(
                     None
                 }
             }
-        })
+        },
+    )
 }
 
 /// The factory owning the cicd namespace a PipelineRun is in (`<factory>-cicd`).
