@@ -106,3 +106,56 @@ pub fn impersonating(mut config: kube::Config, namespace: &str, name: &str, extr
     });
     config
 }
+
+/// Impersonation as request headers on a shared client: one connection pool and TLS state for
+/// every account the operator acts as, instead of a client (and its connections) per account.
+#[derive(Clone)]
+struct Impersonate {
+    base: Client,
+    user: http::HeaderValue,
+    groups: Vec<http::HeaderValue>,
+}
+
+impl tower::Service<http::Request<kube::client::Body>> for Impersonate {
+    type Response = http::Response<kube::client::Body>;
+    type Error = kube::Error;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, kube::Error>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), kube::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut request: http::Request<kube::client::Body>) -> Self::Future {
+        let headers = request.headers_mut();
+        headers.insert("Impersonate-User", self.user.clone());
+        for group in &self.groups {
+            headers.append("Impersonate-Group", group.clone());
+        }
+        let base = self.base.clone();
+        Box::pin(async move { base.send(request).await })
+    }
+}
+
+/// `base` acting as service account `namespace/name`, with the same rules as [`impersonating`],
+/// sharing `base`'s connections.
+pub fn impersonating_client(
+    base: &Client,
+    namespace: &str,
+    name: &str,
+    extra_group: Option<&str>,
+) -> Result<Client, kube::Error> {
+    let value = |text: String| {
+        http::HeaderValue::from_str(&text)
+            .map_err(|e| kube::Error::Service(format!("invalid impersonation header {text}: {e}").into()))
+    };
+    let user = value(format!("system:serviceaccount:{namespace}:{name}"))?;
+    let groups = match extra_group {
+        Some(group) => vec![
+            value("system:serviceaccounts".into())?,
+            value(format!("system:serviceaccounts:{namespace}"))?,
+            value(group.to_string())?,
+        ],
+        None => Vec::new(),
+    };
+    Ok(Client::new(Impersonate { base: base.clone(), user, groups }, base.default_namespace().to_string()))
+}

@@ -21,7 +21,6 @@ pub struct Context {
     pub recorder: Recorder,
     /// Prometheus metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
-    config: kube::Config,
     impersonated: Mutex<HashMap<(String, String), Client>>,
     remotes: Mutex<HashMap<String, Remote>>,
 }
@@ -38,7 +37,7 @@ pub struct Remote {
 impl Context {
     /// A context for the cluster of `config`, caching git repositories under `cache_dir`.
     pub fn new(config: kube::Config, cache_dir: PathBuf) -> Result<Self, kube::Error> {
-        let client = Client::try_from(config.clone())?;
+        let client = Client::try_from(config)?;
         let reporter = Reporter { controller: "factory-operator".into(), instance: std::env::var("POD_NAME").ok() };
         Ok(Self {
             resolver: Arc::new(Resolver::new(client.clone())),
@@ -46,7 +45,6 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             metrics: Arc::new(crate::metrics::Metrics::default()),
             client,
-            config,
             impersonated: Mutex::new(HashMap::new()),
             remotes: Mutex::new(HashMap::new()),
         })
@@ -88,7 +86,7 @@ impl Context {
         if let Some(client) = cache.get(&key) {
             return Ok(client.clone());
         }
-        let client = Client::try_from(factory_apply::impersonating(self.config.clone(), namespace, name, group))?;
+        let client = factory_apply::impersonating_client(&self.client, namespace, name, group)?;
         cache.insert(key, client.clone());
         Ok(client)
     }
