@@ -343,7 +343,11 @@ async fn one(root: &Path, environments: usize) -> Result<String> {
     let (req1, writes1) = requests(&plane);
     let per_env = rendered("x", "t", "e")?.len();
     let objects = environments * per_env + teams * 6;
-    eprintln!("  cold converge {:.1}s", cold.as_secs_f64());
+    eprintln!(
+        "  cold converge {:.1}s, operator peak RSS so far {:.0} MiB",
+        cold.as_secs_f64(),
+        operator.peak_rss_mib()
+    );
 
     // Steady state: once the operator is quiet (no status or object written for 5 s), a resync
     // of everything (the platform factory poked) should write nothing.
