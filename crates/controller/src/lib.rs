@@ -165,6 +165,9 @@ async fn shutdown_signal() {
     info!("shutting down: finishing reconciles in flight");
 }
 
+/// How long reconciles in flight may take to finish after SIGTERM (the chart gives the pod 60 s).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
 /// Optional parts of the runtime.
 #[derive(Default)]
 pub struct Options {
@@ -327,7 +330,11 @@ async fn lead(
     tokio::select! {
         _ = shutdown => {
             let _ = stop_tx.send(());
-            all.await;
+            // Reconciles in flight may finish, but not forever: one stuck on an unreachable API
+            // server must not keep the process (and the lease) past the pod's grace period.
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut all).await.is_err() {
+                warn!(seconds = SHUTDOWN_GRACE.as_secs(), "reconciles still running at the shutdown deadline; stopping anyway");
+            }
         }
         _ = lost => {
             // Another process may already lead: stop at once rather than finish in-flight work.
