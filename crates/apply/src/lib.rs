@@ -17,4 +17,4 @@ mod resolve;
 pub use engine::{DriftMode, Engine, Outcome, PruneMode};
 pub use error::{ApplyError, ObjectFailure};
 pub use plan::{Change, Planned};
-pub use resolve::{Resolver, impersonating, impersonating_client};
+pub use resolve::{Resolver, impersonating_client};

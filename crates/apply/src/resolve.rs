@@ -95,18 +95,6 @@ impl Resolver {
     }
 }
 
-/// `config` acting as service account `namespace/name` (impersonation). Without
-/// `extra_group` the API server derives the account's groups itself, so only impersonating the
-/// account must be allowed; with it, the account's own groups are sent too, and impersonating
-/// those groups must be allowed as well (`system:authenticated` is always added by the server).
-pub fn impersonating(mut config: kube::Config, namespace: &str, name: &str, extra_group: Option<&str>) -> kube::Config {
-    config.auth_info.impersonate = Some(format!("system:serviceaccount:{namespace}:{name}"));
-    config.auth_info.impersonate_groups = extra_group.map(|group| {
-        vec!["system:serviceaccounts".into(), format!("system:serviceaccounts:{namespace}"), group.to_string()]
-    });
-    config
-}
-
 /// Impersonation as request headers on a shared client: one connection pool and TLS state for
 /// every account the operator acts as, instead of a client (and its connections) per account.
 #[derive(Clone)]
@@ -136,8 +124,10 @@ impl tower::Service<http::Request<kube::client::Body>> for Impersonate {
     }
 }
 
-/// `base` acting as service account `namespace/name`, with the same rules as [`impersonating`],
-/// sharing `base`'s connections.
+/// `base` acting as service account `namespace/name`, sharing `base`'s connections. Without
+/// `extra_group` the API server derives the account's groups itself, so only impersonating the
+/// account must be allowed; with it, the account's own groups are sent too, and impersonating
+/// those groups must be allowed as well (`system:authenticated` is always added by the server).
 pub fn impersonating_client(
     base: &Client,
     namespace: &str,

@@ -180,7 +180,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome> {
         }
         Command::Plan { factory, dir, application, as_self, detailed_exitcode } => {
             let request = plan::Request { factory: &factory, root: &dir, application: application.as_deref(), as_self };
-            let plans = plan::plan(config, &request).await?;
+            let plans = plan::plan(client.clone(), &request).await?;
             plan::print(&plans, cli.output, out)?;
             if detailed_exitcode && plan::has_changes(&plans) {
                 return Ok(Outcome::Changes);

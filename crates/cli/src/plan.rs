@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use factory_api::{Environment, Factory, FactoryType, labels};
-use factory_apply::{Change, Engine, Planned, Resolver, impersonating};
+use factory_apply::{Change, Engine, Planned, Resolver, impersonating_client};
 use factory_core::admission::PLATFORM_GROUP;
 use factory_core::manifests::{self, Manifest};
 use factory_core::names::{cicd_namespace, environment_short_name};
@@ -47,7 +47,6 @@ pub struct Request<'a> {
 }
 
 struct Planner {
-    config: kube::Config,
     client: Client,
     resolver: Arc<Resolver>,
     as_self: bool,
@@ -58,7 +57,7 @@ impl Planner {
         let client = if self.as_self {
             self.client.clone()
         } else {
-            Client::try_from(impersonating(self.config.clone(), account.0, account.1, group))?
+            impersonating_client(&self.client, account.0, account.1, group)?
         };
         Ok(Engine::new(client, self.resolver.clone(), labels))
     }
@@ -74,15 +73,10 @@ fn origin(what: &str) -> Manifest {
     Manifest { file: what.into(), line: 0, document: 0, object: serde_json::Value::Null }
 }
 
-/// Plans `request` against the cluster `config` points at.
-pub async fn plan(config: kube::Config, request: &Request<'_>) -> Result<Vec<TargetPlan>> {
-    let client = Client::try_from(config.clone())?;
-    let planner = Planner {
-        config,
-        client: client.clone(),
-        resolver: Arc::new(Resolver::new(client.clone())),
-        as_self: request.as_self,
-    };
+/// Plans `request` against the cluster `client` talks to.
+pub async fn plan(client: Client, request: &Request<'_>) -> Result<Vec<TargetPlan>> {
+    let planner =
+        Planner { client: client.clone(), resolver: Arc::new(Resolver::new(client.clone())), as_self: request.as_self };
     let factory = Api::<Factory>::all(client.clone())
         .get_opt(request.factory)
         .await

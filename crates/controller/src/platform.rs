@@ -219,13 +219,14 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
     }
     let references = factory_core::images::references(&status.images);
     // A class named `cicd` is the baseline of every team's cicd namespace.
-    let extends: BTreeMap<String, Vec<String>> =
-        classes.iter().map(|c| (c.name.clone(), c.extends.clone().unwrap_or_default())).collect();
-    let cicd_files: Vec<&[factory_core::manifests::SourceFile]> = render::class_chain(CICD_CLASS, &extends)
-        .iter()
-        .filter_map(|class| classes.iter().position(|c| &c.name == class))
-        .map(|i| checkout.files[2 + i].as_slice())
-        .collect();
+    // Undefined `cicd` class: nothing to apply there.
+    let cicd_files: Vec<&[factory_core::manifests::SourceFile]> =
+        factory_core::baseline::class_paths(&classes, CICD_CLASS)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|path| classes.iter().position(|c| &c.path == path))
+            .map(|i| checkout.files[2 + i].as_slice())
+            .collect();
     let mut render_errors = Vec::new();
     let mut cicd_errors = Vec::new();
     for definition in &definitions {

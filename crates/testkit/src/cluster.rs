@@ -130,15 +130,7 @@ impl TestContext {
     /// A client that acts as service account `namespace/name` by impersonation, the way the
     /// operator applies a tenant's content; RBAC judges the service account's rights.
     pub async fn client_as_service_account(&self, namespace: &str, name: &str) -> anyhow::Result<Client> {
-        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig)?;
-        let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
-        config.auth_info.impersonate = Some(format!("system:serviceaccount:{namespace}:{name}"));
-        config.auth_info.impersonate_groups = Some(vec![
-            "system:serviceaccounts".into(),
-            format!("system:serviceaccounts:{namespace}"),
-            "system:authenticated".into(),
-        ]);
-        Ok(Client::try_from(config)?)
+        Ok(factory_apply::impersonating_client(&self.client, namespace, name, None)?)
     }
 
     /// Runs the control plane's kubectl with the admin kubeconfig; returns stdout or the error.
