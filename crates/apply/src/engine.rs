@@ -64,6 +64,10 @@ impl Outcome {
     }
 }
 
+/// Requests one run has in flight at once (reads, dry-runs, writes): a platform revision of
+/// hundreds of objects is bound by round trips, the API server's own limits are far higher.
+const CONCURRENCY: usize = 32;
+
 /// The engine, acting as one identity (usually an impersonated service account).
 #[derive(Clone)]
 pub struct Engine {
@@ -104,7 +108,7 @@ impl Engine {
     /// An engine writing as `client`, resolving kinds with `resolver`, adding `labels` (and
     /// `app.kubernetes.io/managed-by`) to every object.
     pub fn new(client: Client, resolver: Arc<Resolver>, labels: BTreeMap<String, String>) -> Self {
-        Self { client, resolver, labels, concurrency: 8 }
+        Self { client, resolver, labels, concurrency: CONCURRENCY }
     }
 
     /// Converges the cluster to `desired`. `previous` is the inventory of the last run.
@@ -136,7 +140,7 @@ impl Engine {
             for (idx, item) in items.iter().enumerate() {
                 let waits = item.entry.namespace.as_ref().is_some_and(|ns| creating.contains(ns));
                 if item.resolved.is_some() && (item.stage == Stage::Foundations) == foundations && !waits {
-                    planned.push(async move { (idx, self.plan_one(item).await) });
+                    planned.push(async move { (idx, self.plan_one(item, false).await) });
                 }
             }
             let checks: Vec<_> = stream::iter(planned).buffer_unordered(self.concurrency).collect().await;
@@ -235,12 +239,13 @@ impl Engine {
         }
     }
 
-    /// Reads the live object and dry-runs the apply; returns what applying would do.
-    async fn plan_one(&self, item: &Item<'_>) -> Result<Action, ObjectFailure> {
+    /// Reads the live object and dry-runs the apply; returns what applying would do. `absent`:
+    /// the object cannot exist (its namespace was just created), so it is not read.
+    async fn plan_one(&self, item: &Item<'_>, absent: bool) -> Result<Action, ObjectFailure> {
         let Some(resolved) = &item.resolved else { return Ok(Action::Create) };
         let api = self.api(resolved, item.entry.namespace.as_deref());
         let name = &item.entry.name;
-        let live = api.get_opt(name).await.map_err(|e| from_kube(item, e))?;
+        let live = if absent { None } else { api.get_opt(name).await.map_err(|e| from_kube(item, e))? };
         let params = PatchParams::apply(FIELD_MANAGER).force().dry_run();
         let dry = api.patch(name, &params, &Patch::Apply(&item.object)).await.map_err(|e| from_kube(item, e))?;
         let Some(live) = live else { return Ok(Action::Create) };
@@ -259,21 +264,30 @@ impl Engine {
             self.wait_established(&crds).await;
             self.resolver.refresh(true).await?;
         }
+        // Objects in a namespace created just now cannot exist yet: no need to read them.
+        let created: BTreeSet<String> = items
+            .iter()
+            .filter(|i| i.entry.kind == "Namespace" && i.action == Some(Action::Create))
+            .map(|i| i.entry.name.clone())
+            .collect();
         let mut failures = Vec::new();
-        for item in items.iter_mut().filter(|i| i.action.is_none()) {
+        for item in items.iter_mut().filter(|i| i.action.is_none() && i.resolved.is_none()) {
+            item.resolved = self.resolver.resolve(item.manifest.api_version(), item.manifest.kind()).await?;
             if item.resolved.is_none() {
-                item.resolved = self.resolver.resolve(item.manifest.api_version(), item.manifest.kind()).await?;
-                if item.resolved.is_none() {
-                    failures.push(failure(
-                        item.manifest,
-                        "UnknownKind",
-                        "its CRD was applied but the kind is not served",
-                    ));
-                    continue;
-                }
+                failures.push(failure(item.manifest, "UnknownKind", "its CRD was applied but the kind is not served"));
             }
-            match self.plan_one(item).await {
-                Ok(action) => item.action = Some(action),
+        }
+        let mut planned = Vec::new();
+        for (idx, item) in items.iter().enumerate() {
+            if item.action.is_none() && item.resolved.is_some() {
+                let absent = item.entry.namespace.as_ref().is_some_and(|ns| created.contains(ns));
+                planned.push(async move { (idx, self.plan_one(item, absent).await) });
+            }
+        }
+        let checks: Vec<_> = stream::iter(planned).buffer_unordered(self.concurrency).collect().await;
+        for (idx, result) in checks {
+            match result {
+                Ok(action) => items[idx].action = Some(action),
                 Err(f) => failures.push(f),
             }
         }

@@ -47,6 +47,51 @@ impl<'a> Target<'a> {
     }
 }
 
+/// How long [`wait_for_rights`] waits for the API server's authorizer to see new bindings.
+const RIGHTS_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Waits (at most 10 s) until the team factory's account may read ConfigMaps in `namespace`,
+/// asked as that account (SelfSubjectAccessReview). kube-apiserver's RBAC authorizer learns of
+/// a new RoleBinding from its own watch, a moment after the write: an application applied
+/// right after its environment's bindings were created was refused, and waited for the next
+/// resync. Returns whether the right is there (the apply goes ahead either way and says why
+/// it failed, if it does).
+pub async fn wait_for_rights(ctx: &Context, factory: &str, namespace: &str) -> bool {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+    };
+    let Ok(client) = ctx.impersonating(&cicd_namespace(factory), TENANT_SERVICE_ACCOUNT) else { return false };
+    let api: kube::Api<SelfSubjectAccessReview> = kube::Api::all(client);
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                namespace: Some(namespace.to_string()),
+                verb: Some("get".into()),
+                resource: Some("configmaps".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let started = std::time::Instant::now();
+    while started.elapsed() < RIGHTS_WAIT {
+        let allowed =
+            api.create(&Default::default(), &review).await.ok().and_then(|r| r.status).is_some_and(|s| s.allowed);
+        if allowed {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tracing::debug!(%namespace, factory, "the team's account still may not read ConfigMaps here");
+    false
+}
+
+/// Whether a run wrote a RoleBinding: the rights it grants reach the authorizer a moment later.
+pub fn bindings_changed(outcome: &factory_apply::Outcome) -> bool {
+    outcome.created.iter().chain(&outcome.updated).any(|o| o.contains("RoleBinding"))
+}
+
 /// Applies `app` into `target`; returns its new status (with the error, if any).
 pub async fn apply(
     ctx: &Context,

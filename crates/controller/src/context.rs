@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use factory_apply::Resolver;
 use factory_source::RepoCache;
@@ -23,6 +24,7 @@ pub struct Context {
     pub metrics: Arc<crate::metrics::Metrics>,
     impersonated: Mutex<HashMap<(String, String), Client>>,
     remotes: Mutex<HashMap<String, Remote>>,
+    applied: Mutex<HashMap<String, (String, Instant)>>,
 }
 
 /// A client and discovery for another cluster, keyed by the kubeconfig that reaches it.
@@ -47,7 +49,20 @@ impl Context {
             client,
             impersonated: Mutex::new(HashMap::new()),
             remotes: Mutex::new(HashMap::new()),
+            applied: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Whether `key` applied exactly `fingerprint` (a digest of what it applied) by this process
+    /// less than `within` ago: a reconcile triggered only to refresh a summary may skip the apply.
+    pub fn applied_recently(&self, key: &str, fingerprint: &str, within: Duration) -> bool {
+        let applied = self.applied.lock().unwrap_or_else(|p| p.into_inner());
+        applied.get(key).is_some_and(|(f, at)| f == fingerprint && at.elapsed() < within)
+    }
+
+    /// Records that `key` applied `fingerprint` just now.
+    pub fn remember_applied(&self, key: &str, fingerprint: String) {
+        self.applied.lock().unwrap_or_else(|p| p.into_inner()).insert(key.to_string(), (fingerprint, Instant::now()));
     }
 
     /// A client for the cluster `kubeconfig` reaches, cached per kubeconfig content (a rotated

@@ -27,6 +27,8 @@ use crate::status;
 
 /// How often an environment is re-checked for drift when nothing else triggers it.
 const RESYNC: Duration = Duration::from_secs(300);
+/// When an environment whose applications failed is tried again.
+const APPLICATION_RETRY: Duration = Duration::from_secs(30);
 
 struct Applied {
     revision: String,
@@ -87,6 +89,7 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Actio
                     .map(|a| a.error.split(':').next().unwrap_or("ApplicationFailed").to_string())
                     .unwrap_or_default();
                 let text = format!("{message}; {}", failed.join("; "));
+                warn!(applications = %failed.join("; "), "applications held back");
                 status::held_back(&mut new_status.conditions, env.metadata.generation, &reason, &text);
                 status::event(&ctx, env.as_ref(), EventType::Warning, &reason, &failed.join("; ")).await;
             }
@@ -125,13 +128,20 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Actio
         Err(error) => {
             warn!(%error, reason = error.reason(), "reconcile failed");
             status::failed(&mut new_status.conditions, env.metadata.generation, error);
-            status::event(&ctx, env.as_ref(), EventType::Warning, error.reason(), &error.to_string()).await;
+            // Waiting (for the platform's first revision, say) is said by the condition alone: a
+            // cold start would otherwise publish one Warning per environment.
+            if !matches!(error, ReconcileError::Waiting(_)) {
+                status::event(&ctx, env.as_ref(), EventType::Warning, error.reason(), &error.to_string()).await;
+            }
         }
     }
     status::record(&ctx, "environment", result.as_ref().map(|a| &a.outcome), started.elapsed());
     status::write(&Api::all(ctx.client.clone()), env.as_ref(), env.status.as_ref(), new_status).await?;
     Ok(match result {
         Err(e) if !e.is_permanent() => Action::requeue(Duration::from_secs(10)),
+        // An application that failed is tried again sooner than the resync: its own status
+        // write no longer triggers another reconcile (`triggers`).
+        Ok(applied) if applied.applications.iter().any(|a| !a.error.is_empty()) => Action::requeue(APPLICATION_RETRY),
         _ => Action::requeue(RESYNC),
     })
 }
@@ -215,6 +225,10 @@ async fn run(
     let outcome = engine.run(&desired, previous, PruneMode::Enabled, mode).await?;
 
     // The team's applications, each as the team's account, after the baseline is in place.
+    let apps = team.spec.applications.as_ref().is_some_and(|a| !a.is_empty());
+    if apps && spec.kubeconfig_secret_ref.is_none() && crate::application::bindings_changed(&outcome) {
+        crate::application::wait_for_rights(ctx, &spec.factory, &spec.namespace).await;
+    }
     let mut applications = Vec::new();
     for app in team.spec.applications.iter().flatten() {
         let before = env.status.as_ref().and_then(|s| s.applications.iter().find(|a| a.name == app.name));

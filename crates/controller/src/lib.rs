@@ -13,9 +13,9 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
 use kube::discovery::Discovery;
 use kube::runtime::WatchStreamExt;
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{PredicateConfig, watcher};
 use kube::{Api, Client, ResourceExt};
 use tracing::{info, warn};
 
@@ -34,6 +34,7 @@ pub mod preview;
 mod source;
 pub mod status;
 pub mod team;
+pub mod triggers;
 pub mod webhook;
 
 pub use context::Context;
@@ -72,6 +73,9 @@ pub struct Args {
     /// Run reconcilers only while holding the Lease `factory-operator`, so several replicas are safe.
     #[arg(long, env = "FACTORY_LEADER_ELECT")]
     pub leader_elect: bool,
+    /// Reconciles each controller (factories, environments, previews) runs at once.
+    #[arg(long, default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..), env = "FACTORY_CONCURRENT_RECONCILES")]
+    pub concurrent_reconciles: u16,
     /// Namespace of the leader Lease (in a pod: its own namespace).
     #[arg(long, default_value = "factory-system", env = "POD_NAMESPACE")]
     pub leader_election_namespace: String,
@@ -143,7 +147,8 @@ pub async fn run(args: Args) -> Result<()> {
         .with_context(|| format!("binding the metrics endpoint to {}", args.metrics_addr))?;
     info!(addr = %args.metrics_addr, "serving /metrics, /healthz and /readyz");
     let leader = args.leader_elect.then(|| leader::Config::new(&args.leader_election_namespace, &identity()));
-    run_controllers(ctx, Options { webhook, metrics: Some(metrics), leader }, shutdown_signal()).await?;
+    let options = Options { webhook, metrics: Some(metrics), leader, concurrency: args.concurrent_reconciles };
+    run_controllers(ctx, options, shutdown_signal()).await?;
     info!("stopped");
     Ok(())
 }
@@ -168,8 +173,12 @@ async fn shutdown_signal() {
 /// How long reconciles in flight may take to finish after SIGTERM (the chart gives the pod 60 s).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
+/// Reconciles each controller runs at once, unless told otherwise. Unbounded, a cold start of
+/// 1,000 environments held them all in memory at once (729 MiB) while the API server, not the
+/// operator, set the pace.
+pub const DEFAULT_CONCURRENCY: u16 = 16;
+
 /// Optional parts of the runtime.
-#[derive(Default)]
 pub struct Options {
     /// The webhook receiver's listener and shared secret; `None` disables it.
     pub webhook: Option<(tokio::net::TcpListener, String)>,
@@ -177,6 +186,14 @@ pub struct Options {
     pub metrics: Option<tokio::net::TcpListener>,
     /// Leader election; `None` runs the reconcilers at once (a single replica).
     pub leader: Option<leader::Config>,
+    /// Reconciles each controller runs at once.
+    pub concurrency: u16,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { webhook: None, metrics: None, leader: None, concurrency: DEFAULT_CONCURRENCY }
+    }
 }
 
 /// Runs every reconciler (and the webhook receiver) until `shutdown` resolves; reconciles in
@@ -229,7 +246,7 @@ pub async fn run_controllers(
             None => std::future::pending().await,
         }
     };
-    let result = lead(ctx.clone(), shutdown, lost).await;
+    let result = lead(ctx.clone(), options.concurrency, shutdown, lost).await;
     ctx.metrics.leader.set(0);
     if let Some(l) = leadership {
         l.release().await;
@@ -242,6 +259,7 @@ pub async fn run_controllers(
 /// The reconcilers, until `shutdown` or `lost`.
 async fn lead(
     ctx: Arc<Context>,
+    concurrency: u16,
     shutdown: impl std::future::Future<Output = ()> + Send,
     lost: impl std::future::Future<Output = ()> + Send,
 ) -> Result<()> {
@@ -256,13 +274,32 @@ async fn lead(
         warn!(error = %e, "could not install the admission policies; protected environments are not guarded");
     }
     let ctx_previews = ctx.clone();
+    let config = controller::Config::default().concurrency(concurrency);
+    // Each controller's own objects trigger it on their inputs only, never on its own status
+    // writes (`triggers`); the other watches on what the reconciles they trigger read.
     let factories: Api<Factory> = Api::all(ctx.client.clone());
-    let platform_controller = Controller::new(factories.clone(), watcher::Config::default());
-    let factory_store = platform_controller.store();
-    let platform = platform_controller
-        .watches(Api::<Environment>::all(ctx.client.clone()), watcher::Config::default(), |env: Environment| {
-            Some(ObjectRef::<Factory>::new(&env.spec.factory))
-        })
+    let (factory_store, factory_writer) = reflector::store::<Factory>();
+    let factory_events = watcher::watcher(factories.clone(), watcher::Config::default())
+        .reflect(factory_writer)
+        .applied_objects()
+        .predicate_filter(triggers::inputs::<Factory>, PredicateConfig::default());
+    let platform_teams = factory_store.clone();
+    let platform = Controller::for_stream(factory_events, factory_store.clone())
+        .with_config(config.clone())
+        .watches_stream(
+            watcher::watcher(Api::<Environment>::all(ctx.client.clone()), watcher::Config::default())
+                .touched_objects()
+                .predicate_filter(triggers::environment_summary, PredicateConfig::default()),
+            |env: Environment| Some(ObjectRef::<Factory>::new(&env.spec.factory)),
+        )
+        // A platform factory's new revision: its team factories apply the platform's pipeline
+        // templates at that revision.
+        .watches_stream(
+            watcher::watcher(factories.clone(), watcher::Config::default())
+                .touched_objects()
+                .predicate_filter(triggers::platform_revision, PredicateConfig::default()),
+            move |factory: Factory| teams_of(&factory, &platform_teams),
+        )
         // A PipelineRun of an application updates its team factory's view of runs (the watch
         // retries while Tekton is absent and picks it up once installed).
         .watches_stream_with(
@@ -277,9 +314,10 @@ async fn lead(
             pipelines::pipeline_run_resource(),
         )
         // A preview's change updates its team factory's summary.
-        .watches(
-            Api::<PreviewEnvironment>::all(ctx.client.clone()),
-            watcher::Config::default(),
+        .watches_stream(
+            watcher::watcher(Api::<PreviewEnvironment>::all(ctx.client.clone()), watcher::Config::default())
+                .touched_objects()
+                .predicate_filter(triggers::preview_summary, PredicateConfig::default()),
             |pv: PreviewEnvironment| {
                 pv.namespace().and_then(|ns| ns.strip_suffix("-cicd").map(ObjectRef::<Factory>::new))
             },
@@ -289,25 +327,34 @@ async fn lead(
         .run(platform::reconcile, error_policy, ctx.clone())
         .for_each(log_result);
 
-    let environments: Api<Environment> = Api::all(ctx.client.clone());
-    let env_controller = Controller::new(environments, watcher::Config::default());
-    let env_store = env_controller.store();
+    let (env_store, env_writer) = reflector::store::<Environment>();
+    let env_events = watcher::watcher(Api::<Environment>::all(ctx.client.clone()), watcher::Config::default())
+        .reflect(env_writer)
+        .applied_objects()
+        .predicate_filter(triggers::inputs::<Environment>, PredicateConfig::default());
+    let factory_envs = env_store.clone();
     let secret_envs = env_store.clone();
     let secret_factories = factory_store.clone();
     let secrets: Api<PartialObjectMeta<Secret>> = Api::all(ctx.client.clone());
-    let env = env_controller
+    let env = Controller::for_stream(env_events, env_store)
+        .with_config(config.clone())
         // A factory's change (a new platform revision, a team factory's spec) re-reconciles
         // its environments: all of them for a platform factory, its own for a team factory.
-        .watches(factories, watcher::Config::default(), move |factory: Factory| {
-            let name = factory.name_any();
-            let platform = factory.spec.factory_type == factory_api::FactoryType::Environments;
-            env_store
-                .state()
-                .into_iter()
-                .filter(|e| platform || e.spec.factory == name)
-                .map(|e| ObjectRef::from_obj(e.as_ref()))
-                .collect::<Vec<_>>()
-        })
+        .watches_stream(
+            watcher::watcher(factories, watcher::Config::default())
+                .touched_objects()
+                .predicate_filter(triggers::factory_for_environments, PredicateConfig::default()),
+            move |factory: Factory| {
+                let name = factory.name_any();
+                let platform = factory.spec.factory_type == factory_api::FactoryType::Environments;
+                factory_envs
+                    .state()
+                    .into_iter()
+                    .filter(|e| platform || e.spec.factory == name)
+                    .map(|e| ObjectRef::from_obj(e.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
         // A credential's source Secret changed: re-deliver it. Metadata only: the operator
         // never caches Secret contents.
         .watches_stream(watcher::watcher(secrets, watcher::Config::default()).touched_objects(), move |secret| {
@@ -318,12 +365,18 @@ async fn lead(
         .run(environment::reconcile, error_policy, ctx)
         .for_each(log_result);
 
-    let previews =
-        Controller::new(Api::<PreviewEnvironment>::all(ctx_previews.client.clone()), watcher::Config::default())
-            .trigger_backoff(backoff::WatchBackoff::default())
-            .graceful_shutdown_on(stopped(&stop_tx))
-            .run(preview::reconcile, error_policy, ctx_previews)
-            .for_each(log_result);
+    let (preview_store, preview_writer) = reflector::store::<PreviewEnvironment>();
+    let preview_events =
+        watcher::watcher(Api::<PreviewEnvironment>::all(ctx_previews.client.clone()), watcher::Config::default())
+            .reflect(preview_writer)
+            .applied_objects()
+            .predicate_filter(triggers::inputs::<PreviewEnvironment>, PredicateConfig::default());
+    let previews = Controller::for_stream(preview_events, preview_store)
+        .with_config(config)
+        .trigger_backoff(backoff::WatchBackoff::default())
+        .graceful_shutdown_on(stopped(&stop_tx))
+        .run(preview::reconcile, error_policy, ctx_previews)
+        .for_each(log_result);
 
     let all = futures::future::join3(platform, env, previews);
     tokio::pin!(all);
@@ -360,6 +413,20 @@ pub async fn install_admission_policies(ctx: &Context) -> Result<(), factory_app
         engine.run(&desired, &[], factory_apply::PruneMode::Disabled, factory_apply::DriftMode::Correct).await?;
     info!(created = outcome.created.len(), updated = outcome.updated.len(), "admission policies in place");
     Ok(())
+}
+
+/// The team factories a platform factory built (label `factories.dev/platform`).
+fn teams_of(factory: &Factory, factories: &Store<Factory>) -> Vec<ObjectRef<Factory>> {
+    if factory.spec.factory_type != factory_api::FactoryType::Environments {
+        return Vec::new();
+    }
+    let name = factory.name_any();
+    factories
+        .state()
+        .into_iter()
+        .filter(|f| f.labels().get(factory_api::labels::PLATFORM) == Some(&name))
+        .map(|f| ObjectRef::from_obj(f.as_ref()))
+        .collect()
 }
 
 /// The environments that receive a copy of `secret`.

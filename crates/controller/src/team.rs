@@ -16,11 +16,15 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
-use tracing::{info, instrument, warn};
+use tracing::{debug, info, instrument, warn};
 
 use crate::context::Context;
 use crate::error::ReconcileError;
 use crate::status;
+
+/// How long a reconcile that only refreshes the summary may trust the last apply of the
+/// Environment objects (the requeue after every reconcile is as long: a full apply follows).
+const FULL_APPLY_EVERY: Duration = Duration::from_secs(300);
 
 /// Reconciles one team factory.
 #[instrument(skip_all, fields(factory = %factory.name_any()))]
@@ -47,7 +51,7 @@ pub async fn reconcile(factory: Arc<Factory>, ctx: Arc<Context>) -> Result<Actio
     status::write(&Api::all(ctx.client.clone()), factory.as_ref(), factory.status.as_ref(), new_status).await?;
     Ok(match result {
         Err(e) if !e.is_permanent() => Action::requeue(Duration::from_secs(10)),
-        _ => Action::requeue(Duration::from_secs(300)),
+        _ => Action::requeue(FULL_APPLY_EVERY),
     })
 }
 
@@ -65,15 +69,26 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
         .into_iter()
         .map(|object| Manifest { object, ..origin.clone() })
         .collect();
-    // Environment objects are the operator's own bookkeeping: written with its identity.
-    // Never pruned: a permanent environment outlives its removal from the spec.
-    let engine = Engine::new(ctx.client.clone(), ctx.resolver.clone(), Default::default());
-    let outcome = engine.run(&desired, &status.inventory, PruneMode::Disabled, DriftMode::Correct).await?;
-    if !outcome.created.is_empty() {
-        info!(created = ?outcome.created, "environments materialised");
-    }
     let wanted: Vec<String> = desired.iter().map(|m| m.name().to_string()).collect();
-    status.inventory = outcome.inventory.into_iter().filter(|e| wanted.contains(&e.name)).collect();
+    // Most reconciles of a team factory come from its environments becoming ready: they
+    // refresh the summary. The Environment objects are applied again only when they would
+    // differ from what this process applied, or once every FULL_APPLY_EVERY (hand-made changes).
+    let fingerprint =
+        factory_core::inventory::digest(&serde_json::Value::Array(desired.iter().map(|m| m.object.clone()).collect()));
+    let recorded = wanted.iter().all(|w| status.inventory.iter().any(|e| &e.name == w));
+    if recorded && ctx.applied_recently(&name, &fingerprint, FULL_APPLY_EVERY) {
+        debug!("environments as applied; refreshing the summary only");
+    } else {
+        // Environment objects are the operator's own bookkeeping: written with its identity.
+        // Never pruned: a permanent environment outlives its removal from the spec.
+        let engine = Engine::new(ctx.client.clone(), ctx.resolver.clone(), Default::default());
+        let outcome = engine.run(&desired, &status.inventory, PruneMode::Disabled, DriftMode::Correct).await?;
+        if !outcome.created.is_empty() {
+            info!(created = ?outcome.created, "environments materialised");
+        }
+        status.inventory = outcome.inventory.into_iter().filter(|e| wanted.contains(&e.name)).collect();
+        ctx.remember_applied(&name, fingerprint);
+    }
 
     let environments: Api<Environment> = Api::all(ctx.client.clone());
     let mine = environments.list(&ListParams::default().labels(&format!("{}={name}", labels::FACTORY))).await?;

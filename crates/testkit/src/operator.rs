@@ -79,6 +79,7 @@ pub fn ensure_operator() {
                         webhook: Some((webhook.0, WEBHOOK_SECRET.to_string())),
                         metrics: Some(metrics.0),
                         leader: None,
+                        ..Options::default()
                     };
                     if let Err(e) = run_controllers(ctx, options, std::future::pending()).await {
                         eprintln!("in-process operator stopped: {e:#}");

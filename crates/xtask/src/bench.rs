@@ -20,30 +20,61 @@ use factory_control_plane::{ControlPlane, Lifetime, Options};
 use factory_testkit::git::{GitDaemon, GitRoot};
 use futures::StreamExt;
 use kube::Client;
-use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 
 /// Environments per team factory.
 const ENVS_PER_TEAM: usize = 10;
 
+/// The bench application: one ConfigMap.
+const APP: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app-config}\ndata: {release: '1'}\n";
+
 const CLASS: &str = "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: quota}\nspec:\n  hard: {requests.cpu: '4', requests.memory: 8Gi, pods: '50', services.nodeports: '0'}\n---\napiVersion: v1\nkind: LimitRange\nmetadata: {name: defaults}\nspec:\n  limits:\n  - type: Container\n    default: {cpu: 200m, memory: 128Mi}\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: default-deny}\nspec: {podSelector: {}, policyTypes: [Ingress, Egress]}\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: allow-same-namespace}\nspec:\n  podSelector: {}\n  ingress: [{from: [{podSelector: {}}]}]\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: allow-dns}\nspec:\n  podSelector: {}\n  policyTypes: [Egress]\n  egress: [{ports: [{protocol: UDP, port: 53}]}]\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: platform-info}\ndata: {environment: '${environment}', class: '${class}'}\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {name: app}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: app-reader}\nrules: [{apiGroups: [''], resources: [configmaps], verbs: [get, list]}]\n";
 
 struct Operator {
     child: Child,
+    metrics: String,
 }
 
 impl Operator {
     fn start(bin: &Path, kubeconfig: &Path, dir: &Path, log: &str) -> Result<Self> {
         let log = std::fs::File::create(dir.join(log))?;
+        // A free port for its /metrics, to read its reconcile counts.
+        let metrics = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.to_string();
         let child = Command::new(bin)
             .env("KUBECONFIG", kubeconfig)
             .arg(format!("--git-cache={}", dir.join("git-cache").display()))
-            .args(["--metrics-addr=127.0.0.1:0", "--log=warn"])
+            .arg(format!("--metrics-addr={metrics}"))
+            .arg(
+                std::env::var("BENCH_OPERATOR_LOG")
+                    .map(|l| format!("--log={l}"))
+                    .unwrap_or_else(|_| "--log=warn".into()),
+            )
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .context("starting factory-operator")?;
-        Ok(Self { child })
+        Ok(Self { child, metrics })
+    }
+
+    /// Reconciles so far by controller, from the operator's own `/metrics`.
+    fn reconciles(&self) -> BTreeMap<String, f64> {
+        use std::io::{Read, Write};
+        let mut text = String::new();
+        if let Ok(mut stream) = std::net::TcpStream::connect(&self.metrics) {
+            let request = format!("GET /metrics HTTP/1.0\r\nHost: {}\r\n\r\n", self.metrics);
+            if stream.write_all(request.as_bytes()).is_ok() {
+                let _ = stream.read_to_string(&mut text);
+            }
+        }
+        let mut out = BTreeMap::new();
+        for line in text.lines().filter(|l| l.starts_with("factory_operator_reconciles_total{")) {
+            let controller =
+                line.split("controller=\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or("").to_string();
+            let value: f64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+            *out.entry(controller).or_insert(0.0) += value;
+        }
+        out
     }
 
     /// Peak resident set size in MiB (VmHWM).
@@ -65,8 +96,9 @@ impl Drop for Operator {
     }
 }
 
-/// kube-apiserver's write counters by verb and resource (subresource included).
-fn writes_by_resource(plane: &ControlPlane) -> BTreeMap<String, f64> {
+/// kube-apiserver's request counters by verb and resource (subresource included); writes only,
+/// dry-runs excluded, when `writes_only`, else every request with dry-runs named apart.
+fn requests_by_resource(plane: &ControlPlane, writes_only: bool) -> BTreeMap<String, f64> {
     let metrics = plane.kubectl_output(&["get", "--raw", "/metrics"]).unwrap_or_default();
     let mut out = BTreeMap::new();
     for line in metrics.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
@@ -75,12 +107,15 @@ fn writes_by_resource(plane: &ControlPlane) -> BTreeMap<String, f64> {
         };
         let verb = label("verb");
         // A server-side dry-run (validation) writes nothing to etcd.
-        if !["POST", "PUT", "PATCH", "APPLY", "DELETE"].contains(&verb.as_str()) || line.contains("dry_run=\"All\"") {
+        let dry_run = line.contains("dry_run=\"All\"");
+        let write = ["POST", "PUT", "PATCH", "APPLY", "DELETE"].contains(&verb.as_str());
+        if writes_only && (!write || dry_run) {
             continue;
         }
         let value: f64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
         let key = format!(
-            "{verb} {}{}",
+            "{verb}{} {}{}",
+            if dry_run { " (dry-run)" } else { "" },
             label("resource"),
             match label("subresource") {
                 s if s.is_empty() => s,
@@ -92,6 +127,10 @@ fn writes_by_resource(plane: &ControlPlane) -> BTreeMap<String, f64> {
     out
 }
 
+fn writes_by_resource(plane: &ControlPlane) -> BTreeMap<String, f64> {
+    requests_by_resource(plane, true)
+}
+
 /// What grew between two [`writes_by_resource`] readings, largest first.
 fn grown(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> String {
     let mut d: Vec<(String, f64)> = after
@@ -100,7 +139,7 @@ fn grown(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> Strin
         .filter(|(_, v)| *v > 0.0)
         .collect();
     d.sort_by(|a, b| b.1.total_cmp(&a.1));
-    d.iter().take(6).map(|(k, v)| format!("{k} {v:.0}")).collect::<Vec<_>>().join(", ")
+    d.iter().take(8).map(|(k, v)| format!("{k} {v:.0}")).collect::<Vec<_>>().join(", ")
 }
 
 /// kube-apiserver's request counters: (all requests, writes). Dry-runs count as requests, not writes.
@@ -122,26 +161,33 @@ fn ready(conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition
     conditions.iter().any(|c| c.type_ == READY && c.status == "True")
 }
 
-/// Waits until `n` Environments are Ready at a platform revision ending in `commit`.
+/// Waits until `n` Environments are Ready at a platform revision ending in `commit`. One watch,
+/// not repeated lists: at 10,000 environments a list is tens of megabytes the API server would
+/// serve while being measured.
 async fn all_ready(client: &Client, n: usize, commit: &str, timeout: Duration) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let envs = Api::<Environment>::all(client.clone()).list(&ListParams::default()).await?.items;
-        let done = envs
-            .iter()
-            .filter(|e| {
-                let s = e.status.clone().unwrap_or_default();
-                ready(&s.conditions) && s.last_applied_revision.is_some_and(|r| r.ends_with(commit))
-            })
-            .count();
-        if done >= n {
-            return Ok(());
+    use futures::TryStreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let events = watcher(Api::<Environment>::all(client.clone()), watcher::Config::default()).applied_objects();
+    let mut events = std::pin::pin!(events);
+    let mut done = std::collections::HashSet::new();
+    let wait = async {
+        while let Some(env) = events.try_next().await? {
+            let s = env.status.clone().unwrap_or_default();
+            let name = env.metadata.name.clone().unwrap_or_default();
+            if ready(&s.conditions) && s.last_applied_revision.is_some_and(|r| r.ends_with(commit)) {
+                done.insert(name);
+            } else {
+                done.remove(&name);
+            }
+            if done.len() >= n {
+                return Ok(());
+            }
         }
-        if Instant::now() > deadline {
-            bail!("{done} of {n} environments Ready after {}s", timeout.as_secs());
-        }
-        // Listing every Environment loads the API server too: not more than every 2 s.
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        bail!("the watch of Environments ended")
+    };
+    match tokio::time::timeout(timeout, wait).await {
+        Ok(result) => result,
+        Err(_) => bail!("not all {n} environments Ready after {}s", timeout.as_secs()),
     }
 }
 
@@ -193,6 +239,41 @@ fn resource(object: &Value) -> (ApiResource, bool) {
         },
         namespaced,
     )
+}
+
+/// One preview of the first team factory's application: (create → Ready, delete → its
+/// namespace gone, which includes kube-controller-manager emptying the namespace).
+async fn preview_round(client: &Client, round: usize) -> Result<(Duration, Duration)> {
+    use factory_api::PreviewEnvironment;
+    let api: Api<PreviewEnvironment> = Api::namespaced(client.clone(), "t0000-cicd");
+    let name = format!("bench-{round}");
+    let preview: PreviewEnvironment = serde_json::from_value(json!({"apiVersion": "factories.dev/v1alpha1",
+        "kind": "PreviewEnvironment", "metadata": {"name": name},
+        "spec": {"application": "app", "ref": {"branch": "main"}, "class": "base"}}))?;
+    let started = Instant::now();
+    api.create(&Default::default(), &preview).await?;
+    let namespace = loop {
+        let p = api.get(&name).await?;
+        let s = p.status.unwrap_or_default();
+        if ready(&s.conditions) {
+            break s.namespace.unwrap_or_default();
+        }
+        if started.elapsed() > Duration::from_secs(300) {
+            bail!("preview {name} not Ready after 300 s: {:?}", s.conditions);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let to_ready = started.elapsed();
+    let deleted = Instant::now();
+    api.delete(&name, &Default::default()).await?;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    while namespaces.get_opt(&namespace).await?.is_some() {
+        if deleted.elapsed() > Duration::from_secs(300) {
+            bail!("namespace {namespace} still there 300 s after its preview was deleted");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok((to_ready, deleted.elapsed()))
 }
 
 /// Baseline (a): the same objects with server-side apply at `concurrency`; namespaces first.
@@ -304,17 +385,27 @@ async fn one(root: &Path, environments: usize) -> Result<String> {
 
     // The platform repository.
     let git = GitRoot::new()?;
+    let daemon = GitDaemon::start(git.path())?;
+    // One application, in the first team factory only: previews need one.
+    git.repo("app", &[("deploy/base/config.yaml", APP)])?;
     let mut files: Vec<(String, String)> = vec![("classes/base/all.yaml".into(), CLASS.into())];
     for t in 0..teams {
         let envs: Vec<String> = (0..ENVS_PER_TEAM).map(|e| format!("{{name: e{e}}}")).collect();
+        let app = if t == 0 {
+            format!(
+                "  applications: [{{name: app, source: {{url: '{}'}}, config: {{path: deploy/}}}}]\n",
+                daemon.url("app")
+            )
+        } else {
+            String::new()
+        };
         files.push((
             format!("factories/t{t:04}.yaml"),
-            format!("apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata: {{name: t{t:04}}}\nspec:\n  type: Applications\n  environments: [{}]\n", envs.join(", ")),
+            format!("apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata: {{name: t{t:04}}}\nspec:\n  type: Applications\n  environments: [{}]\n{app}", envs.join(", ")),
         ));
     }
     let refs: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     let repo = git.repo("platform", &refs)?;
-    let daemon = GitDaemon::start(git.path())?;
     plane.kubectl_output(&["create", "namespace", "platform-system"])?;
     plane.kubectl_output(&["create", "serviceaccount", "platform", "-n", "platform-system"])?;
     plane.kubectl_output(&[
@@ -332,6 +423,7 @@ async fn one(root: &Path, environments: usize) -> Result<String> {
 
     // Cold converge.
     let (req0, writes0) = requests(&plane);
+    let all0 = requests_by_resource(&plane, false);
     let mut operator = Operator::start(&bin, &plane.kubeconfig, &dir, "operator.log")?;
     let started = Instant::now();
     Api::<Factory>::all(client.clone())
@@ -341,8 +433,15 @@ async fn one(root: &Path, environments: usize) -> Result<String> {
     all_ready(&client, environments, &head, Duration::from_secs(3600)).await?;
     let cold = started.elapsed();
     let (req1, writes1) = requests(&plane);
+    let cold_detail = grown(&all0, &requests_by_resource(&plane, false));
+    eprintln!("  cold converge requests: {cold_detail}");
+    let cold_reconciles = operator.reconciles();
+    let cold_reconciles = cold_reconciles.iter().map(|(c, n)| format!("{c} {n:.0}")).collect::<Vec<_>>().join(", ");
+    eprintln!("  cold converge reconciles: {cold_reconciles}");
     let per_env = rendered("x", "t", "e")?.len();
-    let objects = environments * per_env + teams * 6;
+    // Per environment, per team factory (cicd namespace, account, bindings, quota), plus the
+    // first team's application in each of its environments.
+    let objects = environments * per_env + teams * 6 + ENVS_PER_TEAM;
     eprintln!(
         "  cold converge {:.1}s, operator peak RSS so far {:.0} MiB",
         cold.as_secs_f64(),
@@ -412,6 +511,12 @@ async fn one(root: &Path, environments: usize) -> Result<String> {
     };
     all_ready(&client, environments, &head, Duration::from_secs(3600)).await?;
     let restart_converge = restarted.elapsed();
+
+    // Previews: create → Ready, delete → namespace gone, three rounds.
+    let mut previews = Vec::new();
+    for round in 0..3 {
+        previews.push(preview_round(&client, round).await?);
+    }
     drop(operator);
 
     // Baseline (a): the minimal client, best of three concurrencies.
@@ -478,6 +583,11 @@ async fn one(root: &Path, environments: usize) -> Result<String> {
         "| API requests during cold converge (all clients, from kube-apiserver's counters) | {r:.0} ({w:.0} writes) | objects: {objects} | {:.1} requests per object |",
         r / objects as f64
     );
+    let _ = writeln!(s, "| Largest request counts of the cold converge | {cold_detail} | | |");
+    let _ = writeln!(
+        s,
+        "| Operator reconciles during the cold converge | {cold_reconciles} | {environments} environments, {teams} team factories | |"
+    );
     let _ = writeln!(s, "| Writes of a resync with nothing changed | {steady_writes:.0} ({steady_detail}) | 0 | |");
     let _ = writeln!(
         s,
@@ -491,6 +601,23 @@ async fn one(root: &Path, environments: usize) -> Result<String> {
     );
     let _ = writeln!(s, "| Operator peak RSS (VmHWM) | {rss:.0} MiB | target 150 MiB at 10,000 | |");
     let _ = writeln!(s, "| Restart → first write | {:.1} s | | |", first_write.as_secs_f64());
+    let mut ready: Vec<f64> = previews.iter().map(|p| p.0.as_secs_f64()).collect();
+    let mut gone: Vec<f64> = previews.iter().map(|p| p.1.as_secs_f64()).collect();
+    ready.sort_by(f64::total_cmp);
+    gone.sort_by(f64::total_cmp);
+    let rounds = |v: &[f64]| v.iter().map(|x| format!("{x:.1}")).collect::<Vec<_>>().join(", ");
+    let _ = writeln!(
+        s,
+        "| Preview create → Ready (median of 3) | {:.1} s ({} s) | | |",
+        ready[ready.len() / 2],
+        rounds(&ready)
+    );
+    let _ = writeln!(
+        s,
+        "| Preview delete → namespace gone (median of 3) | {:.1} s ({} s) | | |",
+        gone[gone.len() / 2],
+        rounds(&gone)
+    );
     let _ = writeln!(
         s,
         "| Restart → converged on a change made while down | {:.1} s | | |\n",
