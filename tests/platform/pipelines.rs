@@ -212,7 +212,12 @@ async fn platform_templates_triggers_deploy_accounts_and_shared_images() {
     .expect("template applied");
     let applied_by = template.metadata.labels.unwrap_or_default().get("factories.dev/applied-by").cloned();
     assert_eq!(applied_by, Some(format!("platform.{}", p.name)));
-    let deploy = in_cicd("Task", "tasks").get("deploy").await.expect("deploy task");
+    // Objects of one stage are applied concurrently: the Task may land just after the Pipeline.
+    let deploy = eventually("the platform's deploy task", Duration::from_secs(30), || async {
+        anyhow::Ok(in_cicd("Task", "tasks").get_opt("deploy").await?)
+    })
+    .await
+    .expect("deploy task");
     assert!(deploy.data["spec"]["steps"][0]["args"].to_string().contains(&format!("{x}-shop-$(params.environment)")));
 
     // The application's own pipeline and its push listener (Triggers is served here).

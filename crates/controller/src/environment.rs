@@ -19,7 +19,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use tracing::{info, instrument, warn};
 
-use crate::context::Context;
+use crate::context::{Context, Read};
 use crate::credentials;
 use crate::error::ReconcileError;
 use crate::source::checkout_at;
@@ -154,9 +154,8 @@ async fn run(
     orphaned: &std::sync::atomic::AtomicBool,
 ) -> Result<Applied, ReconcileError> {
     let spec = &env.spec;
-    let factories: Api<Factory> = Api::all(ctx.client.clone());
-    let team = factories
-        .get_opt(&spec.factory)
+    let team = ctx
+        .factory(&spec.factory, Read::Environments)
         .await?
         .ok_or_else(|| ReconcileError::Waiting(format!("factory {} does not exist", spec.factory)))?;
     let listed = team
@@ -180,7 +179,8 @@ async fn run(
         kind: "permanent",
         protected: spec.protected,
     };
-    let Baseline { revision: applied, mut desired, platform, account } = baseline(ctx, &team, &target, &origin).await?;
+    let Baseline { revision: applied, mut desired, platform, account } =
+        baseline(ctx, &team, &target, &origin, Read::Environments).await?;
     let quota: BTreeMap<String, String> = spec.quota.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
     render::apply_quota(&mut desired, &quota, &spec.namespace, &origin);
     desired.extend(
@@ -268,7 +268,7 @@ pub(crate) struct Baseline {
     /// The namespace and the class objects in it.
     pub desired: Vec<Manifest>,
     /// The platform factory.
-    pub platform: Factory,
+    pub platform: Arc<Factory>,
     /// The platform's account, to apply as.
     pub account: factory_api::factory::ServiceAccountReference,
 }
@@ -276,7 +276,7 @@ pub(crate) struct Baseline {
 /// The platform factory that built a team factory, at the revision it last applied.
 pub(crate) struct PlatformAt {
     /// The platform factory.
-    pub platform: Factory,
+    pub platform: Arc<Factory>,
     /// Its name.
     pub name: String,
     /// The revision it applied, `<branch>@sha1:<sha>`.
@@ -291,16 +291,15 @@ pub(crate) struct PlatformAt {
 
 /// Finds the platform factory that built `team` (label `factories.dev/platform`) and the
 /// revision it applied; waits (as an error) while there is none yet.
-pub(crate) async fn platform_of(ctx: &Context, team: &Factory) -> Result<PlatformAt, ReconcileError> {
+pub(crate) async fn platform_of(ctx: &Context, team: &Factory, read: Read) -> Result<PlatformAt, ReconcileError> {
     let factory = team.name_any();
-    let factories: Api<Factory> = Api::all(ctx.client.clone());
     let name = team
         .labels()
         .get(labels::PLATFORM)
         .cloned()
         .ok_or_else(|| ReconcileError::Waiting(format!("factory {factory} was not built by a platform factory")))?;
-    let platform = factories
-        .get_opt(&name)
+    let platform = ctx
+        .factory(&name, read)
         .await?
         .ok_or_else(|| ReconcileError::Waiting(format!("platform factory {name} does not exist")))?;
     let applied =
@@ -321,9 +320,11 @@ pub(crate) async fn baseline(
     team: &Factory,
     target: &Target<'_>,
     origin: &Manifest,
+    read: Read,
 ) -> Result<Baseline, ReconcileError> {
     let factory = team.name_any();
-    let PlatformAt { platform, name: platform_name, applied, commit, source, account } = platform_of(ctx, team).await?;
+    let PlatformAt { platform, name: platform_name, applied, commit, source, account } =
+        platform_of(ctx, team, read).await?;
     let classes = platform.spec.environment_classes.clone().unwrap_or_default();
     let paths = factory_core::baseline::class_paths(&classes, target.class)
         .map_err(|why| ReconcileError::InvalidSpec(format!("platform factory {platform_name}: {why}")))?;

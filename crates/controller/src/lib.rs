@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use clap::{Parser, ValueEnum};
 use factory_api::{Environment, Factory, PreviewEnvironment};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
 use kube::discovery::Discovery;
@@ -279,26 +279,30 @@ async fn lead(
     // writes (`triggers`); the other watches on what the reconciles they trigger read.
     let factories: Api<Factory> = Api::all(ctx.client.clone());
     let (factory_store, factory_writer) = reflector::store::<Factory>();
+    // A platform factory's new revision: its team factories apply the platform's pipeline
+    // templates at that revision. Sent from the same watch that fills the store they read
+    // the platform from, after the store has it.
+    let (teams_tx, teams_rx) = futures::channel::mpsc::unbounded();
+    let mut revisions = triggers::Revisions::new(factory_store.clone());
     let factory_events = watcher::watcher(factories.clone(), watcher::Config::default())
         .reflect(factory_writer)
         .applied_objects()
+        .inspect_ok(move |factory| {
+            for team in revisions.teams_to_update(factory) {
+                let _ = teams_tx.unbounded_send(team);
+            }
+        })
         .predicate_filter(triggers::inputs::<Factory>, PredicateConfig::default());
-    let platform_teams = factory_store.clone();
+    let (env_factory_store, env_factory_writer) = reflector::store::<Factory>();
+    ctx.set_stores(context::FactoryStores { factories: factory_store.clone(), environments: env_factory_store });
     let platform = Controller::for_stream(factory_events, factory_store.clone())
         .with_config(config.clone())
+        .reconcile_on(teams_rx)
         .watches_stream(
             watcher::watcher(Api::<Environment>::all(ctx.client.clone()), watcher::Config::default())
                 .touched_objects()
                 .predicate_filter(triggers::environment_summary, PredicateConfig::default()),
             |env: Environment| Some(ObjectRef::<Factory>::new(&env.spec.factory)),
-        )
-        // A platform factory's new revision: its team factories apply the platform's pipeline
-        // templates at that revision.
-        .watches_stream(
-            watcher::watcher(factories.clone(), watcher::Config::default())
-                .touched_objects()
-                .predicate_filter(triggers::platform_revision, PredicateConfig::default()),
-            move |factory: Factory| teams_of(&factory, &platform_teams),
         )
         // A PipelineRun of an application updates its team factory's view of runs (the watch
         // retries while Tekton is absent and picks it up once installed).
@@ -342,6 +346,7 @@ async fn lead(
         // its environments: all of them for a platform factory, its own for a team factory.
         .watches_stream(
             watcher::watcher(factories, watcher::Config::default())
+                .reflect(env_factory_writer)
                 .touched_objects()
                 .predicate_filter(triggers::factory_for_environments, PredicateConfig::default()),
             move |factory: Factory| {
@@ -413,20 +418,6 @@ pub async fn install_admission_policies(ctx: &Context) -> Result<(), factory_app
         engine.run(&desired, &[], factory_apply::PruneMode::Disabled, factory_apply::DriftMode::Correct).await?;
     info!(created = outcome.created.len(), updated = outcome.updated.len(), "admission policies in place");
     Ok(())
-}
-
-/// The team factories a platform factory built (label `factories.dev/platform`).
-fn teams_of(factory: &Factory, factories: &Store<Factory>) -> Vec<ObjectRef<Factory>> {
-    if factory.spec.factory_type != factory_api::FactoryType::Environments {
-        return Vec::new();
-    }
-    let name = factory.name_any();
-    factories
-        .state()
-        .into_iter()
-        .filter(|f| f.labels().get(factory_api::labels::PLATFORM) == Some(&name))
-        .map(|f| ObjectRef::from_obj(f.as_ref()))
-        .collect()
 }
 
 /// The environments that receive a copy of `secret`.

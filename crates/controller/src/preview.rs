@@ -23,7 +23,7 @@ use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use serde_json::json;
 use tracing::{info, instrument, warn};
 
-use crate::context::Context;
+use crate::context::{Context, Read};
 use crate::environment::{Baseline, Target, baseline};
 use crate::error::ReconcileError;
 use crate::status;
@@ -180,7 +180,7 @@ async fn build(
     };
     let target =
         Target { namespace: &namespace, class: &class, environment: "preview", kind: "preview", protected: false };
-    let Baseline { desired, account, .. } = baseline(ctx, &team, &target, &origin).await?;
+    let Baseline { desired, account, .. } = baseline(ctx, &team, &target, &origin, Read::Api).await?;
     let client = ctx.impersonating_platform(&account.namespace, &account.name)?;
     let engine_labels = std::collections::BTreeMap::from([(
         labels::APPLIED_BY.to_string(),

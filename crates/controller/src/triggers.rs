@@ -4,12 +4,14 @@
 //! factories). Each predicate hashes only what the reconciles that it triggers read; the
 //! watch stream (`predicate_filter`) passes an object on only when that hash changed.
 
+use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use factory_api::conditions::READY;
-use factory_api::{Environment, Factory, PreviewEnvironment};
+use factory_api::{Environment, Factory, FactoryType, PreviewEnvironment, labels};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::Resource;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Resource, ResourceExt};
 
 fn finish(value: impl Hash) -> Option<u64> {
     let mut hasher = DefaultHasher::new();
@@ -39,6 +41,39 @@ pub fn factory_for_environments(factory: &Factory) -> Option<u64> {
 /// The revision a factory last applied (a platform factory's; team factories have none).
 pub fn platform_revision(factory: &Factory) -> Option<u64> {
     finish(factory.status.as_ref().and_then(|s| s.last_applied_revision.as_deref()))
+}
+
+/// The revision each platform factory applied, to tell its team factories when it moves.
+pub struct Revisions {
+    seen: HashMap<String, Option<String>>,
+    factories: Store<Factory>,
+}
+
+impl Revisions {
+    /// Starts knowing nothing; team factories are read from `factories`.
+    pub fn new(factories: Store<Factory>) -> Self {
+        Self { seen: HashMap::new(), factories }
+    }
+
+    /// The team factories to reconcile because `factory`, a platform factory, applied a new
+    /// revision; none the first time a platform is seen (its teams start on their own).
+    pub fn teams_to_update(&mut self, factory: &Factory) -> Vec<ObjectRef<Factory>> {
+        if factory.spec.factory_type != FactoryType::Environments {
+            return Vec::new();
+        }
+        let name = factory.name_any();
+        let revision = factory.status.as_ref().and_then(|s| s.last_applied_revision.clone());
+        match self.seen.insert(name.clone(), revision.clone()) {
+            Some(before) if before != revision => self
+                .factories
+                .state()
+                .into_iter()
+                .filter(|f| f.labels().get(labels::PLATFORM) == Some(&name))
+                .map(|f| ObjectRef::from_obj(f.as_ref()))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 fn ready(conditions: &[Condition]) -> Option<(&str, &str)> {
