@@ -37,6 +37,8 @@ pub mod reasons {
     pub const PRUNE_FAILED: &str = "PruneFailed";
     /// Pruning was skipped to protect already applied objects.
     pub const PRUNE_SKIPPED: &str = "PruneSkipped";
+    /// Applied, but the inventory is too large for the factory's status: pruning is held back.
+    pub const INVENTORY_TOO_LARGE: &str = "InventoryTooLarge";
     /// Reconciliation is suspended by `spec.suspend`.
     pub const SUSPENDED: &str = "Suspended";
     /// A permanent environment was removed from its factory's spec and left in place.

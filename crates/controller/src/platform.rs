@@ -81,11 +81,29 @@ pub async fn reconcile(factory: Arc<Factory>, ctx: Arc<Context>) -> Result<Actio
                 o.unchanged,
                 o.pruned.len()
             );
-            for note in applied.notes.iter().chain(&applied.info) {
+            // An inventory too large for the status is not written: the previous one stays, so
+            // nothing is pruned on its account, and the factory says so.
+            let oversize = factory_core::inventory::too_large_for_status(&o.inventory).map(|size| {
+                format!(
+                    "the inventory of {} objects takes {} KiB, more than a status may hold ({} KiB): it is not recorded, so objects that leave git from now on are not pruned; split the factories path across several platform factories",
+                    o.inventory.len(),
+                    size / 1024,
+                    factory_core::inventory::STATUS_BUDGET / 1024
+                )
+            });
+            for note in applied.notes.iter().chain(&applied.info).chain(&oversize) {
                 message.push_str("; ");
                 message.push_str(note);
             }
-            if applied.notes.is_empty() {
+            if let Some(why) = &oversize {
+                status::held_back(
+                    &mut new_status.conditions,
+                    factory.metadata.generation,
+                    reasons::INVENTORY_TOO_LARGE,
+                    &message,
+                );
+                status::event(&ctx, factory.as_ref(), EventType::Warning, reasons::INVENTORY_TOO_LARGE, why).await;
+            } else if applied.notes.is_empty() {
                 status::succeeded(&mut new_status.conditions, factory.metadata.generation, &message);
             } else {
                 // Applied, but pruning was held back: not Ready until someone looks.
@@ -98,7 +116,9 @@ pub async fn reconcile(factory: Arc<Factory>, ctx: Arc<Context>) -> Result<Actio
             }
             new_status.last_applied_revision = Some(applied.revision.clone());
             new_status.objects = i32::try_from(o.inventory.len()).ok();
-            new_status.inventory = o.inventory.clone();
+            if oversize.is_none() {
+                new_status.inventory = o.inventory.clone();
+            }
             if o.wrote() {
                 info!(%message, "reconciled");
                 status::event(&ctx, factory.as_ref(), EventType::Normal, "Applied", &message).await;
