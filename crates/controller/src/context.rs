@@ -12,6 +12,9 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client};
 
+/// The default of [`Context::resync`].
+pub const DEFAULT_RESYNC: Duration = Duration::from_secs(300);
+
 /// Shared state of the reconcilers.
 pub struct Context {
     /// The operator's own client.
@@ -24,6 +27,9 @@ pub struct Context {
     pub recorder: Recorder,
     /// Prometheus metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// How often an environment, preview or team factory is re-applied when nothing triggers it
+    /// (hand-made changes are corrected then).
+    pub resync: Duration,
     impersonated: Mutex<HashMap<(String, String), Client>>,
     remotes: Mutex<HashMap<String, Remote>>,
     applied: Mutex<HashMap<String, (String, Instant)>>,
@@ -70,6 +76,7 @@ impl Context {
             repos: Arc::new(RepoCache::new(cache_dir)),
             recorder: Recorder::new(client.clone(), reporter),
             metrics: Arc::new(crate::metrics::Metrics::default()),
+            resync: DEFAULT_RESYNC,
             client,
             impersonated: Mutex::new(HashMap::new()),
             remotes: Mutex::new(HashMap::new()),

@@ -25,8 +25,6 @@ use crate::error::ReconcileError;
 use crate::source::checkout_at;
 use crate::status;
 
-/// How often an environment is re-checked for drift when nothing else triggers it.
-const RESYNC: Duration = Duration::from_secs(300);
 /// When an environment whose applications failed is tried again.
 const APPLICATION_RETRY: Duration = Duration::from_secs(30);
 
@@ -142,7 +140,7 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Actio
         // An application that failed is tried again sooner than the resync: its own status
         // write no longer triggers another reconcile (`triggers`).
         Ok(applied) if applied.applications.iter().any(|a| !a.error.is_empty()) => Action::requeue(APPLICATION_RETRY),
-        _ => Action::requeue(RESYNC),
+        _ => Action::requeue(crate::platform::jitter(ctx.resync, &env.name_any())),
     })
 }
 

@@ -73,12 +73,25 @@ pub struct Args {
     /// Run reconcilers only while holding the Lease `factory-operator`, so several replicas are safe.
     #[arg(long, env = "FACTORY_LEADER_ELECT")]
     pub leader_elect: bool,
+    /// How often environments, previews and team factories are re-applied when nothing changed
+    /// (drift correction), ±10%. Each costs a read and a dry-run per object: a large fleet on a
+    /// small API server needs a longer interval (docs/benchmarks.md).
+    #[arg(long, default_value = "5m", value_parser = parse_interval, env = "FACTORY_RESYNC_INTERVAL")]
+    pub resync_interval: Duration,
     /// Reconciles each controller (factories, environments, previews) runs at once.
     #[arg(long, default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..), env = "FACTORY_CONCURRENT_RECONCILES")]
     pub concurrent_reconciles: u16,
     /// Namespace of the leader Lease (in a pod: its own namespace).
     #[arg(long, default_value = "factory-system", env = "POD_NAMESPACE")]
     pub leader_election_namespace: String,
+}
+
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let d = factory_core::duration::parse(text).map_err(|e| e.to_string())?;
+    if d < Duration::from_secs(10) {
+        return Err("must be at least 10s".into());
+    }
+    Ok(d)
 }
 
 /// This process's identity for leader election: the pod name (or host name) and the process id.
@@ -128,7 +141,9 @@ pub async fn run(args: Args) -> Result<()> {
         );
         return Ok(());
     }
-    let ctx = Arc::new(Context::new(config, args.git_cache.clone()).context("building the reconcile context")?);
+    let mut ctx = Context::new(config, args.git_cache.clone()).context("building the reconcile context")?;
+    ctx.resync = args.resync_interval;
+    let ctx = Arc::new(ctx);
     let webhook = match (&args.webhook_secret, &args.webhook_addr) {
         (Some(secret), addr) if !secret.is_empty() => {
             let listener = tokio::net::TcpListener::bind(addr)

@@ -153,8 +153,8 @@ pub async fn reconcile(factory: Arc<Factory>, ctx: Arc<Context>) -> Result<Actio
     })
 }
 
-/// Spreads polls of many factories over ±10% of the interval, stable per factory.
-fn jitter(interval: Duration, name: &str) -> Duration {
+/// Spreads polls of many objects over ±10% of the interval.
+pub(crate) fn jitter(interval: Duration, name: &str) -> Duration {
     let nanos =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     let seed = name.bytes().fold(u64::from(nanos), |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));

@@ -119,11 +119,10 @@ async fn apply(preview: Arc<PreviewEnvironment>, ctx: &Context) -> Result<Action
                     .await?;
                 return Ok(Action::await_change());
             }
-            Duration::try_from(left).unwrap_or(Duration::ZERO).min(Duration::from_secs(300))
-                + Duration::from_millis(200)
+            Duration::try_from(left).unwrap_or(Duration::ZERO).min(ctx.resync) + Duration::from_millis(200)
         }
-        Ok(None) => Duration::from_secs(300),
-        Err(e) if e.is_permanent() => Duration::from_secs(300),
+        Ok(None) => ctx.resync,
+        Err(e) if e.is_permanent() => ctx.resync,
         Err(_) => Duration::from_secs(10),
     };
     match &result {

@@ -22,10 +22,6 @@ use crate::context::Context;
 use crate::error::ReconcileError;
 use crate::status;
 
-/// How long a reconcile that only refreshes the summary may trust the last apply of the
-/// Environment objects (the requeue after every reconcile is as long: a full apply follows).
-const FULL_APPLY_EVERY: Duration = Duration::from_secs(300);
-
 /// Reconciles one team factory.
 #[instrument(skip_all, fields(factory = %factory.name_any()))]
 pub async fn reconcile(factory: Arc<Factory>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
@@ -51,7 +47,8 @@ pub async fn reconcile(factory: Arc<Factory>, ctx: Arc<Context>) -> Result<Actio
     status::write(&Api::all(ctx.client.clone()), factory.as_ref(), factory.status.as_ref(), new_status).await?;
     Ok(match result {
         Err(e) if !e.is_permanent() => Action::requeue(Duration::from_secs(10)),
-        _ => Action::requeue(FULL_APPLY_EVERY),
+        // As long as a summary-only reconcile trusts the last apply: a full apply follows.
+        _ => Action::requeue(ctx.resync),
     })
 }
 
@@ -72,11 +69,11 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
     let wanted: Vec<String> = desired.iter().map(|m| m.name().to_string()).collect();
     // Most reconciles of a team factory come from its environments becoming ready: they
     // refresh the summary. The Environment objects are applied again only when they would
-    // differ from what this process applied, or once every FULL_APPLY_EVERY (hand-made changes).
+    // differ from what this process applied, or once every resync interval (hand-made changes).
     let fingerprint =
         factory_core::inventory::digest(&serde_json::Value::Array(desired.iter().map(|m| m.object.clone()).collect()));
     let recorded = wanted.iter().all(|w| status.inventory.iter().any(|e| &e.name == w));
-    if recorded && ctx.applied_recently(&name, &fingerprint, FULL_APPLY_EVERY) {
+    if recorded && ctx.applied_recently(&name, &fingerprint, ctx.resync) {
         debug!("environments as applied; refreshing the summary only");
     } else {
         // Environment objects are the operator's own bookkeeping: written with its identity.

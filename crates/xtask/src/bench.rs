@@ -37,7 +37,13 @@ struct Operator {
 }
 
 impl Operator {
-    fn start(bin: &Path, kubeconfig: &Path, dir: &Path, log: &str) -> Result<Self> {
+    /// Kills the process and waits for it.
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn start(bin: &Path, kubeconfig: &Path, dir: &Path, log: &str, resync: &str) -> Result<Self> {
         let log = std::fs::File::create(dir.join(log))?;
         // A free port for its /metrics, to read its reconcile counts.
         let metrics = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.to_string();
@@ -45,6 +51,7 @@ impl Operator {
             .env("KUBECONFIG", kubeconfig)
             .arg(format!("--git-cache={}", dir.join("git-cache").display()))
             .arg(format!("--metrics-addr={metrics}"))
+            .arg(format!("--resync-interval={resync}"))
             .arg(
                 std::env::var("BENCH_OPERATOR_LOG")
                     .map(|l| format!("--log={l}"))
@@ -324,7 +331,7 @@ fn baseline_objects(prefix: &str, teams: usize) -> Result<Vec<Value>> {
 }
 
 /// Runs the benchmark for each size; appends a report to `docs/benchmarks.md`.
-pub fn run(root: &Path, sizes: &[usize]) -> Result<()> {
+pub fn run(root: &Path, sizes: &[usize], cold_only: bool) -> Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     let mut report = String::new();
     let machine = format!(
@@ -338,9 +345,10 @@ pub fn run(root: &Path, sizes: &[usize]) -> Result<()> {
     );
     let _ = writeln!(
         report,
-        "\n## Run of {} (`cargo xtask bench --sizes {}`)\n",
+        "\n## Run of {} (`cargo xtask bench --sizes {}{}`)\n",
         k8s_openapi::jiff::Timestamp::now(),
-        sizes.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+        sizes.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+        if cold_only { " --cold-only" } else { "" }
     );
     let _ = writeln!(
         report,
@@ -350,7 +358,7 @@ pub fn run(root: &Path, sizes: &[usize]) -> Result<()> {
     );
     // Each size is appended as soon as it is measured: a larger size failing keeps the others.
     for &size in sizes {
-        let section = runtime.block_on(one(root, size))?;
+        let section = runtime.block_on(one(root, size, cold_only))?;
         println!("{section}");
         report.push_str(&section);
         append(root, &std::mem::take(&mut report))?;
@@ -369,8 +377,23 @@ fn append(root: &Path, report: &str) -> Result<()> {
     Ok(())
 }
 
-async fn one(root: &Path, environments: usize) -> Result<String> {
+/// What the phases after the cold converge measured.
+struct Later {
+    change_time: Duration,
+    change_writes: f64,
+    change_detail: String,
+    first_write: Duration,
+    restart_converge: Duration,
+    previews: Vec<(Duration, Duration)>,
+    rss: f64,
+}
+
+async fn one(root: &Path, environments: usize, cold_only: bool) -> Result<String> {
     let teams = environments.div_ceil(ENVS_PER_TEAM);
+    // Every environment is re-applied once per resync interval (a read and a dry-run per
+    // object). This API server serves about 13 environment reconciles a second: 10,000
+    // environments every 5 minutes (33 a second) would never let a cold converge finish.
+    let resync = if environments >= 5000 { "30m" } else { "5m" };
     let bin = root.join("target/release/factory-operator");
     let dir = root.join(format!("target/bench/{environments}"));
     std::fs::create_dir_all(&dir)?;
@@ -430,7 +453,7 @@ async fn one(root: &Path, environments: usize) -> Result<String> {
     // Cold converge.
     let (req0, writes0) = requests(&plane);
     let all0 = requests_by_resource(&plane, false);
-    let mut operator = Operator::start(&bin, &plane.kubeconfig, &dir, "operator.log")?;
+    let mut operator = Operator::start(&bin, &plane.kubeconfig, &dir, "operator.log", resync)?;
     let started = Instant::now();
     Api::<Factory>::all(client.clone())
         .patch("platform", &PatchParams::apply("bench").force(), &Patch::Apply(&factory))
@@ -477,52 +500,68 @@ async fn one(root: &Path, environments: usize) -> Result<String> {
     let steady_detail = grown(&by_before, &writes_by_resource(&plane));
     eprintln!("  resync writes: {steady_detail}");
 
-    // One file changes: one object per environment.
-    let (_, w0) = requests(&plane);
-    let by0 = writes_by_resource(&plane);
-    let changed = Instant::now();
-    repo.write("classes/base/all.yaml", &CLASS.replace("class: '${class}'", "class: '${class}', changed: 'yes'"))?;
-    let head = repo.commit("one file")?;
-    Api::<Factory>::all(client.clone())
-        .patch(
-            "platform",
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"metadata": {"annotations": {"factories.dev/requested-at": "bench-change"}}})),
-        )
-        .await?;
-    all_ready(&client, environments, &head, Duration::from_secs(3600)).await?;
-    let change_time = changed.elapsed();
-    let (_, w1) = requests(&plane);
-    let change_writes = w1 - w0;
-    let change_detail = grown(&by0, &writes_by_resource(&plane));
-    eprintln!("  change writes: {change_detail}");
-    let rss = operator.peak_rss_mib();
+    // The phases after the cold converge, unless `--cold-only` (the largest sizes, where
+    // each phase reconciles every environment again).
+    let later = if cold_only {
+        None
+    } else {
+        // One file changes: one object per environment.
+        let (_, w0) = requests(&plane);
+        let by0 = writes_by_resource(&plane);
+        let changed = Instant::now();
+        repo.write("classes/base/all.yaml", &CLASS.replace("class: '${class}'", "class: '${class}', changed: 'yes'"))?;
+        let head = repo.commit("one file")?;
+        Api::<Factory>::all(client.clone())
+            .patch(
+                "platform",
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"metadata": {"annotations": {"factories.dev/requested-at": "bench-change"}}})),
+            )
+            .await?;
+        all_ready(&client, environments, &head, Duration::from_secs(3600)).await?;
+        let change_time = changed.elapsed();
+        let (_, w1) = requests(&plane);
+        let change_writes = w1 - w0;
+        let change_detail = grown(&by0, &writes_by_resource(&plane));
+        eprintln!("  change writes: {change_detail}");
+        let rss_after_change = operator.peak_rss_mib();
 
-    // Restart → first write: a change made while the operator is down.
-    drop(operator);
-    repo.write("classes/base/all.yaml", CLASS)?;
-    let head = repo.commit("while down")?;
-    let (_, w_down) = requests(&plane);
-    let restarted = Instant::now();
-    operator = Operator::start(&bin, &plane.kubeconfig, &dir, "operator-restart.log")?;
-    let first_write = loop {
-        let (_, w) = requests(&plane);
-        if w > w_down + 1.0 {
-            break restarted.elapsed();
+        // Restart → first write: a change made while the operator is down.
+        operator.stop();
+        repo.write("classes/base/all.yaml", CLASS)?;
+        let head = repo.commit("while down")?;
+        let (_, w_down) = requests(&plane);
+        let restarted = Instant::now();
+        operator = Operator::start(&bin, &plane.kubeconfig, &dir, "operator-restart.log", resync)?;
+        let first_write = loop {
+            let (_, w) = requests(&plane);
+            if w > w_down + 1.0 {
+                break restarted.elapsed();
+            }
+            if restarted.elapsed() > Duration::from_secs(600) {
+                bail!("no write within 600 s of the restart");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        all_ready(&client, environments, &head, Duration::from_secs(3600)).await?;
+        let restart_converge = restarted.elapsed();
+
+        // Previews: create → Ready, delete → namespace gone, three rounds.
+        let mut previews = Vec::new();
+        for round in 0..3 {
+            previews.push(preview_round(&client, round).await?);
         }
-        if restarted.elapsed() > Duration::from_secs(600) {
-            bail!("no write within 600 s of the restart");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        Some(Later {
+            change_time,
+            change_writes,
+            change_detail,
+            first_write,
+            restart_converge,
+            previews,
+            rss: rss_after_change,
+        })
     };
-    all_ready(&client, environments, &head, Duration::from_secs(3600)).await?;
-    let restart_converge = restarted.elapsed();
-
-    // Previews: create → Ready, delete → namespace gone, three rounds.
-    let mut previews = Vec::new();
-    for round in 0..3 {
-        previews.push(preview_round(&client, round).await?);
-    }
+    let rss = later.as_ref().map_or_else(|| operator.peak_rss_mib(), |l| l.rss);
     drop(operator);
 
     // Baseline (a): the minimal client, best of three concurrencies.
@@ -563,7 +602,7 @@ async fn one(root: &Path, environments: usize) -> Result<String> {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "### {environments} environments ({teams} team factories × {ENVS_PER_TEAM}, {per_env} objects each; {objects} objects)\n"
+        "### {environments} environments ({teams} team factories × {ENVS_PER_TEAM}, {per_env} objects each; {objects} objects; `--resync-interval={resync}`)\n"
     );
     let _ = writeln!(s, "| Measure | Value | Baseline | Ratio |\n|---|---|---|---|");
     let _ = writeln!(
@@ -598,40 +637,46 @@ async fn one(root: &Path, environments: usize) -> Result<String> {
         "| Operator reconciles during the cold converge | {cold_reconciles} | {environments} environments, {teams} team factories | |"
     );
     let _ = writeln!(s, "| Writes of a resync with nothing changed | {steady_writes:.0} ({steady_detail}) | 0 | |");
-    let _ = writeln!(
-        s,
-        "| One file changed (1 object in each environment): time | {:.1} s | | |",
-        change_time.as_secs_f64()
-    );
-    let _ = writeln!(
-        s,
-        "| One file changed: writes | {change_writes:.0} | {environments} objects changed | {:.2} writes per changed object |",
-        change_writes / environments as f64
-    );
     let _ = writeln!(s, "| Operator peak RSS (VmHWM) | {rss:.0} MiB | target 150 MiB at 10,000 | |");
-    let _ = writeln!(s, "| Restart → first write | {:.1} s | | |", first_write.as_secs_f64());
-    let mut ready: Vec<f64> = previews.iter().map(|p| p.0.as_secs_f64()).collect();
-    let mut gone: Vec<f64> = previews.iter().map(|p| p.1.as_secs_f64()).collect();
-    ready.sort_by(f64::total_cmp);
-    gone.sort_by(f64::total_cmp);
-    let rounds = |v: &[f64]| v.iter().map(|x| format!("{x:.1}")).collect::<Vec<_>>().join(", ");
-    let _ = writeln!(
-        s,
-        "| Preview create → Ready (median of 3) | {:.1} s ({} s) | | |",
-        ready[ready.len() / 2],
-        rounds(&ready)
-    );
-    let _ = writeln!(
-        s,
-        "| Preview delete → namespace gone (median of 3) | {:.1} s ({} s) | | |",
-        gone[gone.len() / 2],
-        rounds(&gone)
-    );
-    let _ = writeln!(
-        s,
-        "| Restart → converged on a change made while down | {:.1} s | | |\n",
-        restart_converge.as_secs_f64()
-    );
+    if let Some(l) = &later {
+        let _ = writeln!(
+            s,
+            "| One file changed (1 object in each environment): time | {:.1} s | | |",
+            l.change_time.as_secs_f64()
+        );
+        let _ = writeln!(
+            s,
+            "| One file changed: writes | {:.0} ({}) | {environments} objects changed | {:.2} writes per changed object |",
+            l.change_writes,
+            l.change_detail,
+            l.change_writes / environments as f64
+        );
+        let _ = writeln!(s, "| Restart → first write | {:.1} s | | |", l.first_write.as_secs_f64());
+        let mut ready: Vec<f64> = l.previews.iter().map(|p| p.0.as_secs_f64()).collect();
+        let mut gone: Vec<f64> = l.previews.iter().map(|p| p.1.as_secs_f64()).collect();
+        ready.sort_by(f64::total_cmp);
+        gone.sort_by(f64::total_cmp);
+        let rounds = |v: &[f64]| v.iter().map(|x| format!("{x:.1}")).collect::<Vec<_>>().join(", ");
+        let _ = writeln!(
+            s,
+            "| Preview create → Ready (median of 3) | {:.1} s ({} s) | | |",
+            ready[ready.len() / 2],
+            rounds(&ready)
+        );
+        let _ = writeln!(
+            s,
+            "| Preview delete → namespace gone (median of 3) | {:.1} s ({} s) | | |",
+            gone[gone.len() / 2],
+            rounds(&gone)
+        );
+        let _ = writeln!(
+            s,
+            "| Restart → converged on a change made while down | {:.1} s | | |\n",
+            l.restart_converge.as_secs_f64()
+        );
+    } else {
+        let _ = writeln!(s, "| One-file change, restart, previews | not measured (`--cold-only`) | | |\n");
+    }
     let _ = writeln!(
         s,
         "Raw client runs: {}.\n",

@@ -44,6 +44,10 @@ enum Task {
         /// Environment counts to measure, comma-separated.
         #[arg(long, default_value = "100,1000", value_delimiter = ',')]
         sizes: Vec<usize>,
+        /// Measure the cold converge, a no-change resync and the baselines only (for the
+        /// largest sizes, where every later phase reconciles every environment again).
+        #[arg(long)]
+        cold_only: bool,
     },
     /// Regenerate deploy/ (the chart rendered as plain YAML); `--check` fails if it is stale.
     Deploy {
@@ -126,7 +130,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Task::Test { args } => test(&args),
         Task::Demo { exit } => demo::run(&workspace_root(), exit),
-        Task::Bench { sizes } => {
+        Task::Bench { sizes, cold_only } => {
             let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
                 .current_dir(workspace_root())
                 .args(["build", "--release", "--locked", "-p", "factory-controller"])
@@ -135,7 +139,7 @@ fn run(cli: Cli) -> Result<()> {
             if !status.success() {
                 bail!("cargo build failed ({status})");
             }
-            bench::run(&workspace_root(), &sizes)
+            bench::run(&workspace_root(), &sizes, cold_only)
         }
     }
 }
