@@ -153,11 +153,7 @@ impl Engine {
                     Err(f) => failures.push(f),
                 }
             }
-            creating = items
-                .iter()
-                .filter(|i| i.entry.kind == "Namespace" && i.action == Some(Action::Create))
-                .map(|i| i.entry.name.clone())
-                .collect();
+            creating = created_namespaces(&items);
         }
         if !failures.is_empty() {
             return Err(ApplyError::Validation(failures));
@@ -265,11 +261,7 @@ impl Engine {
             self.resolver.refresh(true).await?;
         }
         // Objects in a namespace created just now cannot exist yet: no need to read them.
-        let created: BTreeSet<String> = items
-            .iter()
-            .filter(|i| i.entry.kind == "Namespace" && i.action == Some(Action::Create))
-            .map(|i| i.entry.name.clone())
-            .collect();
+        let created = created_namespaces(items);
         let mut failures = Vec::new();
         for item in items.iter_mut().filter(|i| i.action.is_none() && i.resolved.is_none()) {
             item.resolved = self.resolver.resolve(item.manifest.api_version(), item.manifest.kind()).await?;
@@ -468,6 +460,15 @@ pub(crate) fn comparable(object: &impl serde::Serialize) -> Value {
         map.remove("status");
     }
     value
+}
+
+/// The namespaces this run creates (planned `Create`).
+fn created_namespaces(items: &[Item<'_>]) -> BTreeSet<String> {
+    items
+        .iter()
+        .filter(|i| i.entry.kind == "Namespace" && i.action == Some(Action::Create))
+        .map(|i| i.entry.name.clone())
+        .collect()
 }
 
 fn is_missing_namespace(failure: &ObjectFailure, item: &Item<'_>, new_namespaces: &BTreeSet<String>) -> bool {

@@ -50,13 +50,22 @@ impl<'a> Target<'a> {
 /// How long [`wait_for_rights`] waits for the API server's authorizer to see new bindings.
 const RIGHTS_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Waits (at most 10 s) until the team factory's account may read ConfigMaps in `namespace`,
-/// asked as that account (SelfSubjectAccessReview). kube-apiserver's RBAC authorizer learns of
-/// a new RoleBinding from its own watch, a moment after the write: an application applied
-/// right after its environment's bindings were created was refused, and waited for the next
-/// resync. Returns whether the right is there (the apply goes ahead either way and says why
-/// it failed, if it does).
-pub async fn wait_for_rights(ctx: &Context, factory: &str, namespace: &str) -> bool {
+/// When `outcome` (a baseline just applied into `namespace`) wrote a RoleBinding, waits (at
+/// most 10 s) until the team factory's account may read ConfigMaps there, asked as that account
+/// (SelfSubjectAccessReview). kube-apiserver's RBAC authorizer learns of a new binding from its
+/// own watch, a moment after the write: an application applied right after its environment's
+/// bindings were created was refused, and waited for the next resync. Returns whether the right
+/// is there (the apply goes ahead either way and says why it failed, if it does).
+pub async fn wait_for_new_rights(
+    ctx: &Context,
+    outcome: &factory_apply::Outcome,
+    factory: &str,
+    namespace: &str,
+) -> bool {
+    // Outcome entries read `<Kind> <namespace>/<name> (<origin>)`; ClusterRoleBindings count too.
+    if !outcome.created.iter().chain(&outcome.updated).any(|o| o.contains("RoleBinding ")) {
+        return true;
+    }
     use k8s_openapi::api::authorization::v1::{
         ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
     };
@@ -85,11 +94,6 @@ pub async fn wait_for_rights(ctx: &Context, factory: &str, namespace: &str) -> b
     }
     tracing::debug!(%namespace, factory, "the team's account still may not read ConfigMaps here");
     false
-}
-
-/// Whether a run wrote a RoleBinding: the rights it grants reach the authorizer a moment later.
-pub fn bindings_changed(outcome: &factory_apply::Outcome) -> bool {
-    outcome.created.iter().chain(&outcome.updated).any(|o| o.contains("RoleBinding"))
 }
 
 /// Applies `app` into `target`; returns its new status (with the error, if any).

@@ -224,8 +224,8 @@ async fn run(
 
     // The team's applications, each as the team's account, after the baseline is in place.
     let apps = team.spec.applications.as_ref().is_some_and(|a| !a.is_empty());
-    if apps && spec.kubeconfig_secret_ref.is_none() && crate::application::bindings_changed(&outcome) {
-        crate::application::wait_for_rights(ctx, &spec.factory, &spec.namespace).await;
+    if apps && spec.kubeconfig_secret_ref.is_none() {
+        crate::application::wait_for_new_rights(ctx, &outcome, &spec.factory, &spec.namespace).await;
     }
     let mut applications = Vec::new();
     for app in team.spec.applications.iter().flatten() {

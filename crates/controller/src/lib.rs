@@ -293,15 +293,13 @@ async fn lead(
     // Each controller's own objects trigger it on their inputs only, never on its own status
     // writes (`triggers`); the other watches on what the reconciles they trigger read.
     let factories: Api<Factory> = Api::all(ctx.client.clone());
-    let (factory_store, factory_writer) = reflector::store::<Factory>();
+    let (factory_store, factory_objects) = reflected(factories.clone());
     // A platform factory's new revision: its team factories apply the platform's pipeline
     // templates at that revision. Sent from the same watch that fills the store they read
     // the platform from, after the store has it.
     let (teams_tx, teams_rx) = futures::channel::mpsc::unbounded();
     let mut revisions = triggers::Revisions::new(factory_store.clone());
-    let factory_events = watcher::watcher(factories.clone(), watcher::Config::default())
-        .reflect(factory_writer)
-        .applied_objects()
+    let factory_events = factory_objects
         .inspect_ok(move |factory| {
             for team in revisions.teams_to_update(factory) {
                 let _ = teams_tx.unbounded_send(team);
@@ -314,9 +312,7 @@ async fn lead(
         .with_config(config.clone())
         .reconcile_on(teams_rx)
         .watches_stream(
-            watcher::watcher(Api::<Environment>::all(ctx.client.clone()), watcher::Config::default())
-                .touched_objects()
-                .predicate_filter(triggers::environment_summary, PredicateConfig::default()),
+            changed(Api::<Environment>::all(ctx.client.clone()), triggers::environment_summary),
             |env: Environment| Some(ObjectRef::<Factory>::new(&env.spec.factory)),
         )
         // A PipelineRun of an application updates its team factory's view of runs (the watch
@@ -334,9 +330,7 @@ async fn lead(
         )
         // A preview's change updates its team factory's summary.
         .watches_stream(
-            watcher::watcher(Api::<PreviewEnvironment>::all(ctx.client.clone()), watcher::Config::default())
-                .touched_objects()
-                .predicate_filter(triggers::preview_summary, PredicateConfig::default()),
+            changed(Api::<PreviewEnvironment>::all(ctx.client.clone()), triggers::preview_summary),
             |pv: PreviewEnvironment| {
                 pv.namespace().and_then(|ns| ns.strip_suffix("-cicd").map(ObjectRef::<Factory>::new))
             },
@@ -346,11 +340,8 @@ async fn lead(
         .run(platform::reconcile, error_policy, ctx.clone())
         .for_each(log_result);
 
-    let (env_store, env_writer) = reflector::store::<Environment>();
-    let env_events = watcher::watcher(Api::<Environment>::all(ctx.client.clone()), watcher::Config::default())
-        .reflect(env_writer)
-        .applied_objects()
-        .predicate_filter(triggers::inputs::<Environment>, PredicateConfig::default());
+    let (env_store, env_objects) = reflected(Api::<Environment>::all(ctx.client.clone()));
+    let env_events = env_objects.predicate_filter(triggers::inputs::<Environment>, PredicateConfig::default());
     let factory_envs = env_store.clone();
     let secret_envs = env_store.clone();
     let secret_factories = factory_store.clone();
@@ -385,12 +376,9 @@ async fn lead(
         .run(environment::reconcile, error_policy, ctx)
         .for_each(log_result);
 
-    let (preview_store, preview_writer) = reflector::store::<PreviewEnvironment>();
+    let (preview_store, preview_objects) = reflected(Api::<PreviewEnvironment>::all(ctx_previews.client.clone()));
     let preview_events =
-        watcher::watcher(Api::<PreviewEnvironment>::all(ctx_previews.client.clone()), watcher::Config::default())
-            .reflect(preview_writer)
-            .applied_objects()
-            .predicate_filter(triggers::inputs::<PreviewEnvironment>, PredicateConfig::default());
+        preview_objects.predicate_filter(triggers::inputs::<PreviewEnvironment>, PredicateConfig::default());
     let previews = Controller::for_stream(preview_events, preview_store)
         .with_config(config)
         .trigger_backoff(backoff::WatchBackoff::default())
@@ -433,6 +421,28 @@ pub async fn install_admission_policies(ctx: &Context) -> Result<(), factory_app
         engine.run(&desired, &[], factory_apply::PruneMode::Disabled, factory_apply::DriftMode::Correct).await?;
     info!(created = outcome.created.len(), updated = outcome.updated.len(), "admission policies in place");
     Ok(())
+}
+
+/// A watch of `api` filling a new store; the objects it applies, once the store has them.
+fn reflected<K>(api: Api<K>) -> (Store<K>, impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    let (store, writer) = reflector::store();
+    (store, watcher::watcher(api, watcher::Config::default()).reflect(writer).applied_objects())
+}
+
+/// The objects of `api` whose `predicate` hash changed.
+fn changed<K>(
+    api: Api<K>,
+    predicate: fn(&K) -> Option<u64>,
+) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    watcher::watcher(api, watcher::Config::default())
+        .touched_objects()
+        .predicate_filter(predicate, PredicateConfig::default())
 }
 
 /// The environments that receive a copy of `secret`.

@@ -188,9 +188,7 @@ async fn build(
     let outcome = Engine::new(client, ctx.resolver.clone(), engine_labels)
         .run(&desired, &status.inventory, PruneMode::Enabled, DriftMode::Correct)
         .await?;
-    if crate::application::bindings_changed(&outcome) {
-        crate::application::wait_for_rights(ctx, &factory, &namespace).await;
-    }
+    crate::application::wait_for_new_rights(ctx, &outcome, &factory, &namespace).await;
     status.inventory = outcome.inventory;
 
     // The one application, at the preview's ref.

@@ -39,7 +39,7 @@ pub fn factory_for_environments(factory: &Factory) -> Option<u64> {
 }
 
 /// The revision a factory last applied (a platform factory's; team factories have none).
-pub fn platform_revision(factory: &Factory) -> Option<u64> {
+fn platform_revision(factory: &Factory) -> Option<u64> {
     finish(factory.status.as_ref().and_then(|s| s.last_applied_revision.as_deref()))
 }
 

@@ -103,6 +103,9 @@ impl Drop for Operator {
     }
 }
 
+/// The request verbs that write.
+const WRITE_VERBS: [&str; 5] = ["POST", "PUT", "PATCH", "APPLY", "DELETE"];
+
 /// kube-apiserver's request counters by verb and resource (subresource included); writes only,
 /// dry-runs excluded, when `writes_only`, else every request with dry-runs named apart.
 fn requests_by_resource(plane: &ControlPlane, writes_only: bool) -> BTreeMap<String, f64> {
@@ -115,7 +118,7 @@ fn requests_by_resource(plane: &ControlPlane, writes_only: bool) -> BTreeMap<Str
         let verb = label("verb");
         // A server-side dry-run (validation) writes nothing to etcd.
         let dry_run = line.contains("dry_run=\"All\"");
-        let write = ["POST", "PUT", "PATCH", "APPLY", "DELETE"].contains(&verb.as_str());
+        let write = WRITE_VERBS.contains(&verb.as_str());
         if writes_only && (!write || dry_run) {
             continue;
         }
@@ -134,6 +137,7 @@ fn requests_by_resource(plane: &ControlPlane, writes_only: bool) -> BTreeMap<Str
     out
 }
 
+/// [`requests_by_resource`], writes only.
 fn writes_by_resource(plane: &ControlPlane) -> BTreeMap<String, f64> {
     requests_by_resource(plane, true)
 }
@@ -151,16 +155,15 @@ fn grown(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> Strin
 
 /// kube-apiserver's request counters: (all requests, writes). Dry-runs count as requests, not writes.
 fn requests(plane: &ControlPlane) -> (f64, f64) {
-    let metrics = plane.kubectl_output(&["get", "--raw", "/metrics"]).unwrap_or_default();
-    let (mut all, mut writes) = (0.0, 0.0);
-    for line in metrics.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
-        let value: f64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
-        all += value;
-        let write = ["POST", "PUT", "PATCH", "APPLY", "DELETE"].iter().any(|v| line.contains(&format!("verb=\"{v}\"")));
-        if write && !line.contains("dry_run=\"All\"") {
-            writes += value;
-        }
-    }
+    let by = requests_by_resource(plane, false);
+    let all = by.values().sum();
+    let writes = by
+        .iter()
+        .filter(|(key, _)| {
+            !key.contains("(dry-run)") && key.split(' ').next().is_some_and(|verb| WRITE_VERBS.contains(&verb))
+        })
+        .map(|(_, v)| v)
+        .sum();
     (all, writes)
 }
 
