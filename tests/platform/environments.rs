@@ -199,3 +199,66 @@ async fn environments_get_their_class_baseline_and_follow_the_platform() {
     .await
     .expect("Correct puts it back");
 }
+
+#[tokio::test]
+async fn a_new_environment_whose_class_is_refused_keeps_only_its_namespace() {
+    // The first apply into a new namespace is validated by writing (no dry-run first): one
+    // refused object must roll back the rest, as a refused dry-run would have written nothing.
+    let mut files = BASE.to_vec();
+    files.push(("classes/broken/good.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: good}\ndata: {a: b}\n"));
+    files.push((
+        "classes/broken/bad.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bad}\ndata: {'not a key!': b}\n",
+    ));
+    let p = Platform::new("a_new_environment_whose_class_is_refused_keeps_only_its_namespace", &files, "cluster-admin")
+        .await;
+    let x = p.ctx.prefix.clone();
+    p.repo
+        .write("factories/shop.yaml", &format!("apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata: {{name: {x}-shop}}\nspec: {{type: Applications}}\n"))
+        .expect("write");
+    p.repo.commit("team factory").expect("commit");
+    p.create_factory(json!({"cluster": null, "environmentClasses": [
+        {"name": "base", "path": "classes/base/"},
+        {"name": "broken", "path": "classes/broken/", "extends": ["base"]}]}))
+        .await;
+    p.wait_ready("True", "Reconciled").await;
+
+    let env = environment(&p, "broken", "broken", json!({})).await;
+    // Refused by the write and rolled back: reported as a validation failure, as a refused
+    // dry-run would be (ApplyFailed would mean the API server failed to answer).
+    let envs: Api<Environment> = Api::all(p.ctx.client.clone());
+    let ready = eventually("the environment refused", Duration::from_secs(60), || async {
+        let e = envs.get(&env).await?;
+        let ready = e.status.and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Ready"));
+        anyhow::Ok(ready.filter(|c| c.status == "False" && c.reason == "ValidationFailed"))
+    })
+    .await
+    .expect("refused");
+    assert!(
+        ready.message.contains("ConfigMap") && ready.message.contains("classes/broken/bad.yaml"),
+        "{}",
+        ready.message
+    );
+    let client = p.ctx.client.clone();
+    Api::<Namespace>::all(client.clone()).get(&env).await.expect("the namespace stays");
+    // Rolled back: none of the class's other objects, nor the tenant's rights.
+    eventually("the refused revision rolled back", Duration::from_secs(30), || async {
+        let left = (
+            Api::<ConfigMap>::namespaced(client.clone(), &env).get_opt("good").await?,
+            Api::<LimitRange>::namespaced(client.clone(), &env).get_opt("defaults").await?,
+            Api::<NetworkPolicy>::namespaced(client.clone(), &env).get_opt("default-deny").await?,
+            Api::<RoleBinding>::namespaced(client.clone(), &env).get_opt("factory-tenant").await?,
+        );
+        anyhow::Ok(matches!(left, (None, None, None, None)).then_some(()))
+    })
+    .await
+    .expect("nothing of the refused revision left");
+
+    // Fixed in git: the environment converges.
+    p.repo.remove("classes/broken/bad.yaml").expect("rm");
+    p.repo.commit("fix the class").expect("commit");
+    p.poke().await;
+    wait_env(&p, &env, "Ready", "True", "Reconciled").await;
+    Api::<ConfigMap>::namespaced(client.clone(), &env).get("good").await.expect("applied once fixed");
+    assert!(Api::<ConfigMap>::namespaced(client, &env).get_opt("bad").await.expect("get").is_none());
+}

@@ -12,7 +12,7 @@ use futures::{StreamExt, stream};
 use kube::Client;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PropagationPolicy};
 use serde_json::Value;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::error::{ApplyError, ObjectFailure};
 use crate::resolve::{Resolved, Resolver};
@@ -132,6 +132,8 @@ impl Engine {
         let mut failures = Vec::new();
         // Foundations first: objects in a namespace this revision creates cannot be dry-run
         // before it exists, so they are validated after the foundations instead of twice.
+        // Objects that do not exist are not dry-run yet: if nothing of the revision exists,
+        // nothing needs one (below).
         let mut creating: BTreeSet<String> = BTreeSet::new();
         for foundations in [true, false] {
             // Futures are collected first: closures in stream adaptors over borrowed items do
@@ -140,20 +142,39 @@ impl Engine {
             for (idx, item) in items.iter().enumerate() {
                 let waits = item.entry.namespace.as_ref().is_some_and(|ns| creating.contains(ns));
                 if item.resolved.is_some() && (item.stage == Stage::Foundations) == foundations && !waits {
-                    planned.push(async move { (idx, self.plan_one(item, false).await) });
+                    planned.push(async move { (idx, self.plan_one(item, false, false).await) });
+                }
+            }
+            let checks: Vec<_> = stream::iter(planned).buffer_unordered(self.concurrency).collect().await;
+            for (idx, result) in checks {
+                match result {
+                    Ok(planned) => items[idx].action = Some(planned),
+                    Err(f) => failures.push(f),
+                }
+            }
+            creating = created_namespaces(&items);
+        }
+        // A revision that only creates is validated by writing (and rolled back if anything is
+        // refused, so it leaves nothing but namespaces, as a refused dry-run would): nothing
+        // it writes can replace anything. Otherwise what it creates is dry-run now.
+        let fresh = failures.is_empty() && creates_only(&items);
+        if !fresh {
+            let mut planned = Vec::new();
+            for (idx, item) in items.iter().enumerate() {
+                if item.action == Some(Action::Create) && item.resolved.is_some() {
+                    planned.push(async move { (idx, self.dry_run(item).await) });
                 }
             }
             let checks: Vec<_> = stream::iter(planned).buffer_unordered(self.concurrency).collect().await;
             for (idx, result) in checks {
                 let item = &mut items[idx];
                 match result {
-                    Ok(action) => item.action = Some(action),
+                    Ok(()) => {}
                     // Its namespace is created by this revision: validated after the foundations.
-                    Err(f) if is_missing_namespace(&f, item, &new_namespaces) => {}
+                    Err(f) if is_missing_namespace(&f, item, &new_namespaces) => item.action = None,
                     Err(f) => failures.push(f),
                 }
             }
-            creating = created_namespaces(&items);
         }
         if !failures.is_empty() {
             return Err(ApplyError::Validation(failures));
@@ -162,9 +183,19 @@ impl Engine {
         let mut outcome = Outcome::default();
         for stage in [Stage::Foundations, Stage::Cluster, Stage::Namespaced] {
             if stage == Stage::Cluster {
-                self.after_foundations(&mut items).await?;
+                self.after_foundations(&mut items, fresh).await?;
             }
-            self.apply_stage(&mut items, stage, drift, &previous_digests, &mut outcome).await?;
+            if let Err(e) = self.apply_stage(&mut items, stage, drift, &previous_digests, &mut outcome).await {
+                if fresh && stage != Stage::Foundations {
+                    self.roll_back(&items, &outcome.created).await;
+                    // Refused, not failed: the revision is invalid and nothing of it stays, as
+                    // if a dry-run had refused it (retrying the same revision would not help).
+                    if e.failures().iter().any(ObjectFailure::is_refusal) {
+                        return Err(ApplyError::Validation(e.failures().to_vec()));
+                    }
+                }
+                return Err(e);
+            }
         }
         outcome.inventory = items.iter().map(|i| i.entry.clone()).collect();
         self.prune(previous, prune, &mut outcome).await;
@@ -236,21 +267,35 @@ impl Engine {
     }
 
     /// Reads the live object and dry-runs the apply; returns what applying would do. `absent`:
-    /// the object cannot exist (its namespace was just created), so it is not read.
-    async fn plan_one(&self, item: &Item<'_>, absent: bool) -> Result<Action, ObjectFailure> {
+    /// the object cannot exist (its namespace was just created), so it is not read. An object
+    /// that does not exist is dry-run only if `validate_absent`.
+    async fn plan_one(&self, item: &Item<'_>, absent: bool, validate_absent: bool) -> Result<Action, ObjectFailure> {
         let Some(resolved) = &item.resolved else { return Ok(Action::Create) };
         let api = self.api(resolved, item.entry.namespace.as_deref());
         let name = &item.entry.name;
         let live = if absent { None } else { api.get_opt(name).await.map_err(|e| from_kube(item, e))? };
+        if live.is_none() && !validate_absent {
+            return Ok(Action::Create);
+        }
         let params = PatchParams::apply(FIELD_MANAGER).force().dry_run();
         let dry = api.patch(name, &params, &Patch::Apply(&item.object)).await.map_err(|e| from_kube(item, e))?;
         let Some(live) = live else { return Ok(Action::Create) };
         if comparable(&live) == comparable(&dry) { Ok(Action::Unchanged) } else { Ok(Action::Update) }
     }
 
+    /// The server-side dry-run of an object's apply: whether the API server would accept it.
+    async fn dry_run(&self, item: &Item<'_>) -> Result<(), ObjectFailure> {
+        let Some(resolved) = &item.resolved else { return Ok(()) };
+        let api = self.api(resolved, item.entry.namespace.as_deref());
+        let params = PatchParams::apply(FIELD_MANAGER).force().dry_run();
+        api.patch(&item.entry.name, &params, &Patch::Apply(&item.object)).await.map_err(|e| from_kube(item, e))?;
+        Ok(())
+    }
+
     /// After CRDs and Namespaces are in place: wait for new CRDs, resolve and validate what
-    /// had to wait for them.
-    async fn after_foundations(&self, items: &mut [Item<'_>]) -> Result<(), ApplyError> {
+    /// had to wait for them. `fresh`: the run only creates; what is left is written without a
+    /// dry-run first (and rolled back if any of it is refused).
+    async fn after_foundations(&self, items: &mut [Item<'_>], fresh: bool) -> Result<(), ApplyError> {
         let crds: Vec<String> = items
             .iter()
             .filter(|i| i.entry.kind == "CustomResourceDefinition" && i.action != Some(Action::Unchanged))
@@ -269,11 +314,15 @@ impl Engine {
                 failures.push(failure(item.manifest, "UnknownKind", "its CRD was applied but the kind is not served"));
             }
         }
+        if fresh && failures.is_empty() {
+            items.iter_mut().filter(|i| i.action.is_none()).for_each(|i| i.action = Some(Action::Create));
+            return Ok(());
+        }
         let mut planned = Vec::new();
         for (idx, item) in items.iter().enumerate() {
             if item.action.is_none() && item.resolved.is_some() {
                 let absent = item.entry.namespace.as_ref().is_some_and(|ns| created.contains(ns));
-                planned.push(async move { (idx, self.plan_one(item, absent).await) });
+                planned.push(async move { (idx, self.plan_one(item, absent, true).await) });
             }
         }
         let checks: Vec<_> = stream::iter(planned).buffer_unordered(self.concurrency).collect().await;
@@ -363,6 +412,26 @@ impl Engine {
             }
         }
         if failures.is_empty() { Ok(()) } else { Err(ApplyError::Apply(failures)) }
+    }
+
+    /// Deletes what a run that only creates managed to create (past the namespaces and CRDs)
+    /// before an object was refused: such a run validates by writing, and a refused revision
+    /// must leave nothing behind but its foundations, as a refused dry-run would.
+    async fn roll_back(&self, items: &[Item<'_>], created: &[String]) {
+        let mut undo: Vec<&Item<'_>> = items
+            .iter()
+            .filter(|i| i.stage != Stage::Foundations && created.contains(&i.manifest.to_string()))
+            .collect();
+        // Namespaced objects before the cluster-scoped ones they may depend on.
+        undo.sort_by_key(|i| std::cmp::Reverse(i.stage));
+        for item in undo {
+            let Some(resolved) = &item.resolved else { continue };
+            let api = self.api(resolved, item.entry.namespace.as_deref());
+            match api.delete(&item.entry.name, &kube::api::DeleteParams::background()).await {
+                Ok(_) => debug!(object = %describe(&item.entry), "rolled back"),
+                Err(e) => warn!(object = %describe(&item.entry), error = %e, "could not roll back"),
+            }
+        }
     }
 
     async fn write(&self, item: &Item<'_>) -> Result<(), ObjectFailure> {
@@ -463,6 +532,12 @@ pub(crate) fn comparable(object: &impl serde::Serialize) -> Value {
 }
 
 /// The namespaces this run creates (planned `Create`).
+/// Whether the run only creates: every object it read is absent, and the others go into
+/// namespaces it creates or are of kinds its own CRDs define.
+fn creates_only(items: &[Item<'_>]) -> bool {
+    items.iter().all(|i| i.action.is_none() || i.action == Some(Action::Create))
+}
+
 fn created_namespaces(items: &[Item<'_>]) -> BTreeSet<String> {
     items
         .iter()

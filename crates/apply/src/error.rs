@@ -13,6 +13,17 @@ pub struct ObjectFailure {
     pub message: String,
 }
 
+impl ObjectFailure {
+    /// Whether the API server refused the object itself (invalid, forbidden, unknown), as
+    /// opposed to failing to answer: trying the same object again would fail the same way.
+    pub fn is_refusal(&self) -> bool {
+        !matches!(
+            self.reason.as_str(),
+            "Unavailable" | "ServiceUnavailable" | "InternalError" | "Timeout" | "ServerTimeout" | "TooManyRequests"
+        ) && !self.reason.starts_with("HTTP5")
+    }
+}
+
 impl fmt::Display for ObjectFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}: {}", self.object, self.reason, self.message)
@@ -22,11 +33,13 @@ impl fmt::Display for ObjectFailure {
 /// The engine failed; nothing was pruned.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
-    /// Objects of the revision were refused by discovery or by the server-side dry-run;
-    /// nothing of the revision was written.
+    /// Objects of the revision were refused by discovery or by the server-side dry-run (or, in
+    /// a run that only creates, by the write, and what it created was deleted again); nothing
+    /// of the revision was written but the namespaces it creates.
     #[error("{} object(s) failed validation, nothing was applied: {}", .0.len(), join(.0))]
     Validation(Vec<ObjectFailure>),
-    /// Writing objects failed part way; what was written stays, nothing was pruned.
+    /// Writing objects failed part way; what was written stays, nothing was pruned (in a run
+    /// that only creates, what it created was deleted again).
     #[error("{} object(s) failed to apply: {}", .0.len(), join(.0))]
     Apply(Vec<ObjectFailure>),
     /// API discovery failed.
@@ -60,6 +73,25 @@ impl ApplyError {
         match self {
             ApplyError::Validation(f) | ApplyError::Apply(f) => f,
             ApplyError::Discovery(_) => &[],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(reason: &str) -> ObjectFailure {
+        ObjectFailure { object: "ConfigMap x/y".into(), reason: reason.into(), message: String::new() }
+    }
+
+    #[test]
+    fn a_refusal_is_about_the_object_not_the_server() {
+        for refused in ["Invalid", "Forbidden", "NotFound", "BadRequest", "UnknownKind"] {
+            assert!(failure(refused).is_refusal(), "{refused}");
+        }
+        for failed in ["Unavailable", "ServiceUnavailable", "InternalError", "Timeout", "TooManyRequests", "HTTP503"] {
+            assert!(!failure(failed).is_refusal(), "{failed}");
         }
     }
 }

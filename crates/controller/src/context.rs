@@ -5,12 +5,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use factory_api::Factory;
+use factory_api::environment::ApplicationStatus;
+use factory_api::{Environment, Factory, InventoryEntry, PreviewEnvironment};
 use factory_apply::Resolver;
 use factory_source::RepoCache;
+use kube::api::ListParams;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Api, Client};
+use kube::{Api, Client, ResourceExt};
 
 /// The default of [`Context::resync`].
 pub const DEFAULT_RESYNC: Duration = Duration::from_secs(300);
@@ -32,29 +34,38 @@ pub struct Context {
     pub resync: Duration,
     impersonated: Mutex<HashMap<(String, String), Client>>,
     remotes: Mutex<HashMap<String, Remote>>,
-    applied: Mutex<HashMap<String, (String, Instant)>>,
-    stores: OnceLock<FactoryStores>,
+    applied: Mutex<HashMap<String, (String, Instant, Applied)>>,
+    stores: OnceLock<Stores>,
 }
 
-/// Factories as the controllers' watches last delivered them.
+/// The objects the controllers' shared watches last delivered (`crate::watches`).
 #[derive(Clone)]
-pub struct FactoryStores {
-    /// The factory controller's own watch.
+pub struct Stores {
+    /// Every Factory.
     pub factories: Store<Factory>,
-    /// The environment controller's watch of factories.
-    pub environments: Store<Factory>,
+    /// Every Environment.
+    pub environments: Store<Environment>,
+    /// Every PreviewEnvironment.
+    pub previews: Store<PreviewEnvironment>,
 }
 
-/// Where a reconcile reads a factory: the store of the watch that triggers it (which is updated
-/// before the trigger fires, so it holds at least what triggered the reconcile), or the API.
+/// Where a reconcile reads a factory: the shared store (which the watches update before they
+/// trigger anything, so it holds at least what triggered the reconcile), or the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Read {
-    /// [`FactoryStores::factories`].
-    Factories,
-    /// [`FactoryStores::environments`].
-    Environments,
+    /// [`Stores::factories`].
+    Store,
     /// A GET.
     Api,
+}
+
+/// What a team factory's reconcile applied and recorded on status ([`Context::remember_applied`]).
+#[derive(Clone, Debug, Default)]
+pub struct Applied {
+    /// Its Environment objects.
+    pub inventory: Vec<InventoryEntry>,
+    /// Its pipelines.
+    pub pipelines: Vec<ApplicationStatus>,
 }
 
 /// A client and discovery for another cluster, keyed by the kubeconfig that reaches it.
@@ -85,9 +96,40 @@ impl Context {
         })
     }
 
-    /// Hands the controllers' factory stores to the reconcilers (once, when they start).
-    pub fn set_stores(&self, stores: FactoryStores) {
+    /// Hands the controllers' stores to the reconcilers (once, when they start).
+    pub fn set_stores(&self, stores: Stores) {
         let _ = self.stores.set(stores);
+    }
+
+    /// The shared stores, once the controllers run.
+    pub fn stores(&self) -> Option<&Stores> {
+        self.stores.get()
+    }
+
+    /// The Environments of team factory `factory`: from the store once it has listed, else
+    /// listed (without controllers, as in tests of a single reconcile).
+    pub async fn environments_of(&self, factory: &str) -> Result<Vec<Arc<Environment>>, kube::Error> {
+        if let Some(store) = self.stores.get().map(|s| &s.environments)
+            && store.wait_until_ready().await.is_ok()
+        {
+            return Ok(store.state().into_iter().filter(|e| e.spec.factory == factory).collect());
+        }
+        let selector = format!("{}={factory}", factory_api::labels::FACTORY);
+        let listed =
+            Api::<Environment>::all(self.client.clone()).list(&ListParams::default().labels(&selector)).await?;
+        Ok(listed.items.into_iter().map(Arc::new).collect())
+    }
+
+    /// The PreviewEnvironments in `namespace`, like [`Self::environments_of`].
+    pub async fn previews_in(&self, namespace: &str) -> Result<Vec<Arc<PreviewEnvironment>>, kube::Error> {
+        if let Some(store) = self.stores.get().map(|s| &s.previews)
+            && store.wait_until_ready().await.is_ok()
+        {
+            return Ok(store.state().into_iter().filter(|p| p.namespace().as_deref() == Some(namespace)).collect());
+        }
+        let listed =
+            Api::<PreviewEnvironment>::namespaced(self.client.clone(), namespace).list(&ListParams::default()).await?;
+        Ok(listed.items.into_iter().map(Arc::new).collect())
     }
 
     /// Factory `name`, read as `read` says; a store that does not hold it yet (it is still
@@ -96,8 +138,7 @@ impl Context {
     /// than the environments did.
     pub async fn factory(&self, name: &str, read: Read) -> Result<Option<Arc<Factory>>, kube::Error> {
         let store = match (read, self.stores.get()) {
-            (Read::Factories, Some(s)) => Some(&s.factories),
-            (Read::Environments, Some(s)) => Some(&s.environments),
+            (Read::Store, Some(s)) => Some(&s.factories),
             _ => None,
         };
         if let Some(found) = store.and_then(|s| s.get(&ObjectRef::new(name))) {
@@ -106,16 +147,19 @@ impl Context {
         Ok(Api::<Factory>::all(self.client.clone()).get_opt(name).await?.map(Arc::new))
     }
 
-    /// Whether `key` applied exactly `fingerprint` (a digest of what it applied) by this process
-    /// less than `within` ago: a reconcile triggered only to refresh a summary may skip the apply.
-    pub fn applied_recently(&self, key: &str, fingerprint: &str, within: Duration) -> bool {
+    /// What `key` recorded as applied if it applied exactly `fingerprint` (a digest of its
+    /// inputs) by this process less than `within` ago: a reconcile triggered only to refresh a
+    /// summary may skip the apply. What was applied comes from here, not from the object's
+    /// status, which a reconcile started right after the last one may not see yet.
+    pub fn applied_recently(&self, key: &str, fingerprint: &str, within: Duration) -> Option<Applied> {
         let applied = self.applied.lock().unwrap_or_else(|p| p.into_inner());
-        applied.get(key).is_some_and(|(f, at)| f == fingerprint && at.elapsed() < within)
+        applied.get(key).filter(|(f, at, _)| f == fingerprint && at.elapsed() < within).map(|(_, _, a)| a.clone())
     }
 
-    /// Records that `key` applied `fingerprint` just now.
-    pub fn remember_applied(&self, key: &str, fingerprint: String) {
-        self.applied.lock().unwrap_or_else(|p| p.into_inner()).insert(key.to_string(), (fingerprint, Instant::now()));
+    /// Records that `key` applied `fingerprint` just now, with the result.
+    pub fn remember_applied(&self, key: &str, fingerprint: String, applied: Applied) {
+        let entry = (fingerprint, Instant::now(), applied);
+        self.applied.lock().unwrap_or_else(|p| p.into_inner()).insert(key.to_string(), entry);
     }
 
     /// A client for the cluster `kubeconfig` reaches, cached per kubeconfig content (a rotated

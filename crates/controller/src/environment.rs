@@ -153,7 +153,7 @@ async fn run(
 ) -> Result<Applied, ReconcileError> {
     let spec = &env.spec;
     let team = ctx
-        .factory(&spec.factory, Read::Environments)
+        .factory(&spec.factory, Read::Store)
         .await?
         .ok_or_else(|| ReconcileError::Waiting(format!("factory {} does not exist", spec.factory)))?;
     let listed = team
@@ -178,7 +178,7 @@ async fn run(
         protected: spec.protected,
     };
     let Baseline { revision: applied, mut desired, platform, account } =
-        baseline(ctx, &team, &target, &origin, Read::Environments).await?;
+        baseline(ctx, &team, &target, &origin, Read::Store).await?;
     let quota: BTreeMap<String, String> = spec.quota.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
     render::apply_quota(&mut desired, &quota, &spec.namespace, &origin);
     desired.extend(

@@ -8,14 +8,14 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use clap::{Parser, ValueEnum};
 use factory_api::{Environment, Factory, PreviewEnvironment};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
 use kube::discovery::Discovery;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{self, Action, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{PredicateConfig, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use tracing::{info, warn};
 
@@ -35,10 +35,12 @@ mod source;
 pub mod status;
 pub mod team;
 pub mod triggers;
+pub mod watches;
 pub mod webhook;
 
 pub use context::Context;
 pub use error::ReconcileError;
+use watches::SharedWatch;
 
 /// Command-line flags of `factory-operator`.
 #[derive(Parser, Debug, Clone)]
@@ -290,72 +292,91 @@ async fn lead(
     }
     let ctx_previews = ctx.clone();
     let config = controller::Config::default().concurrency(concurrency);
-    // Each controller's own objects trigger it on their inputs only, never on its own status
-    // writes (`triggers`); the other watches on what the reconciles they trigger read.
-    let factories: Api<Factory> = Api::all(ctx.client.clone());
-    let (factory_store, factory_objects) = reflected(factories.clone());
-    // A platform factory's new revision: its team factories apply the platform's pipeline
-    // templates at that revision. Sent from the same watch that fills the store they read
-    // the platform from, after the store has it.
-    let (teams_tx, teams_rx) = futures::channel::mpsc::unbounded();
-    let mut revisions = triggers::Revisions::new(factory_store.clone());
-    let factory_events = factory_objects
-        .inspect_ok(move |factory| {
-            for team in revisions.teams_to_update(factory) {
-                let _ = teams_tx.unbounded_send(team);
+    // One watch per kind, shared (`watches`). Each controller's own objects trigger it on their
+    // inputs only, never on its own status writes (`triggers`); the other kinds trigger it on
+    // what the reconciles they trigger read.
+    let factories = SharedWatch::<Factory>::new();
+    let environments = SharedWatch::<Environment>::new();
+    let previews_watch = SharedWatch::<PreviewEnvironment>::new();
+    let (factory_store, env_store, preview_store) = (factories.store(), environments.store(), previews_watch.store());
+    ctx.set_stores(context::Stores {
+        factories: factory_store.clone(),
+        environments: env_store.clone(),
+        previews: preview_store.clone(),
+    });
+    let (factory_own, factory_for_envs) = (factories.subscribe(), factories.subscribe());
+    let (env_own, preview_own) = (environments.subscribe(), previews_watch.subscribe());
+    // Factories to reconcile because something they summarise or follow changed, sent by the
+    // other watches once their stores hold the change: a platform factory's new revision (its
+    // team factories apply the platform's pipeline templates at that revision), an environment's
+    // or a preview's readiness (their team factory's summary).
+    let (factory_tx, factory_rx) = futures::channel::mpsc::unbounded::<ObjectRef<Factory>>();
+    let watch_tasks = [
+        tokio::spawn(factories.run(Api::all(ctx.client.clone()), {
+            let (tx, mut after) = (factory_tx.clone(), watches::AfterList::default());
+            let mut revisions = triggers::Revisions::new(factory_store.clone());
+            move |event| {
+                let teams = match event {
+                    watcher::Event::Apply(f) | watcher::Event::InitApply(f) => revisions.teams_to_update(f),
+                    _ => Vec::new(),
+                };
+                after.push(event, teams).into_iter().for_each(|t| drop(tx.unbounded_send(t)));
             }
-        })
-        .predicate_filter(triggers::inputs::<Factory>, PredicateConfig::default());
-    let (env_factory_store, env_factory_writer) = reflector::store::<Factory>();
-    ctx.set_stores(context::FactoryStores { factories: factory_store.clone(), environments: env_factory_store });
-    let platform = Controller::for_stream(factory_events, factory_store.clone())
-        .with_config(config.clone())
-        .reconcile_on(teams_rx)
-        .watches_stream(
-            changed(Api::<Environment>::all(ctx.client.clone()), triggers::environment_summary),
-            |env: Environment| Some(ObjectRef::<Factory>::new(&env.spec.factory)),
-        )
-        // A PipelineRun of an application updates its team factory's view of runs (the watch
-        // retries while Tekton is absent and picks it up once installed).
-        .watches_stream_with(
-            runs_labelled(&ctx.client, factory_core::runs::APPLICATION_LABEL),
-            factory_of_run,
-            pipelines::pipeline_run_resource(),
-        )
-        // A shared image's build updates its platform factory's view of the image.
-        .watches_stream_with(
-            runs_labelled(&ctx.client, factory_api::labels::IMAGE),
-            factory_of_run,
-            pipelines::pipeline_run_resource(),
-        )
-        // A preview's change updates its team factory's summary.
-        .watches_stream(
-            changed(Api::<PreviewEnvironment>::all(ctx.client.clone()), triggers::preview_summary),
-            |pv: PreviewEnvironment| {
-                pv.namespace().and_then(|ns| ns.strip_suffix("-cicd").map(ObjectRef::<Factory>::new))
-            },
-        )
-        .trigger_backoff(backoff::WatchBackoff::default())
-        .graceful_shutdown_on(stopped(&stop_tx))
-        .run(platform::reconcile, error_policy, ctx.clone())
-        .for_each(log_result);
+        })),
+        tokio::spawn(environments.run(Api::all(ctx.client.clone()), {
+            let (tx, mut after) = (factory_tx.clone(), watches::AfterList::default());
+            let mut summaries = watches::Changes::new(triggers::environment_summary);
+            move |event| {
+                let team = summary_trigger(event, &mut summaries, |e: &Environment| Some(e.spec.factory.clone()));
+                after.push(event, team).into_iter().for_each(|t| drop(tx.unbounded_send(t)));
+            }
+        })),
+        tokio::spawn(previews_watch.run(Api::all(ctx.client.clone()), {
+            let (tx, mut after) = (factory_tx, watches::AfterList::default());
+            let mut summaries = watches::Changes::new(triggers::preview_summary);
+            move |event| {
+                let team = summary_trigger(event, &mut summaries, |pv: &PreviewEnvironment| {
+                    pv.namespace().and_then(|ns| ns.strip_suffix("-cicd").map(str::to_string))
+                });
+                after.push(event, team).into_iter().for_each(|t| drop(tx.unbounded_send(t)));
+            }
+        })),
+    ];
+    let _stop_watches = AbortOnDrop(watch_tasks.iter().map(tokio::task::JoinHandle::abort_handle).collect());
 
-    let (env_store, env_objects) = reflected(Api::<Environment>::all(ctx.client.clone()));
-    let env_events = env_objects.predicate_filter(triggers::inputs::<Environment>, PredicateConfig::default());
+    let platform =
+        Controller::for_shared_stream(watches::changed(factory_own, triggers::inputs::<Factory>), factory_store)
+            .with_config(config.clone())
+            .reconcile_on(factory_rx)
+            // A PipelineRun of an application updates its team factory's view of runs (the watch
+            // retries while Tekton is absent and picks it up once installed).
+            .watches_stream_with(
+                runs_labelled(&ctx.client, factory_core::runs::APPLICATION_LABEL),
+                factory_of_run,
+                pipelines::pipeline_run_resource(),
+            )
+            // A shared image's build updates its platform factory's view of the image.
+            .watches_stream_with(
+                runs_labelled(&ctx.client, factory_api::labels::IMAGE),
+                factory_of_run,
+                pipelines::pipeline_run_resource(),
+            )
+            .trigger_backoff(backoff::WatchBackoff::default())
+            .graceful_shutdown_on(stopped(&stop_tx))
+            .run(platform::reconcile, error_policy, ctx.clone())
+            .for_each(log_result);
+
     let factory_envs = env_store.clone();
     let secret_envs = env_store.clone();
-    let secret_factories = factory_store.clone();
+    let secret_factories = ctx.stores().map(|s| s.factories.clone()).expect("stores were just set");
     let secrets: Api<PartialObjectMeta<Secret>> = Api::all(ctx.client.clone());
-    let env = Controller::for_stream(env_events, env_store)
+    let env = Controller::for_shared_stream(watches::changed(env_own, triggers::inputs::<Environment>), env_store)
         .with_config(config.clone())
         // A factory's change (a new platform revision, a team factory's spec) re-reconciles
         // its environments: all of them for a platform factory, its own for a team factory.
-        .watches_stream(
-            watcher::watcher(factories, watcher::Config::default())
-                .reflect(env_factory_writer)
-                .touched_objects()
-                .predicate_filter(triggers::factory_for_environments, PredicateConfig::default()),
-            move |factory: Factory| {
+        .watches_shared_stream(
+            watches::changed(factory_for_envs, triggers::factory_for_environments),
+            move |factory: Arc<Factory>| {
                 let name = factory.name_any();
                 let platform = factory.spec.factory_type == factory_api::FactoryType::Environments;
                 factory_envs
@@ -376,15 +397,15 @@ async fn lead(
         .run(environment::reconcile, error_policy, ctx)
         .for_each(log_result);
 
-    let (preview_store, preview_objects) = reflected(Api::<PreviewEnvironment>::all(ctx_previews.client.clone()));
-    let preview_events =
-        preview_objects.predicate_filter(triggers::inputs::<PreviewEnvironment>, PredicateConfig::default());
-    let previews = Controller::for_stream(preview_events, preview_store)
-        .with_config(config)
-        .trigger_backoff(backoff::WatchBackoff::default())
-        .graceful_shutdown_on(stopped(&stop_tx))
-        .run(preview::reconcile, error_policy, ctx_previews)
-        .for_each(log_result);
+    let previews = Controller::for_shared_stream(
+        watches::changed(preview_own, triggers::inputs::<PreviewEnvironment>),
+        preview_store,
+    )
+    .with_config(config)
+    .trigger_backoff(backoff::WatchBackoff::default())
+    .graceful_shutdown_on(stopped(&stop_tx))
+    .run(preview::reconcile, error_policy, ctx_previews)
+    .for_each(log_result);
 
     let all = futures::future::join3(platform, env, previews);
     tokio::pin!(all);
@@ -423,26 +444,30 @@ pub async fn install_admission_policies(ctx: &Context) -> Result<(), factory_app
     Ok(())
 }
 
-/// A watch of `api` filling a new store; the objects it applies, once the store has them.
-fn reflected<K>(api: Api<K>) -> (Store<K>, impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static)
-where
-    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-{
-    let (store, writer) = reflector::store();
-    (store, watcher::watcher(api, watcher::Config::default()).reflect(writer).applied_objects())
+/// The team factory whose summary an environment or preview `event` changes, if it does.
+fn summary_trigger<K: kube::Resource<DynamicType = ()>>(
+    event: &watcher::Event<K>,
+    summaries: &mut watches::Changes<K>,
+    team: impl Fn(&K) -> Option<String>,
+) -> Option<ObjectRef<Factory>> {
+    let object = match event {
+        watcher::Event::Apply(o) | watcher::Event::InitApply(o) if summaries.changed(o) => o,
+        watcher::Event::Delete(o) => {
+            summaries.forget(o);
+            o
+        }
+        _ => return None,
+    };
+    team(object).map(|name| ObjectRef::new(&name))
 }
 
-/// The objects of `api` whose `predicate` hash changed.
-fn changed<K>(
-    api: Api<K>,
-    predicate: fn(&K) -> Option<u64>,
-) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
-{
-    watcher::watcher(api, watcher::Config::default())
-        .touched_objects()
-        .predicate_filter(predicate, PredicateConfig::default())
+/// Aborts the watch tasks when the reconcilers stop.
+struct AbortOnDrop(Vec<tokio::task::AbortHandle>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.iter().for_each(tokio::task::AbortHandle::abort);
+    }
 }
 
 /// The environments that receive a copy of `secret`.

@@ -144,7 +144,7 @@ fn in_namespace(objects: &mut [Manifest], namespace: &str) {
 /// platform offers none.
 async fn templates(ctx: &Context, factory: &Factory, previous: &[ApplicationStatus]) -> Option<ApplicationStatus> {
     let mut status = previous_or_new(previous, TEMPLATES_ENTRY);
-    let platform = match crate::environment::platform_of(ctx, factory, crate::context::Read::Factories).await {
+    let platform = match crate::environment::platform_of(ctx, factory, crate::context::Read::Store).await {
         Ok(p) => p,
         // Not built by a platform factory, or it has not applied yet: nothing to offer now.
         Err(_) => return previous.iter().find(|s| s.name == TEMPLATES_ENTRY).cloned(),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use factory_api::conditions::{READY, reasons};
 use factory_api::factory::{EnvironmentCounts, PreviewCounts};
-use factory_api::{Environment, Factory, FactoryStatus, PreviewEnvironment, labels};
+use factory_api::{Factory, FactoryStatus, PreviewEnvironment, labels};
 use factory_apply::{DriftMode, Engine, PruneMode};
 use factory_core::manifests::Manifest;
 use factory_core::{conditions, render, validate};
@@ -18,7 +18,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{debug, info, instrument, warn};
 
-use crate::context::Context;
+use crate::context::{Applied, Context, Read};
 use crate::error::ReconcileError;
 use crate::status;
 
@@ -36,7 +36,10 @@ pub async fn reconcile(factory: Arc<Factory>, ctx: Arc<Context>) -> Result<Actio
         Err(error) => {
             warn!(%error, reason = error.reason(), "reconcile failed");
             status::failed(&mut new_status.conditions, factory.metadata.generation, error);
-            status::event(&ctx, factory.as_ref(), EventType::Warning, error.reason(), &error.to_string()).await;
+            // Waiting for the platform's first revision is said by the condition alone.
+            if !matches!(error, ReconcileError::Waiting(_)) {
+                status::event(&ctx, factory.as_ref(), EventType::Warning, error.reason(), &error.to_string()).await;
+            }
         }
     }
     let reason = match &result {
@@ -67,14 +70,34 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
         .map(|object| Manifest { object, ..origin.clone() })
         .collect();
     let wanted: Vec<String> = desired.iter().map(|m| m.name().to_string()).collect();
+    // Environments are rendered from the platform's applied revision: until there is one, they
+    // would only wait (one reconcile and one status write each, for nothing). The platform's
+    // first revision triggers this factory again (`triggers::Revisions`).
+    if let Some(platform) = factory.labels().get(labels::PLATFORM)
+        && let Some(p) = ctx.factory(platform, Read::Store).await?
+        && p.status.as_ref().and_then(|s| s.last_applied_revision.as_ref()).is_none()
+    {
+        return Err(ReconcileError::Waiting(format!(
+            "platform factory {platform} has not applied a revision yet; environments are created from it"
+        )));
+    }
     // Most reconciles of a team factory come from its environments becoming ready: they
-    // refresh the summary. The Environment objects are applied again only when they would
-    // differ from what this process applied, or once every resync interval (hand-made changes).
-    let fingerprint =
-        factory_core::inventory::digest(&serde_json::Value::Array(desired.iter().map(|m| m.object.clone()).collect()));
-    let recorded = wanted.iter().all(|w| status.inventory.iter().any(|e| &e.name == w));
-    if recorded && ctx.applied_recently(&name, &fingerprint, ctx.resync) {
-        debug!("environments as applied; refreshing the summary only");
+    // refresh the summary. Its objects are applied again only when its inputs (spec, labels,
+    // annotations such as a reconcile request, the platform's revision, the Environment
+    // objects it renders) differ from what this process applied, or once every resync interval.
+    let platform_revision = match crate::environment::platform_of(ctx, factory, Read::Store).await {
+        Ok(p) => p.applied,
+        Err(_) => String::new(),
+    };
+    let fingerprint = factory_core::inventory::digest(&json!([
+        desired.iter().map(|m| &m.object).collect::<Vec<_>>(),
+        crate::triggers::inputs(factory),
+        platform_revision,
+    ]));
+    if let Some(applied) = ctx.applied_recently(&name, &fingerprint, ctx.resync) {
+        debug!("applied with these inputs; refreshing the summary only");
+        status.inventory = applied.inventory;
+        status.pipelines = applied.pipelines;
     } else {
         // Environment objects are the operator's own bookkeeping: written with its identity.
         // Never pruned: a permanent environment outlives its removal from the spec.
@@ -84,13 +107,13 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
             info!(created = ?outcome.created, "environments materialised");
         }
         status.inventory = outcome.inventory.into_iter().filter(|e| wanted.contains(&e.name)).collect();
-        ctx.remember_applied(&name, fingerprint);
+        status.pipelines = crate::pipelines::apply(ctx, factory, &status.pipelines).await;
+        let applied = Applied { inventory: status.inventory.clone(), pipelines: status.pipelines.clone() };
+        ctx.remember_applied(&name, fingerprint, applied);
     }
 
-    let environments: Api<Environment> = Api::all(ctx.client.clone());
-    let mine = environments.list(&ListParams::default().labels(&format!("{}={name}", labels::FACTORY))).await?;
     let mut counts = EnvironmentCounts { total: i32::try_from(wanted.len()).unwrap_or(i32::MAX), ..Default::default() };
-    for env in &mine.items {
+    for env in ctx.environments_of(&name).await? {
         let ready = env.status.as_ref().is_some_and(|s| conditions::is_true(&s.conditions, READY));
         if !wanted.contains(&env.name_any()) {
             counts.orphaned += 1;
@@ -102,11 +125,10 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
 
     let cicd = factory_core::names::cicd_namespace(&name);
     let notes = branch_previews(factory, ctx, &cicd).await?;
-    let previews =
-        Api::<PreviewEnvironment>::namespaced(ctx.client.clone(), &cicd).list(&ListParams::default()).await?;
+    let previews = ctx.previews_in(&cicd).await?;
     let soon = k8s_openapi::jiff::Timestamp::now() + k8s_openapi::jiff::SignedDuration::from_secs(3600);
-    let mut pc = PreviewCounts { total: i32::try_from(previews.items.len()).unwrap_or(i32::MAX), ..Default::default() };
-    for pv in &previews.items {
+    let mut pc = PreviewCounts { total: i32::try_from(previews.len()).unwrap_or(i32::MAX), ..Default::default() };
+    for pv in &previews {
         let s = pv.status.clone().unwrap_or_default();
         if conditions::is_true(&s.conditions, READY) {
             pc.ready += 1;
@@ -118,7 +140,6 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
     status.previews = Some(pc.clone());
     let labels = crate::metrics::FactoryLabels { factory: name.clone() };
     ctx.metrics.previews_active.get_or_create(&labels).set(i64::from(pc.total));
-    status.pipelines = crate::pipelines::apply(ctx, factory, &status.pipelines).await;
     let view = crate::pipelines::summary(ctx, factory).await;
     let pipeline_errors: Vec<String> = status
         .pipelines

@@ -47,7 +47,18 @@ impl Operator {
         let log = std::fs::File::create(dir.join(log))?;
         // A free port for its /metrics, to read its reconcile counts.
         let metrics = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.to_string();
-        let child = Command::new(bin)
+        // BENCH_OPERATOR_WRAPPER runs the operator under a profiler (say `heaptrack -o <file>`);
+        // its memory figures are then the profiler's process, not the operator's.
+        let mut command = match std::env::var("BENCH_OPERATOR_WRAPPER") {
+            Ok(wrapper) => {
+                let mut words = wrapper.split_whitespace();
+                let mut c = Command::new(words.next().unwrap_or("env"));
+                c.args(words).arg(bin);
+                c
+            }
+            Err(_) => Command::new(bin),
+        };
+        let child = command
             .env("KUBECONFIG", kubeconfig)
             .arg(format!("--git-cache={}", dir.join("git-cache").display()))
             .arg(format!("--metrics-addr={metrics}"))
@@ -86,10 +97,20 @@ impl Operator {
 
     /// Peak resident set size in MiB (VmHWM).
     fn peak_rss_mib(&self) -> f64 {
+        self.status_mib("VmHWM:")
+    }
+
+    /// Resident set size now, in MiB (VmRSS).
+    fn rss_mib(&self) -> f64 {
+        self.status_mib("VmRSS:")
+    }
+
+    /// A memory line of the process's `/proc/<pid>/status`, in MiB.
+    fn status_mib(&self, key: &str) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
         status
             .lines()
-            .find(|l| l.starts_with("VmHWM:"))
+            .find(|l| l.starts_with(key))
             .and_then(|l| l.split_whitespace().nth(1))
             .and_then(|kb| kb.parse::<f64>().ok())
             .map_or(0.0, |kb| kb / 1024.0)
@@ -142,15 +163,15 @@ fn writes_by_resource(plane: &ControlPlane) -> BTreeMap<String, f64> {
     requests_by_resource(plane, true)
 }
 
-/// What grew between two [`writes_by_resource`] readings, largest first.
-fn grown(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> String {
+/// What grew between two [`writes_by_resource`] readings, largest first, at most `limit` entries.
+fn grown(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>, limit: usize) -> String {
     let mut d: Vec<(String, f64)> = after
         .iter()
         .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
         .filter(|(_, v)| *v > 0.0)
         .collect();
     d.sort_by(|a, b| b.1.total_cmp(&a.1));
-    d.iter().take(8).map(|(k, v)| format!("{k} {v:.0}")).collect::<Vec<_>>().join(", ")
+    d.iter().take(limit).map(|(k, v)| format!("{k} {v:.0}")).collect::<Vec<_>>().join(", ")
 }
 
 /// kube-apiserver's request counters: (all requests, writes). Dry-runs count as requests, not writes.
@@ -287,10 +308,17 @@ async fn preview_round(client: &Client, round: usize) -> Result<(Duration, Durat
 }
 
 /// Baseline (a): the same objects with server-side apply at `concurrency`; namespaces first.
-async fn raw_apply(client: &Client, objects: &[Value], concurrency: usize) -> Result<Duration> {
+/// `validate`: each phase is dry-run in full before it is written, as the operator validates.
+async fn raw_apply(client: &Client, objects: &[Value], concurrency: usize, validate: bool) -> Result<Duration> {
     let started = Instant::now();
-    let params = PatchParams::apply("bench-baseline").force();
-    for phase in [true, false] {
+    let write = PatchParams::apply("bench-baseline").force();
+    let passes: &[(bool, bool)] = if validate {
+        &[(true, true), (true, false), (false, true), (false, false)]
+    } else {
+        &[(true, false), (false, false)]
+    };
+    for &(phase, dry_run) in passes {
+        let params = if dry_run { write.clone().dry_run() } else { write.clone() };
         let batch: Vec<&Value> = objects.iter().filter(|o| (o["kind"] == "Namespace") == phase).collect();
         let results: Vec<Result<(), kube::Error>> = futures::stream::iter(batch)
             .map(|o| {
@@ -465,8 +493,9 @@ async fn one(root: &Path, environments: usize, cold_only: bool) -> Result<String
     all_ready(&client, environments, &head, Duration::from_secs(3600)).await?;
     let cold = started.elapsed();
     let (req1, writes1) = requests(&plane);
-    let cold_detail = grown(&all0, &requests_by_resource(&plane, false));
-    eprintln!("  cold converge requests: {cold_detail}");
+    let all1 = requests_by_resource(&plane, false);
+    let cold_detail = grown(&all0, &all1, 8);
+    eprintln!("  cold converge requests: {}", grown(&all0, &all1, usize::MAX));
     let cold_reconciles = operator.reconciles();
     let cold_reconciles = cold_reconciles.iter().map(|(c, n)| format!("{c} {n:.0}")).collect::<Vec<_>>().join(", ");
     eprintln!("  cold converge reconciles: {cold_reconciles}");
@@ -474,8 +503,9 @@ async fn one(root: &Path, environments: usize, cold_only: bool) -> Result<String
     // Per environment, per team factory (cicd namespace, account, bindings, quota), plus the
     // first team's application in each of its environments.
     let objects = environments * per_env + teams * 6 + ENVS_PER_TEAM;
+    let converged_rss = operator.rss_mib();
     eprintln!(
-        "  cold converge {:.1}s, operator peak RSS so far {:.0} MiB",
+        "  cold converge {:.1}s, operator peak RSS so far {:.0} MiB, {converged_rss:.0} MiB now",
         cold.as_secs_f64(),
         operator.peak_rss_mib()
     );
@@ -500,7 +530,7 @@ async fn one(root: &Path, environments: usize, cold_only: bool) -> Result<String
     tokio::time::sleep(Duration::from_secs(5).max(cold / 4)).await;
     let (_, w_after) = requests(&plane);
     let steady_writes = w_after - w_before;
-    let steady_detail = grown(&by_before, &writes_by_resource(&plane));
+    let steady_detail = grown(&by_before, &writes_by_resource(&plane), 8);
     eprintln!("  resync writes: {steady_detail}");
 
     // The phases after the cold converge, unless `--cold-only` (the largest sizes, where
@@ -525,7 +555,7 @@ async fn one(root: &Path, environments: usize, cold_only: bool) -> Result<String
         let change_time = changed.elapsed();
         let (_, w1) = requests(&plane);
         let change_writes = w1 - w0;
-        let change_detail = grown(&by0, &writes_by_resource(&plane));
+        let change_detail = grown(&by0, &writes_by_resource(&plane), 8);
         eprintln!("  change writes: {change_detail}");
         let rss_after_change = operator.peak_rss_mib();
 
@@ -574,11 +604,15 @@ async fn one(root: &Path, environments: usize, cold_only: bool) -> Result<String
     let concurrencies: &[usize] = if environments <= 2000 { &[8, 32, 64] } else { &[64] };
     for (i, &concurrency) in concurrencies.iter().enumerate() {
         let objects = baseline_objects(&format!("r{i}"), teams)?;
-        let took = raw_apply(&client, &objects, concurrency).await?;
+        let took = raw_apply(&client, &objects, concurrency, false).await?;
         eprintln!("  raw server-side apply ×{concurrency}: {:.1}s for {} objects", took.as_secs_f64(), objects.len());
         raw.push((concurrency, took, objects.len()));
     }
     let (best_c, best, raw_objects) = raw.iter().min_by_key(|r| r.1).copied().unwrap_or((0, Duration::ZERO, 0));
+    // For reference: what validating first (a dry-run of everything, then the writes) costs
+    // this API server, at the best concurrency.
+    let validated = raw_apply(&client, &baseline_objects("v", teams)?, best_c, true).await?;
+    eprintln!("  raw validating apply ×{best_c}: {:.1}s", validated.as_secs_f64());
 
     // Baseline (b): kubectl apply --server-side of the same rendered manifests.
     let objects_k = baseline_objects("k", teams)?;
@@ -624,6 +658,13 @@ async fn one(root: &Path, environments: usize, cold_only: bool) -> Result<String
     );
     let _ = writeln!(
         s,
+        "| Cold converge vs a raw client that validates first (reference) | {:.1} s | dry-run of every object, then the writes, ×{best_c}: {:.1} s | {:.2}× |",
+        cold.as_secs_f64(),
+        validated.as_secs_f64(),
+        ratio(cold, validated)
+    );
+    let _ = writeln!(
+        s,
         "| Objects per second | {:.0} | raw: {:.0} | {:.2}× |",
         objects as f64 / cold.as_secs_f64(),
         raw_objects as f64 / best.as_secs_f64(),
@@ -641,6 +682,7 @@ async fn one(root: &Path, environments: usize, cold_only: bool) -> Result<String
     );
     let _ = writeln!(s, "| Writes of a resync with nothing changed | {steady_writes:.0} ({steady_detail}) | 0 | |");
     let _ = writeln!(s, "| Operator peak RSS (VmHWM) | {rss:.0} MiB | target 150 MiB at 10,000 | |");
+    let _ = writeln!(s, "| Operator RSS once converged (VmRSS) | {converged_rss:.0} MiB | | |");
     if let Some(l) = &later {
         let _ = writeln!(
             s,

@@ -1,0 +1,198 @@
+//! One watch per kind, shared by every controller that reads it. Factories, Environments and
+//! previews were each watched (and cached) two or three times — once per controller that
+//! reconciles or summarises them — and every cached object kept its `managedFields`, which no
+//! reconcile reads. At 10,000 environments those copies were most of the operator's memory.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
+use kube::runtime::reflector::{self, ObjectRef, ReflectHandle, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tracing::warn;
+
+use crate::backoff::WatchBackoff;
+
+/// How many object references a subscriber may lag behind its watch before the watch waits.
+const SUBSCRIBER_BUFFER: usize = 4096;
+
+/// A watch of one kind into one store, with subscribers (the controllers it triggers).
+pub struct SharedWatch<K: reflector::Lookup + Clone + 'static>
+where
+    K::DynamicType: Eq + Hash + Clone,
+{
+    store: Store<K>,
+    writer: reflector::store::Writer<K>,
+}
+
+impl<K> SharedWatch<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    /// A watch that has not started.
+    pub fn new() -> Self {
+        let (store, writer) = reflector::store_shared(SUBSCRIBER_BUFFER);
+        Self { store, writer }
+    }
+
+    /// The objects, as the watch last delivered them (without `managedFields`).
+    pub fn store(&self) -> Store<K> {
+        self.store.clone()
+    }
+
+    /// Every object the watch applies, after the store has it (deletions are not passed on).
+    pub fn subscribe(&self) -> ReflectHandle<K> {
+        self.writer.subscribe().expect("a shared writer always has a dispatcher")
+    }
+
+    /// Runs the watch of `api` until the process stops; `observe` sees each event once the
+    /// store holds it, deletions included.
+    pub fn run(
+        self,
+        api: Api<K>,
+        mut observe: impl FnMut(&watcher::Event<K>) + Send + 'static,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let kind = K::kind(&()).to_string();
+        watcher::watcher(api, watcher::Config::default())
+            .modify(|object| object.managed_fields_mut().clear())
+            .backoff(WatchBackoff::default())
+            .reflect_shared(self.writer)
+            .for_each(move |event| {
+                match event {
+                    Ok(event) => observe(&event),
+                    Err(e) => warn!(%kind, error = %e, "watch failed; retrying"),
+                }
+                std::future::ready(())
+            })
+    }
+}
+
+impl<K> Default for SharedWatch<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Remembers a hash per object (by uid: a deleted and re-created object is new) and tells
+/// whether it changed — `predicate_filter` for streams of shared objects.
+pub struct Changes<K: Resource<DynamicType = ()>> {
+    predicate: fn(&K) -> Option<u64>,
+    seen: HashMap<(ObjectRef<K>, String), u64>,
+}
+
+impl<K: Resource<DynamicType = ()>> Changes<K> {
+    /// Tracks `predicate` (`None` from it always counts as a change).
+    pub fn new(predicate: fn(&K) -> Option<u64>) -> Self {
+        Self { predicate, seen: HashMap::new() }
+    }
+
+    /// Whether `object`'s hash differs from the one last seen.
+    pub fn changed(&mut self, object: &K) -> bool {
+        let Some(hash) = (self.predicate)(object) else { return true };
+        let key = (ObjectRef::from_obj(object), object.uid().unwrap_or_default());
+        self.seen.insert(key, hash) != Some(hash)
+    }
+
+    /// Forgets a deleted object.
+    pub fn forget(&mut self, object: &K) {
+        self.seen.remove(&(ObjectRef::from_obj(object), object.uid().unwrap_or_default()));
+    }
+}
+
+/// The objects of `stream` whose `predicate` hash changed.
+pub fn changed<K>(
+    stream: impl Stream<Item = Arc<K>> + Send + 'static,
+    predicate: fn(&K) -> Option<u64>,
+) -> impl Stream<Item = Arc<K>> + Send + 'static
+where
+    K: Resource<DynamicType = ()> + Send + Sync + 'static,
+{
+    let mut changes = Changes::new(predicate);
+    stream.filter(move |object| std::future::ready(changes.changed(object)))
+}
+
+/// Buffers what a watch's events ask for while it (re)lists, and hands it over once the store
+/// holds the whole list: a reconcile triggered mid-list would read the previous list.
+pub struct AfterList<T> {
+    listing: bool,
+    pending: Vec<T>,
+}
+
+impl<T> Default for AfterList<T> {
+    fn default() -> Self {
+        Self { listing: false, pending: Vec::new() }
+    }
+}
+
+impl<T> AfterList<T> {
+    /// Takes in `event`'s requests (from `wanted`), returning those that may be acted on now.
+    pub fn push<K>(&mut self, event: &watcher::Event<K>, wanted: impl IntoIterator<Item = T>) -> Vec<T> {
+        match event {
+            watcher::Event::Init => {
+                self.listing = true;
+                self.pending.extend(wanted);
+                Vec::new()
+            }
+            watcher::Event::InitApply(_) => {
+                self.pending.extend(wanted);
+                Vec::new()
+            }
+            watcher::Event::InitDone => {
+                self.listing = false;
+                let mut out = std::mem::take(&mut self.pending);
+                out.extend(wanted);
+                out
+            }
+            watcher::Event::Apply(_) | watcher::Event::Delete(_) if self.listing => {
+                self.pending.extend(wanted);
+                Vec::new()
+            }
+            watcher::Event::Apply(_) | watcher::Event::Delete(_) => wanted.into_iter().collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use factory_api::Environment;
+
+    fn env(uid: &str, generation: i64) -> Environment {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "factories.dev/v1alpha1", "kind": "Environment",
+            "metadata": {"name": "shop-prod", "uid": uid, "generation": generation},
+            "spec": {"factory": "shop", "namespace": "shop-prod", "class": "prod"}
+        }))
+        .expect("environment")
+    }
+
+    #[test]
+    fn a_change_counts_once_and_a_recreated_object_is_new() {
+        let mut changes = Changes::new(crate::triggers::inputs::<Environment>);
+        assert!(changes.changed(&env("a", 1)));
+        assert!(!changes.changed(&env("a", 1)));
+        assert!(changes.changed(&env("a", 2)));
+        assert!(changes.changed(&env("b", 2)), "same name and hash, another uid");
+        changes.forget(&env("b", 2));
+        assert!(changes.changed(&env("b", 2)));
+    }
+
+    #[test]
+    fn requests_made_while_listing_wait_for_the_list() {
+        let mut after = AfterList::<u32>::default();
+        let object = env("a", 1);
+        assert_eq!(after.push(&watcher::Event::Apply(object.clone()), [1]), [1]);
+        assert!(after.push(&watcher::Event::<Environment>::Init, [2]).is_empty());
+        assert!(after.push(&watcher::Event::InitApply(object.clone()), [3]).is_empty());
+        assert!(after.push(&watcher::Event::Apply(object.clone()), [4]).is_empty());
+        assert_eq!(after.push(&watcher::Event::<Environment>::InitDone, [5]), [2, 3, 4, 5]);
+        assert_eq!(after.push(&watcher::Event::Delete(object), [6]), [6]);
+    }
+}
