@@ -12,6 +12,7 @@ use futures::{StreamExt, stream};
 use kube::Client;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PropagationPolicy};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tracing::{debug, info, warn};
 
 use crate::error::{ApplyError, ObjectFailure};
@@ -77,6 +78,29 @@ pub struct Engine {
     concurrency: usize,
 }
 
+/// Makes the future `$make` for each index `$idx` of `$indices` as slots free up, at most
+/// `$limit` in flight, and evaluates to their outputs in the order they finish. Made all at
+/// once, a platform revision of 17,000 objects held 17,000 request futures (about 2.8 KiB each).
+/// A macro, not a function taking a closure: closures over borrowed items in these futures do
+/// not satisfy the `Send` bound the controller runtime needs.
+macro_rules! bounded {
+    ($indices:expr, $limit:expr, |$idx:ident| $make:expr) => {{
+        let mut todo = $indices.into_iter();
+        let mut running = stream::FuturesUnordered::new();
+        let mut out = Vec::new();
+        loop {
+            while running.len() < $limit.max(1) {
+                let Some($idx) = todo.next() else { break };
+                running.push($make);
+            }
+            match running.next().await {
+                Some(done) => out.push(done),
+                None => break out,
+            }
+        }
+    }};
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Stage {
     /// CRDs and Namespaces: others may need them.
@@ -97,7 +121,9 @@ pub(crate) enum Action {
 
 pub(crate) struct Item<'m> {
     pub(crate) manifest: &'m Manifest,
-    pub(crate) object: Value,
+    /// The object as it is sent (labelled), kept as JSON text: a platform revision holds
+    /// thousands of these for the whole run, and a parsed `Value` takes several times the space.
+    pub(crate) object: Box<RawValue>,
     pub(crate) entry: InventoryEntry,
     pub(crate) resolved: Option<Resolved>,
     pub(crate) stage: Stage,
@@ -136,16 +162,17 @@ impl Engine {
         // nothing needs one (below).
         let mut creating: BTreeSet<String> = BTreeSet::new();
         for foundations in [true, false] {
-            // Futures are collected first: closures in stream adaptors over borrowed items do
-            // not satisfy the Send bound the controller runtime needs.
-            let mut planned = Vec::new();
-            for (idx, item) in items.iter().enumerate() {
-                let waits = item.entry.namespace.as_ref().is_some_and(|ns| creating.contains(ns));
-                if item.resolved.is_some() && (item.stage == Stage::Foundations) == foundations && !waits {
-                    planned.push(async move { (idx, self.plan_one(item, false, false).await) });
-                }
-            }
-            let checks: Vec<_> = stream::iter(planned).buffer_unordered(self.concurrency).collect().await;
+            let planned: Vec<usize> = (0..items.len())
+                .filter(|&idx| {
+                    let item = &items[idx];
+                    let waits = item.entry.namespace.as_ref().is_some_and(|ns| creating.contains(ns));
+                    item.resolved.is_some() && (item.stage == Stage::Foundations) == foundations && !waits
+                })
+                .collect();
+            let checks = bounded!(planned, self.concurrency, |idx| {
+                let item = &items[idx];
+                async move { (idx, self.plan_one(item, false, false).await) }
+            });
             for (idx, result) in checks {
                 match result {
                     Ok(planned) => items[idx].action = Some(planned),
@@ -159,13 +186,13 @@ impl Engine {
         // it writes can replace anything. Otherwise what it creates is dry-run now.
         let fresh = failures.is_empty() && creates_only(&items);
         if !fresh {
-            let mut planned = Vec::new();
-            for (idx, item) in items.iter().enumerate() {
-                if item.action == Some(Action::Create) && item.resolved.is_some() {
-                    planned.push(async move { (idx, self.dry_run(item).await) });
-                }
-            }
-            let checks: Vec<_> = stream::iter(planned).buffer_unordered(self.concurrency).collect().await;
+            let planned: Vec<usize> = (0..items.len())
+                .filter(|&idx| items[idx].action == Some(Action::Create) && items[idx].resolved.is_some())
+                .collect();
+            let checks = bounded!(planned, self.concurrency, |idx| {
+                let item = &items[idx];
+                async move { (idx, self.dry_run(item).await) }
+            });
             for (idx, result) in checks {
                 let item = &mut items[idx];
                 match result {
@@ -243,6 +270,13 @@ impl Engine {
                 }
             }
             let entry = inventory::entry(&object);
+            let object = match serde_json::value::to_raw_value(&object) {
+                Ok(raw) => raw,
+                Err(e) => {
+                    failures.push(failure(manifest, "Invalid", &format!("cannot be encoded as JSON: {e}")));
+                    continue;
+                }
+            };
             items.push(Item { manifest, object, entry, resolved, stage, action: None });
         }
         if failures.is_empty() { Ok(items) } else { Err(ApplyError::Validation(failures)) }
@@ -318,14 +352,13 @@ impl Engine {
             items.iter_mut().filter(|i| i.action.is_none()).for_each(|i| i.action = Some(Action::Create));
             return Ok(());
         }
-        let mut planned = Vec::new();
-        for (idx, item) in items.iter().enumerate() {
-            if item.action.is_none() && item.resolved.is_some() {
-                let absent = item.entry.namespace.as_ref().is_some_and(|ns| created.contains(ns));
-                planned.push(async move { (idx, self.plan_one(item, absent, true).await) });
-            }
-        }
-        let checks: Vec<_> = stream::iter(planned).buffer_unordered(self.concurrency).collect().await;
+        let planned: Vec<usize> =
+            (0..items.len()).filter(|&idx| items[idx].action.is_none() && items[idx].resolved.is_some()).collect();
+        let checks = bounded!(planned, self.concurrency, |idx| {
+            let item = &items[idx];
+            let absent = item.entry.namespace.as_ref().is_some_and(|ns| created.contains(ns));
+            async move { (idx, self.plan_one(item, absent, true).await) }
+        });
         for (idx, result) in checks {
             match result {
                 Ok(action) => items[idx].action = Some(action),
@@ -388,12 +421,12 @@ impl Engine {
                 _ => to_write.push((idx, action, label)),
             }
         }
-        let mut pending = Vec::new();
-        for (idx, action, label) in to_write {
+        let items = &*items;
+        let writes = bounded!(to_write, self.concurrency, |next| {
+            let (idx, action, label) = next;
             let item = &items[idx];
-            pending.push(async move { (action, label, self.write(item).await) });
-        }
-        let writes: Vec<_> = stream::iter(pending).buffer_unordered(self.concurrency).collect().await;
+            async move { (action, label, self.write(item).await) }
+        });
         let mut failures = Vec::new();
         for (action, label, result) in writes {
             match result {

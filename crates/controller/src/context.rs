@@ -10,7 +10,7 @@ use factory_api::{Environment, Factory, InventoryEntry, PreviewEnvironment};
 use factory_apply::Resolver;
 use factory_source::RepoCache;
 use kube::api::ListParams;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, ResourceExt};
 
@@ -26,7 +26,7 @@ pub struct Context {
     /// Git repositories, shared by every factory pointing at the same URL and credential.
     pub repos: Arc<RepoCache>,
     /// Kubernetes Events.
-    pub recorder: Recorder,
+    pub recorder: crate::events::Recorder,
     /// Prometheus metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// How often an environment, preview or team factory is re-applied when nothing triggers it
@@ -85,7 +85,7 @@ impl Context {
         Ok(Self {
             resolver: Arc::new(Resolver::new(client.clone())),
             repos: Arc::new(RepoCache::new(cache_dir)),
-            recorder: Recorder::new(client.clone(), reporter),
+            recorder: crate::events::Recorder::new(client.clone(), reporter),
             metrics: Arc::new(crate::metrics::Metrics::default()),
             resync: DEFAULT_RESYNC,
             client,

@@ -25,6 +25,7 @@ pub mod context;
 mod credentials;
 pub mod environment;
 pub mod error;
+pub mod events;
 pub mod images;
 pub mod leader;
 pub mod metrics;
