@@ -63,6 +63,21 @@ async fn environment(p: &Platform, short: &str, class: &str, extra: serde_json::
     name
 }
 
+/// A team factory `<prefix>-shop` in git, and the platform factory with classes `base` and
+/// `class` (at `path`, extending base), Ready.
+async fn with_team_and_classes(p: &Platform, class: &str, path: &str) {
+    let x = &p.ctx.prefix;
+    p.repo
+        .write("factories/shop.yaml", &format!("apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata: {{name: {x}-shop}}\nspec: {{type: Applications}}\n"))
+        .expect("write");
+    p.repo.commit("team factory").expect("commit");
+    p.create_factory(json!({"cluster": null, "environmentClasses": [
+        {"name": "base", "path": "classes/base/"},
+        {"name": class, "path": path, "extends": ["base"]}]}))
+        .await;
+    p.wait_ready("True", "Reconciled").await;
+}
+
 async fn wait_env(p: &Platform, name: &str, type_: &str, status: &str, reason: &str) -> Environment {
     let api: Api<Environment> = Api::all(p.ctx.client.clone());
     let result = eventually(&format!("{name} {type_}={status} ({reason})"), Duration::from_secs(60), || async {
@@ -84,15 +99,7 @@ async fn wait_env(p: &Platform, name: &str, type_: &str, status: &str, reason: &
 async fn environments_get_their_class_baseline_and_follow_the_platform() {
     let p = Platform::new("environments_get_their_class_baseline_and_follow_the_platform", BASE, "cluster-admin").await;
     let x = p.ctx.prefix.clone();
-    p.repo
-        .write("factories/shop.yaml", &format!("apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata: {{name: {x}-shop}}\nspec: {{type: Applications}}\n"))
-        .expect("write");
-    p.repo.commit("team factory").expect("commit");
-    p.create_factory(json!({"cluster": null, "environmentClasses": [
-        {"name": "base", "path": "classes/base/"},
-        {"name": "prod", "path": "classes/prod/", "extends": ["base"]}]}))
-        .await;
-    p.wait_ready("True", "Reconciled").await;
+    with_team_and_classes(&p, "prod", "classes/prod/").await;
 
     let test = environment(&p, "test", "base", json!({})).await;
     let prod = environment(&p, "prod", "prod", json!({"protected": true, "driftPolicy": "Report"})).await;
@@ -212,16 +219,7 @@ async fn a_new_environment_whose_class_is_refused_keeps_only_its_namespace() {
     ));
     let p = Platform::new("a_new_environment_whose_class_is_refused_keeps_only_its_namespace", &files, "cluster-admin")
         .await;
-    let x = p.ctx.prefix.clone();
-    p.repo
-        .write("factories/shop.yaml", &format!("apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata: {{name: {x}-shop}}\nspec: {{type: Applications}}\n"))
-        .expect("write");
-    p.repo.commit("team factory").expect("commit");
-    p.create_factory(json!({"cluster": null, "environmentClasses": [
-        {"name": "base", "path": "classes/base/"},
-        {"name": "broken", "path": "classes/broken/", "extends": ["base"]}]}))
-        .await;
-    p.wait_ready("True", "Reconciled").await;
+    with_team_and_classes(&p, "broken", "classes/broken/").await;
 
     let env = environment(&p, "broken", "broken", json!({})).await;
     // Refused by the write and rolled back: reported as a validation failure, as a refused
