@@ -34,10 +34,13 @@ pub async fn reconcile(factory: Arc<Factory>, ctx: Arc<Context>) -> Result<Actio
             status::succeeded(&mut new_status.conditions, factory.metadata.generation, message);
         }
         Err(error) => {
-            warn!(%error, reason = error.reason(), "reconcile failed");
             status::failed(&mut new_status.conditions, factory.metadata.generation, error);
-            // Waiting for the platform's first revision is said by the condition alone.
-            if !matches!(error, ReconcileError::Waiting(_)) {
+            // Waiting for the platform's first revision is said by the condition alone (and is
+            // how every team factory starts: not a warning).
+            if matches!(error, ReconcileError::Waiting(_)) {
+                info!(%error, "waiting");
+            } else {
+                warn!(%error, reason = error.reason(), "reconcile failed");
                 status::event(&ctx, factory.as_ref(), EventType::Warning, error.reason(), &error.to_string()).await;
             }
         }
