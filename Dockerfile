@@ -23,5 +23,9 @@ LABEL org.opencontainers.image.title="factory-operator" \
 COPY --from=build /out/libz.so.1 /usr/lib/libz.so.1
 COPY --from=build /out/factory-operator /usr/local/bin/factory-operator
 COPY --from=build /out/kubectl-factory /usr/local/bin/kubectl-factory
+# Two glibc malloc arenas instead of up to eight per core: memory freed in one arena is not
+# reused by another. Measured at 10,000 environments: peak RSS through the cold converge 139 MiB
+# instead of 161 MiB (docs/benchmarks.md, "Allocator arenas").
+ENV MALLOC_ARENA_MAX=2
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/factory-operator"]

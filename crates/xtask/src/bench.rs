@@ -531,7 +531,7 @@ async fn one(root: &Path, environments: usize, cold_only: bool) -> Result<String
     let (_, w_after) = requests(&plane);
     let steady_writes = w_after - w_before;
     let steady_detail = grown(&by_before, &writes_by_resource(&plane), 8);
-    eprintln!("  resync writes: {steady_detail}");
+    eprintln!("  resync writes: {steady_detail}; operator peak RSS so far {:.0} MiB", operator.peak_rss_mib());
 
     // The phases after the cold converge, unless `--cold-only` (the largest sizes, where
     // each phase reconciles every environment again).
