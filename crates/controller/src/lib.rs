@@ -313,34 +313,20 @@ async fn lead(
     // or a preview's readiness (their team factory's summary).
     let (factory_tx, factory_rx) = futures::channel::mpsc::unbounded::<ObjectRef<Factory>>();
     let watch_tasks = [
-        tokio::spawn(factories.run(Api::all(ctx.client.clone()), {
-            let (tx, mut after) = (factory_tx.clone(), watches::AfterList::default());
+        tokio::spawn(factories.run(Api::all(ctx.client.clone()), factory_tx.clone(), {
             let mut revisions = triggers::Revisions::new(factory_store.clone());
-            move |event| {
-                let teams = match event {
-                    watcher::Event::Apply(f) | watcher::Event::InitApply(f) => revisions.teams_to_update(f),
-                    _ => Vec::new(),
-                };
-                after.push(event, teams).into_iter().for_each(|t| drop(tx.unbounded_send(t)));
+            move |event| match event {
+                watcher::Event::Apply(f) | watcher::Event::InitApply(f) => revisions.teams_to_update(f),
+                _ => Vec::new(),
             }
         })),
-        tokio::spawn(environments.run(Api::all(ctx.client.clone()), {
-            let (tx, mut after) = (factory_tx.clone(), watches::AfterList::default());
+        tokio::spawn(environments.run(Api::all(ctx.client.clone()), factory_tx.clone(), {
             let mut summaries = watches::Changes::new(triggers::environment_summary);
-            move |event| {
-                let team = summary_trigger(event, &mut summaries, |e: &Environment| Some(e.spec.factory.clone()));
-                after.push(event, team).into_iter().for_each(|t| drop(tx.unbounded_send(t)));
-            }
+            move |event| summary_trigger(event, &mut summaries, |e: &Environment| Some(e.spec.factory.clone()))
         })),
-        tokio::spawn(previews_watch.run(Api::all(ctx.client.clone()), {
-            let (tx, mut after) = (factory_tx, watches::AfterList::default());
+        tokio::spawn(previews_watch.run(Api::all(ctx.client.clone()), factory_tx, {
             let mut summaries = watches::Changes::new(triggers::preview_summary);
-            move |event| {
-                let team = summary_trigger(event, &mut summaries, |pv: &PreviewEnvironment| {
-                    pv.namespace().and_then(|ns| ns.strip_suffix("-cicd").map(str::to_string))
-                });
-                after.push(event, team).into_iter().for_each(|t| drop(tx.unbounded_send(t)));
-            }
+            move |event| summary_trigger(event, &mut summaries, |pv: &PreviewEnvironment| team_of_cicd(pv.namespace()))
         })),
     ];
     let _stop_watches = AbortOnDrop(watch_tasks.iter().map(tokio::task::JoinHandle::abort_handle).collect());
@@ -522,7 +508,12 @@ fn runs_labelled(
 
 /// The factory owning the cicd namespace a PipelineRun is in (`<factory>-cicd`).
 fn factory_of_run(run: kube::api::DynamicObject) -> Option<ObjectRef<Factory>> {
-    run.namespace().and_then(|ns| ns.strip_suffix("-cicd").map(ObjectRef::<Factory>::new))
+    team_of_cicd(run.namespace()).map(|name| ObjectRef::new(&name))
+}
+
+/// The team factory whose cicd namespace (`<factory>-cicd`) `namespace` is.
+fn team_of_cicd(namespace: Option<String>) -> Option<String> {
+    namespace.and_then(|ns| ns.strip_suffix("-cicd").map(str::to_string))
 }
 
 async fn log_result<T, E: std::fmt::Display>(result: Result<T, E>) {

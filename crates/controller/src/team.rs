@@ -76,26 +76,25 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
     // Environments are rendered from the platform's applied revision: until there is one, they
     // would only wait (one reconcile and one status write each, for nothing). The platform's
     // first revision triggers this factory again (`triggers::Revisions`).
-    if let Some(platform) = factory.labels().get(labels::PLATFORM)
-        && let Some(p) = ctx.factory(platform, Read::Store).await?
-        && p.status.as_ref().and_then(|s| s.last_applied_revision.as_ref()).is_none()
-    {
+    let platform = match factory.labels().get(labels::PLATFORM) {
+        Some(platform) => ctx.factory(platform, Read::Store).await?,
+        None => None,
+    };
+    let platform_revision = platform.as_ref().and_then(|p| p.status.as_ref()?.last_applied_revision.clone());
+    if let (Some(p), None) = (&platform, &platform_revision) {
         return Err(ReconcileError::Waiting(format!(
-            "platform factory {platform} has not applied a revision yet; environments are created from it"
+            "platform factory {} has not applied a revision yet; environments are created from it",
+            p.name_any()
         )));
     }
     // Most reconciles of a team factory come from its environments becoming ready: they
     // refresh the summary. Its objects are applied again only when its inputs (spec, labels,
     // annotations such as a reconcile request, the platform's revision, the Environment
     // objects it renders) differ from what this process applied, or once every resync interval.
-    let platform_revision = match crate::environment::platform_of(ctx, factory, Read::Store).await {
-        Ok(p) => p.applied,
-        Err(_) => String::new(),
-    };
     let fingerprint = factory_core::inventory::digest(&json!([
         desired.iter().map(|m| &m.object).collect::<Vec<_>>(),
         crate::triggers::inputs(factory),
-        platform_revision,
+        platform_revision.unwrap_or_default(),
     ]));
     if let Some(applied) = ctx.applied_recently(&name, &fingerprint, ctx.resync) {
         debug!("applied with these inputs; refreshing the summary only");

@@ -49,21 +49,27 @@ where
         self.writer.subscribe().expect("a shared writer always has a dispatcher")
     }
 
-    /// Runs the watch of `api` until the process stops; `observe` sees each event once the
-    /// store holds it, deletions included.
-    pub fn run(
+    /// Runs the watch of `api` until the process stops. `wanted` sees each event once the store
+    /// holds it, deletions included, and names what to send to `to`; what it names while the
+    /// watch (re)lists is sent once the store holds the whole list.
+    pub fn run<T: Send + 'static, I: IntoIterator<Item = T>>(
         self,
         api: Api<K>,
-        mut observe: impl FnMut(&watcher::Event<K>) + Send + 'static,
+        to: futures::channel::mpsc::UnboundedSender<T>,
+        mut wanted: impl FnMut(&watcher::Event<K>) -> I + Send + 'static,
     ) -> impl Future<Output = ()> + Send + 'static {
         let kind = K::kind(&()).to_string();
+        let mut after = AfterList::default();
         watcher::watcher(api, watcher::Config::default())
             .modify(|object| object.managed_fields_mut().clear())
             .backoff(WatchBackoff::default())
             .reflect_shared(self.writer)
             .for_each(move |event| {
                 match event {
-                    Ok(event) => observe(&event),
+                    // A receiver gone means the controllers stopped: nothing left to tell.
+                    Ok(event) => {
+                        after.push(&event, wanted(&event)).into_iter().for_each(|t| drop(to.unbounded_send(t)))
+                    }
                     Err(e) => warn!(%kind, error = %e, "watch failed; retrying"),
                 }
                 std::future::ready(())
@@ -120,7 +126,7 @@ where
 
 /// Buffers what a watch's events ask for while it (re)lists, and hands it over once the store
 /// holds the whole list: a reconcile triggered mid-list would read the previous list.
-pub struct AfterList<T> {
+struct AfterList<T> {
     listing: bool,
     pending: Vec<T>,
 }
@@ -133,7 +139,7 @@ impl<T> Default for AfterList<T> {
 
 impl<T> AfterList<T> {
     /// Takes in `event`'s requests (from `wanted`), returning those that may be acted on now.
-    pub fn push<K>(&mut self, event: &watcher::Event<K>, wanted: impl IntoIterator<Item = T>) -> Vec<T> {
+    fn push<K>(&mut self, event: &watcher::Event<K>, wanted: impl IntoIterator<Item = T>) -> Vec<T> {
         match event {
             watcher::Event::Init => {
                 self.listing = true;
