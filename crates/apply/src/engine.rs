@@ -191,7 +191,13 @@ impl Engine {
                 .collect();
             let checks = bounded!(planned, self.concurrency, |idx| {
                 let item = &items[idx];
-                async move { (idx, self.dry_run(item).await) }
+                async move {
+                    let validated = match &item.resolved {
+                        Some(r) => self.dry_run(&self.api(r, item.entry.namespace.as_deref()), item).await.map(drop),
+                        None => Ok(()),
+                    };
+                    (idx, validated)
+                }
             });
             for (idx, result) in checks {
                 let item = &mut items[idx];
@@ -311,19 +317,16 @@ impl Engine {
         if live.is_none() && !validate_absent {
             return Ok(Action::Create);
         }
-        let params = PatchParams::apply(FIELD_MANAGER).force().dry_run();
-        let dry = api.patch(name, &params, &Patch::Apply(&item.object)).await.map_err(|e| from_kube(item, e))?;
+        let dry = self.dry_run(&api, item).await?;
         let Some(live) = live else { return Ok(Action::Create) };
         if comparable(&live) == comparable(&dry) { Ok(Action::Unchanged) } else { Ok(Action::Update) }
     }
 
     /// The server-side dry-run of an object's apply: whether the API server would accept it.
-    async fn dry_run(&self, item: &Item<'_>) -> Result<(), ObjectFailure> {
-        let Some(resolved) = &item.resolved else { return Ok(()) };
-        let api = self.api(resolved, item.entry.namespace.as_deref());
+    /// What the API server returns for it, through `api` (the object's resource and namespace).
+    async fn dry_run(&self, api: &Api<DynamicObject>, item: &Item<'_>) -> Result<DynamicObject, ObjectFailure> {
         let params = PatchParams::apply(FIELD_MANAGER).force().dry_run();
-        api.patch(&item.entry.name, &params, &Patch::Apply(&item.object)).await.map_err(|e| from_kube(item, e))?;
-        Ok(())
+        api.patch(&item.entry.name, &params, &Patch::Apply(&item.object)).await.map_err(|e| from_kube(item, e))
     }
 
     /// After CRDs and Namespaces are in place: wait for new CRDs, resolve and validate what
@@ -460,7 +463,7 @@ impl Engine {
         for item in undo {
             let Some(resolved) = &item.resolved else { continue };
             let api = self.api(resolved, item.entry.namespace.as_deref());
-            match api.delete(&item.entry.name, &kube::api::DeleteParams::background()).await {
+            match api.delete(&item.entry.name, &DeleteParams::background()).await {
                 Ok(_) => debug!(object = %describe(&item.entry), "rolled back"),
                 Err(e) => warn!(object = %describe(&item.entry), error = %e, "could not roll back"),
             }
@@ -564,13 +567,13 @@ pub(crate) fn comparable(object: &impl serde::Serialize) -> Value {
     value
 }
 
-/// The namespaces this run creates (planned `Create`).
 /// Whether the run only creates: every object it read is absent, and the others go into
 /// namespaces it creates or are of kinds its own CRDs define.
 fn creates_only(items: &[Item<'_>]) -> bool {
     items.iter().all(|i| i.action.is_none() || i.action == Some(Action::Create))
 }
 
+/// The namespaces this run creates (planned `Create`).
 fn created_namespaces(items: &[Item<'_>]) -> BTreeSet<String> {
     items
         .iter()

@@ -101,11 +101,6 @@ impl Context {
         let _ = self.stores.set(stores);
     }
 
-    /// The shared stores, once the controllers run.
-    pub fn stores(&self) -> Option<&Stores> {
-        self.stores.get()
-    }
-
     /// The Environments of team factory `factory`: from the store once it has listed, else
     /// listed (without controllers, as in tests of a single reconcile).
     pub async fn environments_of(&self, factory: &str) -> Result<Vec<Arc<Environment>>, kube::Error> {

@@ -305,6 +305,7 @@ async fn lead(
         environments: env_store.clone(),
         previews: preview_store.clone(),
     });
+    let secret_factories = factory_store.clone();
     let (factory_own, factory_for_envs) = (factories.subscribe(), factories.subscribe());
     let (env_own, preview_own) = (environments.subscribe(), previews_watch.subscribe());
     // Factories to reconcile because something they summarise or follow changed, sent by the
@@ -355,7 +356,6 @@ async fn lead(
 
     let factory_envs = env_store.clone();
     let secret_envs = env_store.clone();
-    let secret_factories = ctx.stores().map(|s| s.factories.clone()).expect("stores were just set");
     let secrets: Api<PartialObjectMeta<Secret>> = Api::all(ctx.client.clone());
     let env = Controller::for_shared_stream(watches::changed(env_own, triggers::inputs::<Environment>), env_store)
         .with_config(config.clone())
