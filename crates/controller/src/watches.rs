@@ -3,13 +3,14 @@
 //! reconciles or summarises them — and every cached object kept its `managedFields`, which no
 //! reconcile reads. At 10,000 environments those copies were most of the operator's memory.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use kube::runtime::reflector::{self, ObjectRef, ReflectHandle, Store};
+use kube::runtime::reflector::{self, ReflectHandle, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -90,7 +91,9 @@ where
 /// whether it changed — `predicate_filter` for streams of shared objects.
 pub struct Changes<K: Resource<DynamicType = ()>> {
     predicate: fn(&K) -> Option<u64>,
-    seen: HashMap<(ObjectRef<K>, String), u64>,
+    /// By uid alone (an `ObjectRef` key also holds the name, namespace and resourceVersion: at
+    /// 10,000 environments these maps took 7.5 MiB).
+    seen: HashMap<String, u64>,
 }
 
 impl<K: Resource<DynamicType = ()>> Changes<K> {
@@ -102,13 +105,17 @@ impl<K: Resource<DynamicType = ()>> Changes<K> {
     /// Whether `object`'s hash differs from the one last seen.
     pub fn changed(&mut self, object: &K) -> bool {
         let Some(hash) = (self.predicate)(object) else { return true };
-        let key = (ObjectRef::from_obj(object), object.uid().unwrap_or_default());
-        self.seen.insert(key, hash) != Some(hash)
+        self.seen.insert(Self::key(object), hash) != Some(hash)
     }
 
     /// Forgets a deleted object.
     pub fn forget(&mut self, object: &K) {
-        self.seen.remove(&(ObjectRef::from_obj(object), object.uid().unwrap_or_default()));
+        self.seen.remove(&Self::key(object));
+    }
+
+    /// The uid; an object read without one (never from a watch) by its namespace and name.
+    fn key(object: &K) -> String {
+        object.uid().unwrap_or_else(|| format!("{}/{}", object.namespace().unwrap_or_default(), object.name_any()))
     }
 }
 
@@ -122,6 +129,36 @@ where
 {
     let mut changes = Changes::new(predicate);
     stream.filter(move |object| std::future::ready(changes.changed(object)))
+}
+
+/// What `triggers` names, each object at most once per `window`: the burst a team factory's
+/// summary gets while its environments become Ready one after the other (ten at a time, each
+/// a status write of the summary) becomes one reconcile, at most `window` later.
+pub fn coalesced<T: Eq + Hash + Send + 'static>(
+    triggers: impl Stream<Item = T> + Send + Unpin + 'static,
+    window: Duration,
+) -> impl Stream<Item = T> + Send + 'static {
+    futures::stream::unfold((triggers, VecDeque::new()), move |(mut triggers, mut ready)| async move {
+        loop {
+            if let Some(next) = ready.pop_front() {
+                return Some((next, (triggers, ready)));
+            }
+            let first = triggers.next().await?;
+            let mut burst = HashSet::from([first]);
+            let until = tokio::time::sleep(window);
+            tokio::pin!(until);
+            loop {
+                tokio::select! {
+                    () = &mut until => break,
+                    next = triggers.next() => match next {
+                        Some(t) => { burst.insert(t); }
+                        None => break,
+                    },
+                }
+            }
+            ready.extend(burst);
+        }
+    })
 }
 
 /// Buffers what a watch's events ask for while it (re)lists, and hands it over once the store
@@ -188,6 +225,25 @@ mod tests {
         assert!(changes.changed(&env("b", 2)), "same name and hash, another uid");
         changes.forget(&env("b", 2));
         assert!(changes.changed(&env("b", 2)));
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_triggers_becomes_one_per_object() {
+        let (tx, rx) = futures::channel::mpsc::unbounded();
+        let mut out = Box::pin(coalesced(rx, Duration::from_millis(100)));
+        for t in ["a", "b", "a", "a", "b"] {
+            tx.unbounded_send(t).expect("send");
+        }
+        let mut first: Vec<&str> = vec![out.next().await.expect("a"), out.next().await.expect("b")];
+        first.sort();
+        assert_eq!(first, ["a", "b"]);
+        let more = tokio::time::timeout(Duration::from_millis(300), out.next()).await;
+        assert!(more.is_err(), "nothing more was sent, got {more:?}");
+        // A later trigger is a new burst.
+        tx.unbounded_send("a").expect("send");
+        assert_eq!(out.next().await, Some("a"));
+        drop(tx);
+        assert_eq!(out.next().await, None);
     }
 
     #[test]
