@@ -101,15 +101,25 @@ pub struct PathSpec {
 #[serde(rename_all = "camelCase")]
 pub struct InventoryEntry {
     /// API version the object was applied with, such as `rbac.authorization.k8s.io/v1`.
-    pub api_version: String,
+    #[schemars(with = "String")]
+    pub api_version: Text,
     /// Kind, such as `ClusterRole`.
-    pub kind: String,
+    #[schemars(with = "String")]
+    pub kind: Text,
     /// Namespace; empty for cluster-scoped objects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub namespace: Option<Text>,
     /// Name.
-    pub name: String,
+    #[schemars(with = "String")]
+    pub name: Text,
     /// Digest of the desired object last applied.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub digest: String,
+    #[serde(default, skip_serializing_if = "Text::is_empty")]
+    #[schemars(with = "String")]
+    pub digest: Text,
 }
+
+/// A string kept inline when it is short (up to 24 bytes, as most names, kinds and digests
+/// are): every Environment in the operator's cache holds a dozen inventory entries, and five
+/// separately allocated strings per entry were half of what 10,000 environments took.
+pub type Text = compact_str::CompactString;

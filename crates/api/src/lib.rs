@@ -11,7 +11,7 @@ pub mod factory;
 pub mod labels;
 pub mod preview;
 
-pub use common::{GitRef, GitSource, InventoryEntry, PathSpec, SecretReference};
+pub use common::{GitRef, GitSource, InventoryEntry, PathSpec, SecretReference, Text};
 pub use environment::{DriftPolicy, Environment, EnvironmentSpec, EnvironmentStatus};
 pub use factory::{Factory, FactorySpec, FactoryStatus, FactoryType};
 pub use preview::{PreviewEnvironment, PreviewEnvironmentSpec, PreviewEnvironmentStatus, PreviewPhase};

@@ -5,16 +5,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use factory_api::labels;
-use factory_api::{FIELD_MANAGER, InventoryEntry};
+use factory_api::{FIELD_MANAGER, InventoryEntry, Text};
 use factory_core::inventory;
 use factory_core::manifests::Manifest;
 use futures::{StreamExt, stream};
 use kube::Client;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PropagationPolicy};
 use serde_json::Value;
-use serde_json::value::RawValue;
 use tracing::{debug, info, warn};
 
+use crate::desired::{Desired, Item, failure};
 use crate::error::{ApplyError, ObjectFailure};
 use crate::resolve::{Resolved, Resolver};
 
@@ -119,17 +119,6 @@ pub(crate) enum Action {
     Unchanged,
 }
 
-pub(crate) struct Item<'m> {
-    pub(crate) manifest: &'m Manifest,
-    /// The object as it is sent (labelled), kept as JSON text: a platform revision holds
-    /// thousands of these for the whole run, and a parsed `Value` takes several times the space.
-    pub(crate) object: Box<RawValue>,
-    pub(crate) entry: InventoryEntry,
-    pub(crate) resolved: Option<Resolved>,
-    pub(crate) stage: Stage,
-    pub(crate) action: Option<Action>,
-}
-
 impl Engine {
     /// An engine writing as `client`, resolving kinds with `resolver`, adding `labels` (and
     /// `app.kubernetes.io/managed-by`) to every object.
@@ -145,12 +134,25 @@ impl Engine {
         prune: PruneMode,
         drift: DriftMode,
     ) -> Result<Outcome, ApplyError> {
+        let desired = self.prepare_all(desired).await?;
+        self.apply(desired, previous, prune, drift).await
+    }
+
+    /// Converges the cluster to `desired`, prepared with [`Engine::prepare`]. `previous` is
+    /// the inventory of the last run.
+    pub async fn apply(
+        &self,
+        desired: Desired,
+        previous: &[InventoryEntry],
+        prune: PruneMode,
+        drift: DriftMode,
+    ) -> Result<Outcome, ApplyError> {
         let previous_digests: BTreeMap<String, &str> =
             previous.iter().map(|e| (inventory::key(e), e.digest.as_str())).collect();
-        let mut items = self.resolve(desired).await?;
+        let mut items = desired.finish()?;
 
         // Validate everything that can be validated before anything is written.
-        let new_namespaces: BTreeSet<String> = items
+        let new_namespaces: BTreeSet<Text> = items
             .iter()
             .filter(|i| i.entry.kind == "Namespace" && i.stage == Stage::Foundations)
             .map(|i| i.entry.name.clone())
@@ -160,7 +162,7 @@ impl Engine {
         // before it exists, so they are validated after the foundations instead of twice.
         // Objects that do not exist are not dry-run yet: if nothing of the revision exists,
         // nothing needs one (below).
-        let mut creating: BTreeSet<String> = BTreeSet::new();
+        let mut creating: BTreeSet<Text> = BTreeSet::new();
         for foundations in [true, false] {
             let planned: Vec<usize> = (0..items.len())
                 .filter(|&idx| {
@@ -230,73 +232,11 @@ impl Engine {
                 return Err(e);
             }
         }
-        outcome.inventory = items.iter().map(|i| i.entry.clone()).collect();
+        // The items are done with: their entries move (a platform revision has 15,000).
+        outcome.inventory = items.into_iter().map(|i| i.entry).collect();
         self.prune(previous, prune, &mut outcome).await;
-        outcome.inventory.sort();
+        outcome.inventory.sort_unstable();
         Ok(outcome)
-    }
-
-    /// Resolves every manifest's kind; a kind only this revision's CRDs define is resolved later.
-    pub(crate) async fn resolve<'m>(&self, desired: &'m [Manifest]) -> Result<Vec<Item<'m>>, ApplyError> {
-        let defined_here: BTreeSet<(String, String)> = desired.iter().filter_map(crd_defines).collect();
-        let mut items = Vec::with_capacity(desired.len());
-        let mut failures = Vec::new();
-        for manifest in desired {
-            let mut object = manifest.object.clone();
-            self.label(&mut object);
-            let resolved = self.resolver.resolve(manifest.api_version(), manifest.kind()).await?;
-            let group = manifest.api_version().rsplit_once('/').map(|(g, _)| g).unwrap_or("").to_string();
-            let stage = match (&resolved, manifest.kind()) {
-                (_, "Namespace") if group.is_empty() => Stage::Foundations,
-                (_, "CustomResourceDefinition") if group == "apiextensions.k8s.io" => Stage::Foundations,
-                (Some(r), _) if !r.namespaced => Stage::Cluster,
-                (None, _) if !defined_here.contains(&(group.clone(), manifest.kind().to_string())) => {
-                    failures.push(failure(
-                        manifest,
-                        "UnknownKind",
-                        &format!(
-                            "the cluster serves no kind {} in {}; install its CRD or fix apiVersion/kind",
-                            manifest.kind(),
-                            manifest.api_version()
-                        ),
-                    ));
-                    continue;
-                }
-                _ => Stage::Namespaced,
-            };
-            if let Some(r) = &resolved {
-                if r.namespaced && manifest.namespace().is_none() {
-                    failures.push(failure(manifest, "Invalid", "namespaced object without metadata.namespace"));
-                    continue;
-                }
-                if !r.namespaced
-                    && let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut)
-                {
-                    meta.remove("namespace");
-                }
-            }
-            let entry = inventory::entry(&object);
-            let object = match serde_json::value::to_raw_value(&object) {
-                Ok(raw) => raw,
-                Err(e) => {
-                    failures.push(failure(manifest, "Invalid", &format!("cannot be encoded as JSON: {e}")));
-                    continue;
-                }
-            };
-            items.push(Item { manifest, object, entry, resolved, stage, action: None });
-        }
-        if failures.is_empty() { Ok(items) } else { Err(ApplyError::Validation(failures)) }
-    }
-
-    fn label(&self, object: &mut Value) {
-        let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) else { return };
-        let labels = meta.entry("labels").or_insert_with(|| Value::Object(Default::default()));
-        if let Some(map) = labels.as_object_mut() {
-            map.insert(labels::MANAGED_BY.into(), labels::MANAGED_BY_VALUE.into());
-            for (k, v) in &self.labels {
-                map.insert(k.clone(), Value::String(v.clone()));
-            }
-        }
     }
 
     pub(crate) fn api(&self, resolved: &Resolved, namespace: Option<&str>) -> Api<DynamicObject> {
@@ -309,7 +249,7 @@ impl Engine {
     /// Reads the live object and dry-runs the apply; returns what applying would do. `absent`:
     /// the object cannot exist (its namespace was just created), so it is not read. An object
     /// that does not exist is dry-run only if `validate_absent`.
-    async fn plan_one(&self, item: &Item<'_>, absent: bool, validate_absent: bool) -> Result<Action, ObjectFailure> {
+    async fn plan_one(&self, item: &Item, absent: bool, validate_absent: bool) -> Result<Action, ObjectFailure> {
         let Some(resolved) = &item.resolved else { return Ok(Action::Create) };
         let api = self.api(resolved, item.entry.namespace.as_deref());
         let name = &item.entry.name;
@@ -324,7 +264,7 @@ impl Engine {
 
     /// The server-side dry-run of an object's apply: whether the API server would accept it.
     /// What the API server returns for it, through `api` (the object's resource and namespace).
-    async fn dry_run(&self, api: &Api<DynamicObject>, item: &Item<'_>) -> Result<DynamicObject, ObjectFailure> {
+    async fn dry_run(&self, api: &Api<DynamicObject>, item: &Item) -> Result<DynamicObject, ObjectFailure> {
         let params = PatchParams::apply(FIELD_MANAGER).force().dry_run();
         api.patch(&item.entry.name, &params, &Patch::Apply(&item.object)).await.map_err(|e| from_kube(item, e))
     }
@@ -332,8 +272,8 @@ impl Engine {
     /// After CRDs and Namespaces are in place: wait for new CRDs, resolve and validate what
     /// had to wait for them. `fresh`: the run only creates; what is left is written without a
     /// dry-run first (and rolled back if any of it is refused).
-    async fn after_foundations(&self, items: &mut [Item<'_>], fresh: bool) -> Result<(), ApplyError> {
-        let crds: Vec<String> = items
+    async fn after_foundations(&self, items: &mut [Item], fresh: bool) -> Result<(), ApplyError> {
+        let crds: Vec<Text> = items
             .iter()
             .filter(|i| i.entry.kind == "CustomResourceDefinition" && i.action != Some(Action::Unchanged))
             .map(|i| i.entry.name.clone())
@@ -346,9 +286,9 @@ impl Engine {
         let created = created_namespaces(items);
         let mut failures = Vec::new();
         for item in items.iter_mut().filter(|i| i.action.is_none() && i.resolved.is_none()) {
-            item.resolved = self.resolver.resolve(item.manifest.api_version(), item.manifest.kind()).await?;
+            item.resolved = self.resolver.resolve(&item.entry.api_version, &item.entry.kind).await?;
             if item.resolved.is_none() {
-                failures.push(failure(item.manifest, "UnknownKind", "its CRD was applied but the kind is not served"));
+                failures.push(failure(&item.label(), "UnknownKind", "its CRD was applied but the kind is not served"));
             }
         }
         if fresh && failures.is_empty() {
@@ -371,7 +311,7 @@ impl Engine {
         if failures.is_empty() { Ok(()) } else { Err(ApplyError::Apply(failures)) }
     }
 
-    async fn wait_established(&self, names: &[String]) {
+    async fn wait_established(&self, names: &[Text]) {
         use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
         let api: Api<CustomResourceDefinition> = Api::all(self.client.clone());
         for _ in 0..100 {
@@ -396,7 +336,7 @@ impl Engine {
 
     async fn apply_stage(
         &self,
-        items: &mut [Item<'_>],
+        items: &mut [Item],
         stage: Stage,
         drift: DriftMode,
         previous_digests: &BTreeMap<String, &str>,
@@ -413,13 +353,13 @@ impl Engine {
                 Some(a) => a,
                 None => continue,
             };
-            let label = item.manifest.to_string();
+            let label = item.label();
             match action {
                 Action::Unchanged => outcome.unchanged += 1,
                 Action::Drift if drift == DriftMode::Report => {
                     outcome.drifted.push(label);
                     // Keep the digest of what we last applied: the drift is still unresolved.
-                    item.entry.digest = previous_digests.get(&key).map(|d| d.to_string()).unwrap_or_default();
+                    item.entry.digest = previous_digests.get(&key).map(|d| Text::from(*d)).unwrap_or_default();
                 }
                 _ => to_write.push((idx, action, label)),
             }
@@ -453,11 +393,9 @@ impl Engine {
     /// Deletes what a run that only creates managed to create (past the namespaces and CRDs)
     /// before an object was refused: such a run validates by writing, and a refused revision
     /// must leave nothing behind but its foundations, as a refused dry-run would.
-    async fn roll_back(&self, items: &[Item<'_>], created: &[String]) {
-        let mut undo: Vec<&Item<'_>> = items
-            .iter()
-            .filter(|i| i.stage != Stage::Foundations && created.contains(&i.manifest.to_string()))
-            .collect();
+    async fn roll_back(&self, items: &[Item], created: &[String]) {
+        let mut undo: Vec<&Item> =
+            items.iter().filter(|i| i.stage != Stage::Foundations && created.contains(&i.label())).collect();
         // Namespaced objects before the cluster-scoped ones they may depend on.
         undo.sort_by_key(|i| std::cmp::Reverse(i.stage));
         for item in undo {
@@ -470,9 +408,9 @@ impl Engine {
         }
     }
 
-    async fn write(&self, item: &Item<'_>) -> Result<(), ObjectFailure> {
+    async fn write(&self, item: &Item) -> Result<(), ObjectFailure> {
         let Some(resolved) = &item.resolved else {
-            return Err(failure(item.manifest, "UnknownKind", "kind not resolved"));
+            return Err(failure(&item.label(), "UnknownKind", "kind not resolved"));
         };
         let api = self.api(resolved, item.entry.namespace.as_deref());
         let params = PatchParams::apply(FIELD_MANAGER).force();
@@ -544,15 +482,6 @@ pub(crate) fn describe(entry: &InventoryEntry) -> String {
     }
 }
 
-/// (group, kind) a CRD manifest defines.
-fn crd_defines(manifest: &Manifest) -> Option<(String, String)> {
-    if manifest.kind() != "CustomResourceDefinition" {
-        return None;
-    }
-    let spec = manifest.object.get("spec")?;
-    Some((spec.get("group")?.as_str()?.to_string(), spec.pointer("/names/kind")?.as_str()?.to_string()))
-}
-
 /// An object without the fields that change on every write. Status is left out: apply never writes it, and a status written between the read and the
 /// dry-run (by the object's own controller) is not a change to apply.
 pub(crate) fn comparable(object: &impl serde::Serialize) -> Value {
@@ -569,12 +498,12 @@ pub(crate) fn comparable(object: &impl serde::Serialize) -> Value {
 
 /// Whether the run only creates: every object it read is absent, and the others go into
 /// namespaces it creates or are of kinds its own CRDs define.
-fn creates_only(items: &[Item<'_>]) -> bool {
+fn creates_only(items: &[Item]) -> bool {
     items.iter().all(|i| i.action.is_none() || i.action == Some(Action::Create))
 }
 
 /// The namespaces this run creates (planned `Create`).
-fn created_namespaces(items: &[Item<'_>]) -> BTreeSet<String> {
+fn created_namespaces(items: &[Item]) -> BTreeSet<Text> {
     items
         .iter()
         .filter(|i| i.entry.kind == "Namespace" && i.action == Some(Action::Create))
@@ -582,18 +511,14 @@ fn created_namespaces(items: &[Item<'_>]) -> BTreeSet<String> {
         .collect()
 }
 
-fn is_missing_namespace(failure: &ObjectFailure, item: &Item<'_>, new_namespaces: &BTreeSet<String>) -> bool {
+fn is_missing_namespace(failure: &ObjectFailure, item: &Item, new_namespaces: &BTreeSet<Text>) -> bool {
     failure.reason == "NotFound" && item.entry.namespace.as_ref().is_some_and(|ns| new_namespaces.contains(ns))
-}
-
-fn failure(manifest: &Manifest, reason: &str, message: &str) -> ObjectFailure {
-    ObjectFailure { object: manifest.to_string(), reason: reason.to_string(), message: message.to_string() }
 }
 
 /// A failure of a resolved object, named as the cluster sees it (no namespace on a
 /// cluster-scoped kind) with the place it came from.
-pub(crate) fn from_kube(item: &Item<'_>, error: kube::Error) -> ObjectFailure {
-    let object = format!("{} ({})", describe(&item.entry), item.manifest.location());
+pub(crate) fn from_kube(item: &Item, error: kube::Error) -> ObjectFailure {
+    let object = item.label();
     let (reason, message) = match error {
         kube::Error::Api(status) => (
             if status.reason.is_empty() { format!("HTTP{}", status.code) } else { status.reason.clone() },

@@ -9,11 +9,13 @@
 //! 4. *prune* what left the inventory — never on a failed revision, never an object annotated
 //!    `factories.dev/prune: disabled`, never an object we did not apply.
 
+mod desired;
 mod engine;
 mod error;
 mod plan;
 mod resolve;
 
+pub use desired::Desired;
 pub use engine::{DriftMode, Engine, Outcome, PruneMode};
 pub use error::{ApplyError, ObjectFailure};
 pub use plan::{Change, Planned};

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use factory_api::{FIELD_MANAGER, InventoryEntry, labels};
+use factory_api::{FIELD_MANAGER, InventoryEntry, Text, labels};
 use factory_core::inventory;
 use factory_core::manifests::Manifest;
 use kube::api::{Patch, PatchParams};
@@ -47,8 +47,8 @@ pub struct Planned {
 impl Engine {
     /// Plans `desired` against the cluster, with `previous` as the last inventory.
     pub async fn plan(&self, desired: &[Manifest], previous: &[InventoryEntry]) -> Result<Vec<Planned>, ApplyError> {
-        let items = self.resolve(desired).await?;
-        let new_namespaces: BTreeSet<String> =
+        let items = self.prepare_all(desired).await?.finish()?;
+        let new_namespaces: BTreeSet<Text> =
             items.iter().filter(|i| i.entry.kind == "Namespace").map(|i| i.entry.name.clone()).collect();
         let mut out = Vec::new();
         for item in &items {

@@ -2,6 +2,7 @@
 //! (a CRD installed after start-up is picked up without a restart).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kube::Client;
@@ -22,7 +23,9 @@ pub struct Resolved {
 
 #[derive(Default)]
 struct Cache {
-    kinds: HashMap<(String, String), Resolved>,
+    // Shared: every object of a revision holds its kind's resolution (17,000 at 10,000
+    // environments), one copy per kind is enough.
+    kinds: HashMap<(String, String), Arc<Resolved>>,
     refreshed: Option<Instant>,
 }
 
@@ -44,7 +47,7 @@ impl Resolver {
     }
 
     /// The resource serving `api_version`/`kind`, refreshing discovery once on a miss.
-    pub async fn resolve(&self, api_version: &str, kind: &str) -> Result<Option<Resolved>, ApplyError> {
+    pub async fn resolve(&self, api_version: &str, kind: &str) -> Result<Option<Arc<Resolved>>, ApplyError> {
         let key = (api_version.to_string(), kind.to_string());
         if let Some(found) = self.cache.read().await.kinds.get(&key) {
             return Ok(Some(found.clone()));
@@ -84,7 +87,7 @@ impl Resolver {
                     let namespaced = matches!(caps.scope, Scope::Namespaced);
                     kinds.insert(
                         (resource.api_version.clone(), resource.kind.clone()),
-                        Resolved { resource: resource.clone(), namespaced },
+                        Arc::new(Resolved { resource: resource.clone(), namespaced }),
                     );
                 }
             }

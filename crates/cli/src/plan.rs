@@ -197,7 +197,7 @@ async fn plan_platform(
             .unwrap_or_default()
             .inventory
             .into_iter()
-            .filter(|e| !(e.kind == "Secret" && credentials.contains(&e.name)))
+            .filter(|e| !(e.kind == "Secret" && credentials.iter().any(|c| *c == e.name)))
             .collect();
         let engine_labels =
             BTreeMap::from([(labels::APPLIED_BY.to_string(), format!("environment.{}", env.name_any()))]);

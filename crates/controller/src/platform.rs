@@ -9,7 +9,7 @@ use std::time::Duration;
 use factory_api::conditions::reasons;
 use factory_api::factory::ServiceAccountReference;
 use factory_api::{Factory, FactoryStatus, FactoryType, labels};
-use factory_apply::{DriftMode, Engine, Outcome, PruneMode};
+use factory_apply::{Desired, DriftMode, Engine, Outcome, PruneMode};
 use factory_core::manifests::{self, Manifest};
 use factory_core::{duration, render, validate};
 use kube::runtime::controller::Action;
@@ -198,24 +198,21 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
 
     let mut vars: BTreeMap<String, String> = spec.variables.clone();
     vars.insert("factory".into(), name.clone());
-    let mut desired: Vec<Manifest> = Vec::new();
+    // Objects are handed to the engine as they are rendered: a revision building a thousand
+    // team factories is never held parsed all at once.
+    let engine = engine(ctx, &name, account)?;
+    let mut desired = Desired::default();
     let mut load_errors = Vec::new();
-    let mut load = |files, vars: &BTreeMap<String, String>| match manifests::load(files, vars) {
-        Ok(m) => m,
-        Err(e) => {
-            load_errors.extend(e);
-            Vec::new()
-        }
-    };
-    desired.extend(load(&checkout.files[0], &vars));
-    let definitions = load(&checkout.files[1], &vars);
+    for manifest in load(&checkout.files[0], &vars, &mut load_errors) {
+        engine.prepare(&mut desired, &manifest).await?;
+    }
     // Classes are applied per environment; here they only have to parse.
     let mut class_vars = vars.clone();
     for key in ["namespace", "environment", "class"] {
         class_vars.insert(key.into(), "validation".into());
     }
     for files in &checkout.files[2..templates_at] {
-        load(files, &class_vars);
+        load(files, &class_vars, &mut load_errors);
     }
     // Templates and image pipelines are applied elsewhere (where Tekton may be absent); here
     // they only have to parse, so a broken one fails the revision that broke it.
@@ -224,17 +221,16 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
     tekton_vars.insert("platform".into(), name.clone());
     let tekton_end = if images.is_some() { images_at + 1 } else { images_at };
     for files in &checkout.files[templates_at..tekton_end] {
-        load(files, &tekton_vars);
-    }
-    if !load_errors.is_empty() {
-        return Err(ReconcileError::Load(load_errors));
+        load(files, &tekton_vars, &mut load_errors);
     }
     if let Some(images) = &images {
         // The platform's own cicd namespace, where its images are built.
         let namespace = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {
             "name": factory_core::names::cicd_namespace(&name),
             "labels": {labels::NAMESPACE_KIND: "cicd", labels::PLATFORM: name, labels::PART_OF: name}}});
-        desired.push(Manifest { file: format!("Factory {name} spec.images"), line: 0, document: 0, object: namespace });
+        let manifest =
+            Manifest { file: format!("Factory {name} spec.images"), line: 0, document: 0, object: namespace };
+        engine.prepare(&mut desired, &manifest).await?;
         crate::images::observe(ctx, factory, images, status).await;
     }
     let references = factory_core::images::references(&status.images);
@@ -249,31 +245,41 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
             .collect();
     let mut render_errors = Vec::new();
     let mut cicd_errors = Vec::new();
-    for definition in &definitions {
-        match render::team_factory(&name, definition, &references) {
-            Ok(objects) => desired.extend(objects),
-            Err(e) => render_errors.push(e),
-        }
-        let team = definition.name();
-        let cicd = factory_core::names::cicd_namespace(team);
-        let target = factory_core::baseline::Target {
-            factory: team,
-            platform: &name,
-            namespace: &cicd,
-            class: CICD_CLASS,
-            environment: CICD_CLASS,
-            kind: "cicd",
-            protected: false,
-        };
-        let team_vars = factory_core::baseline::vars(&spec.variables, &target);
-        let mut class_manifests = Vec::new();
-        for files in &cicd_files {
-            match manifests::load(files, &team_vars) {
-                Ok(m) => class_manifests.extend(m),
-                Err(e) => cicd_errors.extend(e),
+    // One file of definitions at a time, for the same reason.
+    for file in &checkout.files[1] {
+        for definition in load(std::slice::from_ref(file), &vars, &mut load_errors) {
+            match render::team_factory(&name, &definition, &references) {
+                Ok(objects) => {
+                    for object in &objects {
+                        engine.prepare(&mut desired, object).await?;
+                    }
+                }
+                Err(e) => render_errors.push(e),
+            }
+            let team = definition.name();
+            let cicd = factory_core::names::cicd_namespace(team);
+            let target = factory_core::baseline::Target {
+                factory: team,
+                platform: &name,
+                namespace: &cicd,
+                class: CICD_CLASS,
+                environment: CICD_CLASS,
+                kind: "cicd",
+                protected: false,
+            };
+            let team_vars = factory_core::baseline::vars(&spec.variables, &target);
+            let mut class_manifests = Vec::new();
+            for files in &cicd_files {
+                class_manifests.extend(load(files, &team_vars, &mut cicd_errors));
+            }
+            for object in &render::cicd_class_objects(&cicd, class_manifests) {
+                engine.prepare(&mut desired, object).await?;
             }
         }
-        desired.extend(render::cicd_class_objects(&cicd, class_manifests));
+    }
+    // Every file that does not load, in one report.
+    if !load_errors.is_empty() {
+        return Err(ReconcileError::Load(load_errors));
     }
     if !cicd_errors.is_empty() {
         return Err(ReconcileError::Load(cicd_errors));
@@ -298,8 +304,7 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
     }
     let prune = if notes.is_empty() { PruneMode::Enabled } else { PruneMode::Disabled };
 
-    let engine = engine(ctx, &name, account)?;
-    let outcome = engine.run(&desired, &status.inventory, prune, DriftMode::Correct).await?;
+    let outcome = engine.apply(desired, &status.inventory, prune, DriftMode::Correct).await?;
     let mut info = Vec::new();
     if let Some(images) = &images {
         let ids = &checkout.ids[images_at + 1..];
@@ -316,6 +321,18 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
         status.images.clear();
     }
     Ok(Applied { revision: checkout.synced.revision, outcome, notes, info })
+}
+
+/// The manifests of `files`, or none, with what failed to load added to `errors`.
+fn load(
+    files: &[factory_core::manifests::SourceFile],
+    vars: &BTreeMap<String, String>,
+    errors: &mut Vec<factory_core::manifests::LoadError>,
+) -> Vec<Manifest> {
+    manifests::load(files, vars).unwrap_or_else(|e| {
+        errors.extend(e);
+        Vec::new()
+    })
 }
 
 fn engine(ctx: &Context, factory: &str, account: &ServiceAccountReference) -> Result<Engine, ReconcileError> {

@@ -108,7 +108,7 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
         if !outcome.created.is_empty() {
             info!(created = ?outcome.created, "environments materialised");
         }
-        status.inventory = outcome.inventory.into_iter().filter(|e| wanted.contains(&e.name)).collect();
+        status.inventory = outcome.inventory.into_iter().filter(|e| wanted.iter().any(|w| *w == e.name)).collect();
         status.pipelines = crate::pipelines::apply(ctx, factory, &status.pipelines).await;
         let applied = Applied { inventory: status.inventory.clone(), pipelines: status.pipelines.clone() };
         ctx.remember_applied(&name, fingerprint, applied);

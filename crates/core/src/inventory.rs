@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use factory_api::InventoryEntry;
+use factory_api::{InventoryEntry, Text};
 use serde_json::Value;
 
 /// Identity of an object independent of the API version it was applied with:
@@ -21,13 +21,13 @@ pub fn stale<'a>(previous: &'a [InventoryEntry], current: &[InventoryEntry]) -> 
 
 /// The entry recorded for a desired object.
 pub fn entry(object: &Value) -> InventoryEntry {
-    let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str).map(str::to_string);
+    let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str).map(Text::from);
     InventoryEntry {
         api_version: text("/apiVersion").unwrap_or_default(),
         kind: text("/kind").unwrap_or_default(),
         namespace: text("/metadata/namespace"),
         name: text("/metadata/name").unwrap_or_default(),
-        digest: digest(object),
+        digest: digest(object).into(),
     }
 }
 
@@ -91,7 +91,7 @@ mod tests {
             kind: kind.into(),
             namespace: ns.map(Into::into),
             name: name.into(),
-            digest: String::new(),
+            digest: Text::default(),
         }
     }
 
@@ -124,8 +124,8 @@ mod tests {
         let entry = |i: usize| InventoryEntry {
             api_version: "v1".into(),
             kind: "ServiceAccount".into(),
-            namespace: Some(format!("t{:04}-cicd", i / 17)),
-            name: format!("deploy-e{}", i % 17),
+            namespace: Some(format!("t{:04}-cicd", i / 17).into()),
+            name: format!("deploy-e{}", i % 17).into(),
             digest: "0123456789abcdef".into(),
         };
         let hundred: Vec<InventoryEntry> = (0..1_700).map(entry).collect();
