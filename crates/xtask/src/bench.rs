@@ -58,8 +58,11 @@ impl Operator {
             }
             Err(_) => Command::new(bin),
         };
+        // As the image runs it (Dockerfile): two malloc arenas, not eight per core.
+        let arenas = std::env::var("MALLOC_ARENA_MAX").unwrap_or_else(|_| "2".into());
         let child = command
             .env("KUBECONFIG", kubeconfig)
+            .env("MALLOC_ARENA_MAX", arenas)
             .arg(format!("--git-cache={}", dir.join("git-cache").display()))
             .arg(format!("--metrics-addr={metrics}"))
             .arg(format!("--resync-interval={resync}"))
@@ -383,9 +386,10 @@ pub fn run(root: &Path, sizes: &[usize], cold_only: bool) -> Result<()> {
     );
     let _ = writeln!(
         report,
-        "Machine: {machine}; Kubernetes {}; etcd {}; release build of the operator.\n",
+        "Machine: {machine}; Kubernetes {}; etcd {}; release build of the operator, run with `MALLOC_ARENA_MAX={}` (the image's setting unless the environment says otherwise).\n",
         factory_control_plane::versions::KUBERNETES,
-        factory_control_plane::versions::ETCD
+        factory_control_plane::versions::ETCD,
+        std::env::var("MALLOC_ARENA_MAX").unwrap_or_else(|_| "2".into())
     );
     // Each size is appended as soon as it is measured: a larger size failing keeps the others.
     for &size in sizes {
