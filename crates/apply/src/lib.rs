@@ -1,6 +1,7 @@
 //! The apply engine, shared by every reconciler: desired objects in, cluster converged out.
 //!
-//! 1. *resolve* every object's kind through discovery (unknown kinds fail the revision);
+//! 1. *prepare* each object as it comes (labelled, kept as JSON text, its kind resolved through
+//!    discovery; unknown kinds fail the revision once it is complete);
 //! 2. *validate* the whole revision with a server-side dry-run before anything is written, so
 //!    one bad document applies nothing; the dry-run result compared with the live object also
 //!    tells which objects would change, so a steady state writes nothing;
