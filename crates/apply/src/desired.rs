@@ -28,16 +28,6 @@ pub struct Desired {
 }
 
 impl Desired {
-    /// How many objects it holds.
-    pub fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    /// Whether it holds no object.
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
     /// The items to apply, or every object that cannot be (a kind nobody serves or defines).
     pub(crate) fn finish(mut self) -> Result<Vec<Item>, ApplyError> {
         let defined_here = &self.defined_here;
