@@ -32,8 +32,8 @@ impl Desired {
     pub(crate) fn finish(mut self) -> Result<Vec<Item>, ApplyError> {
         let defined_here = &self.defined_here;
         let unknown = |i: &Item| {
-            let group = i.entry.api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
-            i.resolved.is_none() && !defined_here.contains(&(group.to_string(), i.entry.kind.to_string()))
+            i.resolved.is_none()
+                && !defined_here.contains(&(group(&i.entry.api_version).into(), i.entry.kind.to_string()))
         };
         self.failures.extend(self.items.iter().filter(|i| unknown(i)).map(|i| {
             failure(
@@ -74,7 +74,7 @@ impl Engine {
     pub async fn prepare(&self, desired: &mut Desired, manifest: &Manifest) -> Result<(), ApplyError> {
         let label = manifest.to_string();
         let resolved = self.resolver.resolve(manifest.api_version(), manifest.kind()).await?;
-        let group = manifest.api_version().rsplit_once('/').map(|(g, _)| g).unwrap_or("");
+        let group = group(manifest.api_version());
         if let Some(defines) = crd_defines(manifest) {
             desired.defined_here.insert(defines);
         }
@@ -127,6 +127,11 @@ impl Engine {
             }
         }
     }
+}
+
+/// The API group of `api_version` (empty for the core group).
+fn group(api_version: &str) -> &str {
+    api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("")
 }
 
 /// (group, kind) a CRD manifest defines.
