@@ -550,7 +550,11 @@ async fn one(root: &Path, environments: usize, cold_only: bool) -> Result<String
     let (_, w_after) = requests(&plane);
     let steady_writes = w_after - w_before;
     let steady_detail = grown(&by_before, &writes_by_resource(&plane), 8);
-    eprintln!("  resync writes: {steady_detail}; operator peak RSS so far {:.0} MiB", operator.peak_rss_mib());
+    eprintln!(
+        "  resync writes: {steady_detail}; platform resync {}; operator peak RSS so far {:.0} MiB",
+        platform_resync.map_or_else(|| "not finished".to_string(), |t| format!("{:.1}s", t.as_secs_f64())),
+        operator.peak_rss_mib()
+    );
 
     // The phases after the cold converge, unless `--cold-only` (the largest sizes, where
     // each phase reconciles every environment again).
@@ -575,7 +579,7 @@ async fn one(root: &Path, environments: usize, cold_only: bool) -> Result<String
         let (_, w1) = requests(&plane);
         let change_writes = w1 - w0;
         let change_detail = grown(&by0, &writes_by_resource(&plane), 8);
-        eprintln!("  change writes: {change_detail}");
+        eprintln!("  change {:.1}s, writes: {change_detail}", change_time.as_secs_f64());
         let rss_after_change = operator.peak_rss_mib();
 
         // Restart → first write: a change made while the operator is down.
@@ -597,6 +601,11 @@ async fn one(root: &Path, environments: usize, cold_only: bool) -> Result<String
         };
         all_ready(&client, environments, &head, Duration::from_secs(3600)).await?;
         let restart_converge = restarted.elapsed();
+        eprintln!(
+            "  restart: first write {:.1}s, converged {:.1}s",
+            first_write.as_secs_f64(),
+            restart_converge.as_secs_f64()
+        );
 
         // Previews: create → Ready, delete → namespace gone, three rounds.
         let mut previews = Vec::new();
