@@ -72,7 +72,6 @@ impl Engine {
     /// Adds `manifest` to `desired`: labelled, its kind resolved. Fails only when discovery
     /// does; an object that cannot be applied as it is fails the run that gets the set.
     pub async fn prepare(&self, desired: &mut Desired, manifest: &Manifest) -> Result<(), ApplyError> {
-        let label = manifest.to_string();
         let resolved = self.resolver.resolve(manifest.api_version(), manifest.kind()).await?;
         let group = group(manifest.api_version());
         if let Some(defines) = crd_defines(manifest) {
@@ -89,7 +88,11 @@ impl Engine {
         self.label(&mut object);
         if let Some(r) = &resolved {
             if r.namespaced && manifest.namespace().is_none() {
-                desired.failures.push(failure(&label, "Invalid", "namespaced object without metadata.namespace"));
+                desired.failures.push(failure(
+                    &manifest.to_string(),
+                    "Invalid",
+                    "namespaced object without metadata.namespace",
+                ));
                 return Ok(());
             }
             if !r.namespaced
@@ -103,7 +106,11 @@ impl Engine {
             Ok(object) => {
                 desired.items.push(Item { at: manifest.location(), object, entry, resolved, stage, action: None })
             }
-            Err(e) => desired.failures.push(failure(&label, "Invalid", &format!("cannot be encoded as JSON: {e}"))),
+            Err(e) => desired.failures.push(failure(
+                &manifest.to_string(),
+                "Invalid",
+                &format!("cannot be encoded as JSON: {e}"),
+            )),
         }
         Ok(())
     }

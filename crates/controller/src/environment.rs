@@ -125,14 +125,7 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Actio
         }
         Err(error) => {
             status::failed(&mut new_status.conditions, env.metadata.generation, error);
-            // Waiting (for its team factory, say) is said by the condition alone: a cold start
-            // would otherwise publish one Warning per environment.
-            if matches!(error, ReconcileError::Waiting(_)) {
-                info!(%error, "waiting");
-            } else {
-                warn!(%error, reason = error.reason(), "reconcile failed");
-                status::event(&ctx, env.as_ref(), EventType::Warning, error.reason(), &error.to_string()).await;
-            }
+            status::report_failure(&ctx, env.as_ref(), error).await;
         }
     }
     status::record(&ctx, "environment", result.as_ref().map(|a| &a.outcome), started.elapsed());

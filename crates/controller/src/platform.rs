@@ -15,7 +15,7 @@ use factory_core::{duration, render, validate};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
-use tracing::{info, instrument, warn};
+use tracing::{info, instrument};
 
 use crate::context::Context;
 use crate::error::ReconcileError;
@@ -139,9 +139,8 @@ pub async fn reconcile(factory: Arc<Factory>, ctx: Arc<Context>) -> Result<Actio
             }
         }
         Err(error) => {
-            warn!(%error, reason = error.reason(), "reconcile failed");
             status::failed(&mut new_status.conditions, factory.metadata.generation, error);
-            status::event(&ctx, factory.as_ref(), EventType::Warning, error.reason(), &error.to_string()).await;
+            status::report_failure(&ctx, factory.as_ref(), error).await;
         }
     }
     status::record(&ctx, "factory", result.as_ref().map(|a| &a.outcome), started.elapsed());

@@ -6,7 +6,7 @@ use factory_core::conditions::{self, Status};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::context::Context;
 use crate::error::ReconcileError;
@@ -113,4 +113,16 @@ pub async fn event<K: Resource<DynamicType = ()>>(
     if let Err(e) = ctx.recorder.publish(&ev, &object.object_ref(&())).await {
         warn!(object = %object.name_any(), error = %e, "could not publish event");
     }
+}
+
+/// Says that a reconcile of `object` failed: logged, and a Warning Event — except for waiting
+/// (for a platform's first revision, a team factory), which is how a cold start begins and is
+/// said by the condition alone (a Warning per object would flood the Events of a large fleet).
+pub async fn report_failure<K: Resource<DynamicType = ()>>(ctx: &Context, object: &K, error: &ReconcileError) {
+    if matches!(error, ReconcileError::Waiting(_)) {
+        info!(%error, "waiting");
+        return;
+    }
+    warn!(%error, reason = error.reason(), "reconcile failed");
+    event(ctx, object, EventType::Warning, error.reason(), &error.to_string()).await;
 }

@@ -13,10 +13,9 @@ use factory_core::manifests::Manifest;
 use factory_core::{conditions, render, validate};
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
-use tracing::{debug, info, instrument, warn};
+use tracing::{debug, info, instrument};
 
 use crate::context::{Applied, Context, Read};
 use crate::error::ReconcileError;
@@ -35,14 +34,7 @@ pub async fn reconcile(factory: Arc<Factory>, ctx: Arc<Context>) -> Result<Actio
         }
         Err(error) => {
             status::failed(&mut new_status.conditions, factory.metadata.generation, error);
-            // Waiting for the platform's first revision is said by the condition alone (and is
-            // how every team factory starts: not a warning).
-            if matches!(error, ReconcileError::Waiting(_)) {
-                info!(%error, "waiting");
-            } else {
-                warn!(%error, reason = error.reason(), "reconcile failed");
-                status::event(&ctx, factory.as_ref(), EventType::Warning, error.reason(), &error.to_string()).await;
-            }
+            status::report_failure(&ctx, factory.as_ref(), error).await;
         }
     }
     let reason = match &result {
