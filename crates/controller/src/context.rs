@@ -14,6 +14,8 @@ use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, ResourceExt};
 
+use crate::watches::Cached;
+
 /// The default of [`Context::resync`].
 pub const DEFAULT_RESYNC: Duration = Duration::from_secs(300);
 
@@ -44,9 +46,9 @@ pub struct Stores {
     /// Every Factory.
     pub factories: Store<Factory>,
     /// Every Environment.
-    pub environments: Store<Environment>,
+    pub environments: Cached<Environment>,
     /// Every PreviewEnvironment.
-    pub previews: Store<PreviewEnvironment>,
+    pub previews: Cached<PreviewEnvironment>,
 }
 
 /// Where a reconcile reads a factory: the shared store (which the watches update before they
@@ -104,10 +106,10 @@ impl Context {
     /// The Environments of team factory `factory`: from the store once it has listed, else
     /// listed (without controllers, as in tests of a single reconcile).
     pub async fn environments_of(&self, factory: &str) -> Result<Vec<Arc<Environment>>, kube::Error> {
-        if let Some(store) = self.stores.get().map(|s| &s.environments)
-            && store.wait_until_ready().await.is_ok()
+        if let Some(cached) = self.stores.get().map(|s| &s.environments)
+            && let Some(all) = cached.listed_state().await
         {
-            return Ok(store.state().into_iter().filter(|e| e.spec.factory == factory).collect());
+            return Ok(all.into_iter().filter(|e| e.spec.factory == factory).collect());
         }
         let selector = format!("{}={factory}", factory_api::labels::FACTORY);
         let listed =
@@ -117,10 +119,10 @@ impl Context {
 
     /// The PreviewEnvironments in `namespace`, like [`Self::environments_of`].
     pub async fn previews_in(&self, namespace: &str) -> Result<Vec<Arc<PreviewEnvironment>>, kube::Error> {
-        if let Some(store) = self.stores.get().map(|s| &s.previews)
-            && store.wait_until_ready().await.is_ok()
+        if let Some(cached) = self.stores.get().map(|s| &s.previews)
+            && let Some(all) = cached.listed_state().await
         {
-            return Ok(store.state().into_iter().filter(|p| p.namespace().as_deref() == Some(namespace)).collect());
+            return Ok(all.into_iter().filter(|p| p.namespace().as_deref() == Some(namespace)).collect());
         }
         let listed =
             Api::<PreviewEnvironment>::namespaced(self.client.clone(), namespace).list(&ListParams::default()).await?;

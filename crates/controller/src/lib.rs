@@ -306,8 +306,8 @@ async fn lead(
     let (factory_store, env_store, preview_store) = (factories.store(), environments.store(), previews_watch.store());
     ctx.set_stores(context::Stores {
         factories: factory_store.clone(),
-        environments: env_store.clone(),
-        previews: preview_store.clone(),
+        environments: environments.cached(),
+        previews: previews_watch.cached(),
     });
     let secret_factories = factory_store.clone();
     let (factory_own, factory_for_envs) = (factories.subscribe(), factories.subscribe());

@@ -28,6 +28,44 @@ where
 {
     store: Store<K>,
     writer: reflector::store::Writer<K>,
+    listed: tokio::sync::watch::Sender<bool>,
+}
+
+/// Whether a watch's store holds its first whole list, awaitable by any number of reconciles.
+/// kube's `Store::wait_until_ready` wakes only the last of several concurrent waiters (its
+/// one-shot channel keeps one waker): at an operator restart with 10,000 environments, 16 team
+/// factory reconciles waited on it together and never woke, which stopped every factory.
+#[derive(Clone)]
+pub struct Listed(tokio::sync::watch::Receiver<bool>);
+
+impl Listed {
+    /// Waits for the first whole list; false if the watch stopped before it.
+    pub async fn wait(&self) -> bool {
+        self.0.clone().wait_for(|listed| *listed).await.is_ok()
+    }
+}
+
+/// A shared watch's store and whether it has listed.
+#[derive(Clone)]
+pub struct Cached<K: reflector::Lookup + Clone + 'static>
+where
+    K::DynamicType: Eq + Hash + Clone,
+{
+    /// The objects.
+    pub store: Store<K>,
+    /// Whether `store` holds the first whole list.
+    pub listed: Listed,
+}
+
+impl<K> Cached<K>
+where
+    K: reflector::Lookup + Clone + 'static,
+    K::DynamicType: Eq + Hash + Clone,
+{
+    /// Every object, once the first list is in; `None` if the watch stopped before it.
+    pub async fn listed_state(&self) -> Option<Vec<Arc<K>>> {
+        self.listed.wait().await.then(|| self.store.state())
+    }
 }
 
 impl<K> SharedWatch<K>
@@ -37,12 +75,17 @@ where
     /// A watch that has not started.
     pub fn new() -> Self {
         let (store, writer) = reflector::store_shared(SUBSCRIBER_BUFFER);
-        Self { store, writer }
+        Self { store, writer, listed: tokio::sync::watch::Sender::new(false) }
     }
 
     /// The objects, as the watch last delivered them (without `managedFields`).
     pub fn store(&self) -> Store<K> {
         self.store.clone()
+    }
+
+    /// The store with its readiness, for reconciles that must wait for the first list.
+    pub fn cached(&self) -> Cached<K> {
+        Cached { store: self.store.clone(), listed: Listed(self.listed.subscribe()) }
     }
 
     /// Every object the watch applies, after the store has it (deletions are not passed on).
@@ -61,6 +104,7 @@ where
     ) -> impl Future<Output = ()> + Send + 'static {
         let kind = K::kind(&()).to_string();
         let mut after = AfterList::default();
+        let listed = self.listed;
         watcher::watcher(api, watcher::Config::default())
             .modify(|object| object.managed_fields_mut().clear())
             .backoff(WatchBackoff::default())
@@ -69,6 +113,9 @@ where
                 match event {
                     // A receiver gone means the controllers stopped: nothing left to tell.
                     Ok(event) => {
+                        if matches!(event, watcher::Event::InitDone) {
+                            listed.send_replace(true);
+                        }
                         after.push(&event, wanted(&event)).into_iter().for_each(|t| drop(to.unbounded_send(t)))
                     }
                     Err(e) => warn!(%kind, error = %e, "watch failed; retrying"),
@@ -244,6 +291,67 @@ mod tests {
         assert_eq!(out.next().await, Some("a"));
         drop(tx);
         assert_eq!(out.next().await, None);
+    }
+
+    /// Spawns `n` tasks awaiting `wait`, lets them all register, calls `signal`, lets the woken
+    /// ones run, and counts those that finished.
+    async fn woken<F: Future<Output = ()> + Send + 'static>(
+        n: usize,
+        wait: impl Fn() -> F,
+        signal: impl FnOnce(),
+    ) -> usize {
+        let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        for _ in 0..n {
+            let (done, wait) = (done.clone(), wait());
+            tokio::spawn(async move {
+                wait.await;
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            });
+        }
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        signal();
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        done.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn every_reconcile_waiting_for_the_first_list_wakes() {
+        let listed = tokio::sync::watch::Sender::new(false);
+        let waiting = Listed(listed.subscribe());
+        let woke = woken(
+            32,
+            || {
+                let waiting = waiting.clone();
+                async move { assert!(waiting.wait().await) }
+            },
+            || {
+                listed.send_replace(true);
+            },
+        )
+        .await;
+        assert_eq!(woke, 32);
+        assert!(waiting.wait().await, "a later waiter returns at once");
+    }
+
+    /// Why [`Listed`] exists. If this fails, kube's store wakes every waiter now and
+    /// [`Cached::listed_state`] could wait on `Store::wait_until_ready` again.
+    #[tokio::test]
+    async fn kube_store_readiness_wakes_only_the_last_of_concurrent_waiters() {
+        let (store, mut writer) = reflector::store::<Environment>();
+        let woke = woken(
+            32,
+            || {
+                let store = store.clone();
+                async move { store.wait_until_ready().await.expect("ready") }
+            },
+            || writer.apply_watcher_event(&watcher::Event::InitDone),
+        )
+        .await;
+        assert!(woke < 32, "all 32 waiters woke");
     }
 
     #[test]
