@@ -31,30 +31,17 @@ where
     listed: tokio::sync::watch::Sender<bool>,
 }
 
-/// Whether a watch's store holds its first whole list, awaitable by any number of reconciles.
-/// kube's `Store::wait_until_ready` wakes only the last of several concurrent waiters (its
-/// one-shot channel keeps one waker): at an operator restart with 10,000 environments, 16 team
-/// factory reconciles waited on it together and never woke, which stopped every factory.
-#[derive(Clone)]
-pub struct Listed(tokio::sync::watch::Receiver<bool>);
-
-impl Listed {
-    /// Waits for the first whole list; false if the watch stopped before it.
-    pub async fn wait(&self) -> bool {
-        self.0.clone().wait_for(|listed| *listed).await.is_ok()
-    }
-}
-
-/// A shared watch's store and whether it has listed.
+/// A shared watch's store, readable once it holds the watch's first whole list. The readiness
+/// is the watch's own signal, not kube's `Store::wait_until_ready`: that wakes only the last of
+/// several concurrent waiters (its one-shot channel keeps one waker), and at an operator restart
+/// with 10,000 environments the 16 team factory reconciles waiting on it together never woke.
 #[derive(Clone)]
 pub struct Cached<K: reflector::Lookup + Clone + 'static>
 where
     K::DynamicType: Eq + Hash + Clone,
 {
-    /// The objects.
-    pub store: Store<K>,
-    /// Whether `store` holds the first whole list.
-    pub listed: Listed,
+    store: Store<K>,
+    listed: tokio::sync::watch::Receiver<bool>,
 }
 
 impl<K> Cached<K>
@@ -64,7 +51,8 @@ where
 {
     /// Every object, once the first list is in; `None` if the watch stopped before it.
     pub async fn listed_state(&self) -> Option<Vec<Arc<K>>> {
-        self.listed.wait().await.then(|| self.store.state())
+        let listed = self.listed.clone().wait_for(|listed| *listed).await.is_ok();
+        listed.then(|| self.store.state())
     }
 }
 
@@ -85,7 +73,7 @@ where
 
     /// The store with its readiness, for reconciles that must wait for the first list.
     pub fn cached(&self) -> Cached<K> {
-        Cached { store: self.store.clone(), listed: Listed(self.listed.subscribe()) }
+        Cached { store: self.store.clone(), listed: self.listed.subscribe() }
     }
 
     /// Every object the watch applies, after the store has it (deletions are not passed on).
@@ -321,12 +309,12 @@ mod tests {
     #[tokio::test]
     async fn every_reconcile_waiting_for_the_first_list_wakes() {
         let listed = tokio::sync::watch::Sender::new(false);
-        let waiting = Listed(listed.subscribe());
+        let cached = Cached { store: reflector::store::<Environment>().0, listed: listed.subscribe() };
         let woke = woken(
             32,
             || {
-                let waiting = waiting.clone();
-                async move { assert!(waiting.wait().await) }
+                let cached = cached.clone();
+                async move { assert!(cached.listed_state().await.is_some()) }
             },
             || {
                 listed.send_replace(true);
@@ -334,11 +322,11 @@ mod tests {
         )
         .await;
         assert_eq!(woke, 32);
-        assert!(waiting.wait().await, "a later waiter returns at once");
+        assert!(cached.listed_state().await.is_some(), "a later waiter returns at once");
     }
 
-    /// Why [`Listed`] exists. If this fails, kube's store wakes every waiter now and
-    /// [`Cached::listed_state`] could wait on `Store::wait_until_ready` again.
+    /// Why [`Cached`] has its own readiness. If this fails, kube's store wakes every waiter now
+    /// and [`Cached::listed_state`] could wait on `Store::wait_until_ready` again.
     #[tokio::test]
     async fn kube_store_readiness_wakes_only_the_last_of_concurrent_waiters() {
         let (store, mut writer) = reflector::store::<Environment>();
