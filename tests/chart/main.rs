@@ -135,6 +135,9 @@ async fn the_operator_runs_with_only_the_charts_rbac() {
         ("create", "", "namespaces", "", ""),
         ("delete", "", "secrets", "x", p.system.as_str()),
         ("impersonate", "", "serviceaccounts", "default", p.system.as_str()),
+        // Team accounts only in the tenant namespace: never an account of a team's own namespaces.
+        ("impersonate", "", "serviceaccounts", "factory", "any-team-cicd"),
+        ("impersonate", "", "serviceaccounts", "deploy-prod", "any-team-cicd"),
         ("impersonate", "", "groups", "system:masters", ""),
         ("impersonate", "", "users", "admin", ""),
         ("patch", "rbac.authorization.k8s.io", "clusterroles", "cluster-admin", ""),
@@ -143,7 +146,7 @@ async fn the_operator_runs_with_only_the_charts_rbac() {
     }
     for (verb, group, resource, name, ns) in [
         ("impersonate", "", "serviceaccounts", "platform", p.system.as_str()),
-        ("impersonate", "", "serviceaccounts", "factory", "any-team-cicd"),
+        ("impersonate", "", "serviceaccounts", "any-team", factory_api::DEFAULT_TENANT_NAMESPACE),
         ("impersonate", "", "groups", "factories.dev:platform", ""),
         ("list", "factories.dev", "factories", "", ""),
     ] {

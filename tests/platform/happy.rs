@@ -56,7 +56,8 @@ async fn platform_repository_converges_changes_and_prunes_safely() {
     let head = p.repo.head().expect("head");
     assert_eq!(status.last_applied_revision.as_deref(), Some(format!("main@sha1:{head}").as_str()));
     // 2 ClusterRoles + PriorityClass + (Factory, Namespace, ServiceAccount, RoleBinding,
-    // preview ResourceQuota, owners RoleBinding, the test environment's deploy account)
+    // preview ResourceQuota, owners Role and RoleBinding; no deploy account: the owners may not
+    // write the test environment)
     // + CRD, Widget, Namespace, Task.
     assert_eq!(status.objects, Some(14), "{}", ready_message(&f));
     let widget = kube::api::ApiResource {
@@ -95,7 +96,10 @@ async fn platform_repository_converges_changes_and_prunes_safely() {
     assert_eq!(shop.metadata.labels.as_ref().and_then(|l| l.get("factories.dev/platform")), Some(&p.name));
     let cicd = format!("{x}-shop-cicd");
     Api::<Namespace>::all(client.clone()).get(&cicd).await.expect("cicd namespace");
-    Api::<ServiceAccount>::namespaced(client.clone(), &cicd).get("factory").await.expect("tenant service account");
+    Api::<ServiceAccount>::namespaced(client.clone(), factory_api::DEFAULT_TENANT_NAMESPACE)
+        .get(&format!("{x}-shop"))
+        .await
+        .expect("the team's account, in the tenant namespace");
     let binding =
         Api::<RoleBinding>::namespaced(client.clone(), &cicd).get("factory-tenant").await.expect("tenant rights");
     assert_eq!(binding.role_ref.name, "admin");

@@ -171,12 +171,16 @@ async fn team_environments_hold_the_tenant_boundary_and_outlive_their_factory() 
     .expect("owner writes in own test environment");
     // …and nowhere else; neither may the factory's service account.
     tries_to_cross("alice", &alice, &x).await;
-    let tenant = p.ctx.client_as_service_account(&format!("{x}-shop-cicd"), "factory").await.expect("tenant");
+    let tenant = p
+        .ctx
+        .client_as_service_account(factory_api::DEFAULT_TENANT_NAMESPACE, &format!("{x}-shop"))
+        .await
+        .expect("tenant");
     tries_to_cross("tenant", &tenant, &x).await;
     // The tenant account holds admin in its namespaces but cannot grant more than it holds.
     let escalate: RoleBinding = object(json!({"metadata": {"name": "escalate"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-        "subjects": [{"kind": "ServiceAccount", "name": "factory", "namespace": format!("{x}-shop-cicd")}]}));
+        "subjects": [{"kind": "ServiceAccount", "name": format!("{x}-shop"), "namespace": factory_api::DEFAULT_TENANT_NAMESPACE}]}));
     let m = refused(
         "tenant: bind cluster-admin in own namespace",
         Api::<RoleBinding>::namespaced(tenant.clone(), &format!("{x}-shop-test"))

@@ -264,7 +264,11 @@ async fn multi_tenancy_benchmarks_hold_in_every_namespace_kind() {
     .await
     .expect("cicd baseline");
 
-    let tenant = p.ctx.client_as_service_account(&cicd, "factory").await.expect("tenant");
+    let tenant = p
+        .ctx
+        .client_as_service_account(factory_api::DEFAULT_TENANT_NAMESPACE, &format!("{x}-shop"))
+        .await
+        .expect("tenant");
     let other = format!("{x}-other-test");
     let mut report = Vec::new();
     for (ns, kind) in [(cicd.clone(), "cicd"), (format!("{x}-shop-test"), "permanent"), (preview_ns.clone(), "preview")]

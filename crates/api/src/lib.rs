@@ -20,5 +20,10 @@ pub use preview::{PreviewEnvironment, PreviewEnvironmentSpec, PreviewEnvironment
 pub const GROUP: &str = "factories.dev";
 /// The API version of every custom resource defined here.
 pub const VERSION: &str = "v1alpha1";
+/// Namespace of the team factories' own service accounts unless the operator is told
+/// otherwise (`--tenant-namespace`): installed with the operator (the chart creates it), where
+/// no tenant holds any right, so no team member can run a pod as, impersonate or request a
+/// token for the account its factory applies with.
+pub const DEFAULT_TENANT_NAMESPACE: &str = "factory-tenants";
 /// The field manager the operator uses for server-side apply.
 pub const FIELD_MANAGER: &str = "factory-operator";

@@ -66,6 +66,9 @@ pub enum Command {
         /// impersonation rights, but RBAC answers for you, not for the factory).
         #[arg(long)]
         as_self: bool,
+        /// Namespace of the team factories' accounts, as the operator's `--tenant-namespace`.
+        #[arg(long, default_value = factory_core::identity::DEFAULT_TENANT_NAMESPACE)]
+        tenant_namespace: String,
         /// Exit with status 2 when the plan would change something (for CI).
         #[arg(long)]
         detailed_exitcode: bool,
@@ -178,8 +181,14 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome> {
             let view = runs::load(&client, &factory).await?;
             runs::print(&view, cli.output, out)?;
         }
-        Command::Plan { factory, dir, application, as_self, detailed_exitcode } => {
-            let request = plan::Request { factory: &factory, root: &dir, application: application.as_deref(), as_self };
+        Command::Plan { factory, dir, application, as_self, tenant_namespace, detailed_exitcode } => {
+            let request = plan::Request {
+                factory: &factory,
+                root: &dir,
+                application: application.as_deref(),
+                as_self,
+                tenant_namespace: &tenant_namespace,
+            };
             let plans = plan::plan(client.clone(), &request).await?;
             plan::print(&plans, cli.output, out)?;
             if detailed_exitcode && plan::has_changes(&plans) {

@@ -13,8 +13,7 @@ use factory_apply::{Change, Engine, Planned, Resolver, impersonating_client};
 use factory_core::admission::PLATFORM_GROUP;
 use factory_core::manifests::{self, Manifest};
 use factory_core::names::{cicd_namespace, environment_short_name};
-use factory_core::render::TENANT_SERVICE_ACCOUNT;
-use factory_core::{baseline, images, pipelines, render};
+use factory_core::{baseline, images, render};
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use serde::Serialize;
@@ -44,15 +43,18 @@ pub struct Request<'a> {
     pub application: Option<&'a str>,
     /// Dry-run with the caller's own identity instead of impersonating the factory's account.
     pub as_self: bool,
+    /// Namespace of the team factories' accounts (the operator's `--tenant-namespace`).
+    pub tenant_namespace: &'a str,
 }
 
-struct Planner {
+struct Planner<'a> {
     client: Client,
     resolver: Arc<Resolver>,
     as_self: bool,
+    tenant_namespace: &'a str,
 }
 
-impl Planner {
+impl Planner<'_> {
     fn engine(&self, account: (&str, &str), group: Option<&str>, labels: BTreeMap<String, String>) -> Result<Engine> {
         let client = if self.as_self {
             self.client.clone()
@@ -75,8 +77,12 @@ fn origin(what: &str) -> Manifest {
 
 /// Plans `request` against the cluster `client` talks to.
 pub async fn plan(client: Client, request: &Request<'_>) -> Result<Vec<TargetPlan>> {
-    let planner =
-        Planner { client: client.clone(), resolver: Arc::new(Resolver::new(client.clone())), as_self: request.as_self };
+    let planner = Planner {
+        client: client.clone(),
+        resolver: Arc::new(Resolver::new(client.clone())),
+        as_self: request.as_self,
+        tenant_namespace: request.tenant_namespace,
+    };
     let factory = Api::<Factory>::all(client.clone())
         .get_opt(request.factory)
         .await
@@ -98,7 +104,7 @@ pub async fn plan(client: Client, request: &Request<'_>) -> Result<Vec<TargetPla
 }
 
 async fn plan_platform(
-    planner: &Planner,
+    planner: &Planner<'_>,
     factory: &Factory,
     environments: &[Environment],
     root: &Path,
@@ -125,7 +131,7 @@ async fn plan_platform(
     let cicd_paths = baseline::class_paths(&classes, "cicd").unwrap_or_default();
     if let Some(factories) = &spec.factories {
         for definition in load(root, &factories.path, &vars)? {
-            desired.extend(render::team_factory(&name, &definition, &references)?);
+            desired.extend(render::team_factory(&name, &definition, &references, planner.tenant_namespace)?);
             let cicd = cicd_namespace(definition.name());
             let target = baseline::Target {
                 factory: definition.name(),
@@ -135,6 +141,7 @@ async fn plan_platform(
                 environment: "cicd",
                 kind: "cicd",
                 protected: false,
+                tenant_namespace: planner.tenant_namespace,
             };
             let team_vars = baseline::vars(&spec.variables, &target);
             let mut class_manifests = Vec::new();
@@ -173,6 +180,7 @@ async fn plan_platform(
             environment: &short,
             kind: "permanent",
             protected: env.spec.protected,
+            tenant_namespace: planner.tenant_namespace,
         };
         let paths = baseline::class_paths(&classes, &env.spec.class).map_err(anyhow::Error::msg)?;
         let class_vars = baseline::vars(&spec.variables, &core_target);
@@ -185,10 +193,9 @@ async fn plan_platform(
         let mut desired = baseline::objects(&core_target, &shared, class_manifests, &at);
         let quota: BTreeMap<String, String> = env.spec.quota.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
         render::apply_quota(&mut desired, &quota, &env.spec.namespace, &at);
-        let bindings = render::access_bindings(&env.spec.factory, &env.spec.namespace, &env.spec.access);
+        let owners = team.and_then(|t| t.spec.owners.clone()).unwrap_or_default();
+        let bindings = baseline::environment_bindings(&env.spec, &short, &owners);
         desired.extend(bindings.into_iter().map(|object| Manifest { object, ..at.clone() }));
-        let deployer = pipelines::deployer_binding(&env.spec.factory, &env.spec.namespace, &short);
-        desired.push(Manifest { object: deployer, ..at.clone() });
         // Delivered credentials are copied from Secrets at apply time, not rendered: leave them out.
         let credentials: Vec<String> = spec.credentials.iter().flatten().map(|c| c.name.clone()).collect();
         let previous: Vec<factory_api::InventoryEntry> = env
@@ -208,7 +215,7 @@ async fn plan_platform(
 }
 
 async fn plan_application(
-    planner: &Planner,
+    planner: &Planner<'_>,
     factory: &Factory,
     environments: &[Environment],
     app: &str,
@@ -250,7 +257,7 @@ async fn plan_application(
             (labels::APPLIED_BY.to_string(), format!("application.{app}")),
             (labels::FACTORY.to_string(), team.clone()),
         ]);
-        let engine = planner.engine((&cicd_namespace(&team), TENANT_SERVICE_ACCOUNT), None, engine_labels)?;
+        let engine = planner.engine((planner.tenant_namespace, &team), None, engine_labels)?;
         out.push(TargetPlan { target, changes: engine.plan(&desired, &previous).await?, note: None });
     }
     Ok(out)

@@ -16,10 +16,17 @@ use crate::binaries::download_module;
 use crate::error::{Error, io};
 use crate::versions;
 
-/// Writes our CRDs into `dir`, one file each; returns the paths.
+/// Writes our CRDs into `dir`, one file each, and the tenant namespace the chart would create; returns the paths.
 pub fn write_ours(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     io(fs::create_dir_all(dir), || format!("creating {}", dir.display()))?;
-    factory_api::crd::all()
+    // What the chart installs beside the CRDs: the namespace of the team factories' accounts.
+    let tenants = dir.join("tenant-namespace.yaml");
+    let namespace = format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {}\n  labels: {{pod-security.kubernetes.io/enforce: restricted}}\n",
+        factory_api::DEFAULT_TENANT_NAMESPACE
+    );
+    io(fs::write(&tenants, namespace), || format!("writing {}", tenants.display()))?;
+    let crds: Result<Vec<PathBuf>, Error> = factory_api::crd::all()
         .iter()
         .map(|crd| {
             let path = dir.join(factory_api::crd::file_name(crd));
@@ -27,7 +34,8 @@ pub fn write_ours(dir: &Path) -> Result<Vec<PathBuf>, Error> {
             io(fs::write(&path, yaml), || format!("writing {}", path.display()))?;
             Ok(path)
         })
-        .collect()
+        .collect();
+    Ok(crds?.into_iter().chain([tenants]).collect())
 }
 
 /// Writes Tekton's CRDs (conversion set to `None`) and its aggregated ClusterRoles into `dir`;

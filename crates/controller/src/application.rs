@@ -14,7 +14,6 @@ use factory_apply::{DriftMode, Engine, PruneMode};
 use factory_core::baseline;
 use factory_core::manifests;
 use factory_core::names::cicd_namespace;
-use factory_core::render::TENANT_SERVICE_ACCOUNT;
 
 use crate::context::Context;
 use crate::error::ReconcileError;
@@ -69,7 +68,7 @@ pub async fn wait_for_new_rights(
     use k8s_openapi::api::authorization::v1::{
         ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
     };
-    let Ok(client) = ctx.impersonating(&cicd_namespace(factory), TENANT_SERVICE_ACCOUNT) else { return false };
+    let Ok(client) = ctx.tenant(factory) else { return false };
     let api: kube::Api<SelfSubjectAccessReview> = kube::Api::all(client);
     let review = SelfSubjectAccessReview {
         spec: SelfSubjectAccessReviewSpec {
@@ -131,8 +130,10 @@ async fn run(
     let environment = target.environment;
     let Some(config) = &app.config else { return Ok((String::new(), Vec::new())) };
     let paths = baseline::application_paths(&config.path, target.class, environment).into_iter().map(Some).collect();
-    let tenant_ns = cicd_namespace(target.factory);
-    let checkout = checkout(ctx, &app.source, &tenant_ns, paths).await.map_err(|e| (None, e))?;
+    // The factory's own account reads the git Secret (from the cicd namespace unless named).
+    let client = ctx.tenant(target.factory).map_err(|e| (None, e.into()))?;
+    let checkout =
+        checkout(ctx, &app.source, &client, &cicd_namespace(target.factory), paths).await.map_err(|e| (None, e))?;
     let revision = checkout.synced.revision.clone();
     let fail = |e| (Some(revision.clone()), e);
     let vars = baseline::application_vars(target.factory, environment, target.namespace, target.class, &app.name);
@@ -141,7 +142,6 @@ async fn run(
         layers.push(manifests::load(files, &vars).map_err(|e| fail(ReconcileError::Load(e)))?);
     }
     let desired = baseline::layered_objects(layers, target.namespace);
-    let client = ctx.impersonating(&tenant_ns, TENANT_SERVICE_ACCOUNT).map_err(|e| fail(e.into()))?;
     let engine_labels = BTreeMap::from([
         (labels::APPLIED_BY.to_string(), format!("application.{}", app.name)),
         (labels::FACTORY.to_string(), target.factory.to_string()),

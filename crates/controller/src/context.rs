@@ -34,6 +34,8 @@ pub struct Context {
     /// How often an environment, preview or team factory is re-applied when nothing triggers it
     /// (hand-made changes are corrected then).
     pub resync: Duration,
+    /// Namespace of the team factories' own accounts (`--tenant-namespace`; [`factory_core::identity`]).
+    pub tenant_namespace: String,
     impersonated: Mutex<HashMap<(String, String), Client>>,
     remotes: Mutex<HashMap<String, Remote>>,
     applied: Mutex<HashMap<String, (String, Instant, Applied)>>,
@@ -90,6 +92,7 @@ impl Context {
             recorder: crate::events::Recorder::new(client.clone(), reporter),
             metrics: Arc::new(crate::metrics::Metrics::default()),
             resync: DEFAULT_RESYNC,
+            tenant_namespace: factory_core::identity::DEFAULT_TENANT_NAMESPACE.to_string(),
             client,
             impersonated: Mutex::new(HashMap::new()),
             remotes: Mutex::new(HashMap::new()),
@@ -180,6 +183,13 @@ impl Context {
     /// API server's RBAC bounds what content applied through it can do. Cached per account.
     pub fn impersonating(&self, namespace: &str, name: &str) -> Result<Client, kube::Error> {
         self.impersonating_with(namespace, name, None)
+    }
+
+    /// A client acting as team factory `factory`'s own account (in [`Self::tenant_namespace`]):
+    /// everything of the team's repositories is applied, and the Secrets its spec names are
+    /// read, with that account's rights.
+    pub fn tenant(&self, factory: &str) -> Result<Client, kube::Error> {
+        self.impersonating(&self.tenant_namespace, factory)
     }
 
     /// Like [`Self::impersonating`], for a platform factory's account: the requests also carry

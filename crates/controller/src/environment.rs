@@ -176,16 +176,12 @@ async fn run(
         baseline(ctx, &team, &target, &origin, Read::Store).await?;
     let quota: BTreeMap<String, String> = spec.quota.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
     render::apply_quota(&mut desired, &quota, &spec.namespace, &origin);
+    let owners = team.spec.owners.clone().unwrap_or_default();
     desired.extend(
-        render::access_bindings(&spec.factory, &spec.namespace, &spec.access)
+        factory_core::baseline::environment_bindings(spec, &environment, &owners)
             .into_iter()
             .map(|object| Manifest { object, ..origin.clone() }),
     );
-    if spec.kubeconfig_secret_ref.is_none() {
-        // Pipelines deploy here as `deploy-<environment>` of the cicd namespace, whose rights stop here.
-        let object = factory_core::pipelines::deployer_binding(&spec.factory, &spec.namespace, &environment);
-        desired.push(Manifest { object, ..origin.clone() });
-    }
 
     // Credentials are read as the platform's account: RBAC decides which Secrets it may copy.
     let client = ctx.impersonating_platform(&account.namespace, &account.name)?;
@@ -321,9 +317,9 @@ pub(crate) async fn baseline(
     let classes = platform.spec.environment_classes.clone().unwrap_or_default();
     let paths = factory_core::baseline::class_paths(&classes, target.class)
         .map_err(|why| ReconcileError::InvalidSpec(format!("platform factory {platform_name}: {why}")))?;
-    let checkout =
-        checkout_at(ctx, &source, &account.namespace, Reference::Commit(commit), paths.into_iter().map(Some).collect())
-            .await?;
+    let reader = ctx.impersonating_platform(&account.namespace, &account.name)?;
+    let paths = paths.into_iter().map(Some).collect();
+    let checkout = checkout_at(ctx, &source, &reader, &account.namespace, Reference::Commit(commit), paths).await?;
     let core_target = factory_core::baseline::Target {
         factory: &factory,
         platform: &platform_name,
@@ -332,6 +328,7 @@ pub(crate) async fn baseline(
         environment: target.environment,
         kind: target.kind,
         protected: target.protected,
+        tenant_namespace: &ctx.tenant_namespace,
     };
     let vars = factory_core::baseline::vars(&platform.spec.variables, &core_target);
     let mut class_manifests = Vec::new();

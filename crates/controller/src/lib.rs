@@ -84,6 +84,10 @@ pub struct Args {
     /// Reconciles each controller (factories, environments, previews) runs at once.
     #[arg(long, default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..), env = "FACTORY_CONCURRENT_RECONCILES")]
     pub concurrent_reconciles: u16,
+    /// Namespace of the team factories' own service accounts, where no tenant holds any right
+    /// (the chart creates it and lets the operator impersonate the accounts in it).
+    #[arg(long, default_value = factory_core::identity::DEFAULT_TENANT_NAMESPACE, env = "FACTORY_TENANT_NAMESPACE")]
+    pub tenant_namespace: String,
     /// Namespace of the leader Lease (in a pod: its own namespace).
     #[arg(long, default_value = "factory-system", env = "POD_NAMESPACE")]
     pub leader_election_namespace: String,
@@ -146,6 +150,7 @@ pub async fn run(args: Args) -> Result<()> {
     }
     let mut ctx = Context::new(config, args.git_cache.clone()).context("building the reconcile context")?;
     ctx.resync = args.resync_interval;
+    ctx.tenant_namespace = args.tenant_namespace.clone();
     let ctx = Arc::new(ctx);
     let webhook = match (&args.webhook_secret, &args.webhook_addr) {
         (Some(secret), addr) if !secret.is_empty() => {

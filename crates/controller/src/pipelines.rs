@@ -14,7 +14,6 @@ use factory_apply::{DriftMode, Engine, PruneMode};
 use factory_core::manifests::{self, Manifest};
 use factory_core::names::cicd_namespace;
 use factory_core::pipelines::{TRIGGERS_API_VERSION, application_triggers};
-use factory_core::render::TENANT_SERVICE_ACCOUNT;
 use factory_core::runs;
 use factory_source::Reference;
 use kube::ResourceExt;
@@ -109,7 +108,8 @@ async fn apply_one(
 ) -> Result<(String, Vec<factory_api::InventoryEntry>), ReconcileError> {
     let team = factory.name_any();
     let cicd = cicd_namespace(&team);
-    let checkout = checkout(ctx, source, &cicd, vec![Some(path.to_string())]).await?;
+    let client = ctx.tenant(&team)?;
+    let checkout = checkout(ctx, source, &client, &cicd, vec![Some(path.to_string())]).await?;
     let vars = BTreeMap::from([
         ("factory".to_string(), team.clone()),
         ("application".to_string(), app.to_string()),
@@ -119,7 +119,6 @@ async fn apply_one(
     let origin = format!("Factory {team} spec.applications[{app}].pipelines.onPush");
     desired.extend(extra.into_iter().map(|object| Manifest { file: origin.clone(), line: 0, document: 0, object }));
     in_namespace(&mut desired, &cicd);
-    let client = ctx.impersonating(&cicd, TENANT_SERVICE_ACCOUNT)?;
     let engine_labels = BTreeMap::from([
         (labels::APPLIED_BY.to_string(), format!("application.{app}")),
         (runs::APPLICATION_LABEL.to_string(), app.to_string()),
@@ -154,9 +153,11 @@ async fn templates(ctx: &Context, factory: &Factory, previous: &[ApplicationStat
     let team = factory.name_any();
     let cicd = cicd_namespace(&team);
     let result = async {
+        let client = ctx.impersonating_platform(&platform.account.namespace, &platform.account.name)?;
         let checkout = checkout_at(
             ctx,
             &platform.source,
+            &client,
             &platform.account.namespace,
             Reference::Commit(platform.commit.clone()),
             vec![Some(path)],
@@ -170,7 +171,6 @@ async fn templates(ctx: &Context, factory: &Factory, previous: &[ApplicationStat
         ]);
         let mut desired = manifests::load(&checkout.files[0], &vars).map_err(ReconcileError::Load)?;
         in_namespace(&mut desired, &cicd);
-        let client = ctx.impersonating_platform(&platform.account.namespace, &platform.account.name)?;
         let engine_labels = BTreeMap::from([(labels::APPLIED_BY.to_string(), format!("platform.{}", platform.name))]);
         let outcome = Engine::new(client, ctx.resolver.clone(), engine_labels)
             .run(&desired, &status.inventory, PruneMode::Enabled, DriftMode::Correct)
@@ -211,12 +211,24 @@ async fn start_run(
             {"name": "environment", "value": run.environment}]}
     });
     if let Some(task) = &run.deploy_task {
+        let owners = factory.spec.owners.clone().unwrap_or_default();
+        let target = factory.spec.environments.iter().flatten().find(|e| e.name == run.environment);
+        let allowed = target
+            .is_some_and(|e| factory_core::identity::deploys_to(&owners, e.protected.unwrap_or(false), &e.access));
+        if !allowed {
+            return Err(ReconcileError::InvalidSpec(format!(
+                "runOnChange.deployTask deploys to {}, which has no deploy account: pipelines deploy only to \
+                 environments that are not protected and where every owner holds edit or admin; a protected \
+                 environment changes only through the factory's git",
+                run.environment
+            )));
+        }
         // Only the deploying task gets the account whose rights reach the target environment.
         object["spec"]["taskRunSpecs"] = serde_json::json!([{"pipelineTaskName": task,
             "serviceAccountName": factory_core::pipelines::deployer_name(&run.environment)}]);
     }
     let object: DynamicObject = serde_json::from_value(object).map_err(|e| ReconcileError::Internal(e.to_string()))?;
-    let client = ctx.impersonating(&cicd, TENANT_SERVICE_ACCOUNT)?;
+    let client = ctx.tenant(&factory.name_any())?;
     let api: Api<DynamicObject> = Api::namespaced_with(client, &cicd, &pipeline_run_resource());
     match api.create(&kube::api::PostParams::default(), &object).await {
         Ok(_) => {

@@ -192,7 +192,9 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
         paths.extend(images.images.iter().map(|i| Some(i.context.clone())));
         paths.push(images.ca_path.clone());
     }
-    let checkout = checkout(ctx, source, &account.namespace, paths).await?;
+    // Its git Secret is read with its own rights, like everything it applies.
+    let reader = ctx.impersonating_platform(&account.namespace, &account.name)?;
+    let checkout = checkout(ctx, source, &reader, &account.namespace, paths).await?;
     status.last_attempted_revision = Some(checkout.synced.revision.clone());
 
     let mut vars: BTreeMap<String, String> = spec.variables.clone();
@@ -247,7 +249,7 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
     // One file of definitions at a time, for the same reason.
     for file in &checkout.files[1] {
         for definition in load(std::slice::from_ref(file), &vars, &mut load_errors) {
-            match render::team_factory(&name, &definition, &references) {
+            match render::team_factory(&name, &definition, &references, &ctx.tenant_namespace) {
                 Ok(objects) => {
                     for object in &objects {
                         engine.prepare(&mut desired, object).await?;
@@ -265,6 +267,7 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
                 environment: CICD_CLASS,
                 kind: "cicd",
                 protected: false,
+                tenant_namespace: &ctx.tenant_namespace,
             };
             let team_vars = factory_core::baseline::vars(&spec.variables, &target);
             let mut class_manifests = Vec::new();

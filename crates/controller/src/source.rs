@@ -5,7 +5,7 @@ use factory_api::{GitRef, GitSource};
 use factory_core::manifests::SourceFile;
 use factory_source::{Auth, Limits, Reference, Synced, path_id, read_paths};
 use k8s_openapi::api::core::v1::Secret;
-use kube::Api;
+use kube::{Api, Client};
 
 use crate::context::Context;
 use crate::error::ReconcileError;
@@ -30,17 +30,18 @@ pub fn reference(git_ref: Option<&GitRef>) -> Reference {
     }
 }
 
-/// Reads the credentials Secret of `source`, if any. `default_namespace` applies when the
-/// reference names none.
-async fn auth(ctx: &Context, source: &GitSource, default_namespace: &str) -> Result<(Auth, String), ReconcileError> {
+/// Reads the credentials Secret of `source`, if any, as `reader` — the factory's own identity,
+/// so a spec can name only a Secret its factory may read itself (never the operator's
+/// reach). `default_namespace` applies when the reference names none.
+async fn auth(reader: &Client, source: &GitSource, default_namespace: &str) -> Result<(Auth, String), ReconcileError> {
     let Some(secret_ref) = &source.secret_ref else { return Ok((Auth::None, String::new())) };
     let namespace = secret_ref.namespace.clone().unwrap_or_else(|| default_namespace.to_string());
     let err =
         |why: String| ReconcileError::Credentials { namespace: namespace.clone(), name: secret_ref.name.clone(), why };
-    let secret = Api::<Secret>::namespaced(ctx.client.clone(), &namespace)
+    let secret = Api::<Secret>::namespaced(reader.clone(), &namespace)
         .get_opt(&secret_ref.name)
         .await
-        .map_err(|e| err(e.to_string()))?
+        .map_err(|e| err(crate::error::api_reason(&e)))?
         .ok_or_else(|| err("not found".into()))?;
     let data = secret.data.unwrap_or_default();
     let text = |key: &str| data.get(key).map(|b| String::from_utf8_lossy(&b.0).trim().to_string());
@@ -61,14 +62,16 @@ async fn auth(ctx: &Context, source: &GitSource, default_namespace: &str) -> Res
     Ok((auth, format!("{namespace}/{}", secret_ref.name)))
 }
 
-/// Syncs `source` and reads the files under `paths` (an unset path reads nothing).
+/// Syncs `source` and reads the files under `paths` (an unset path reads nothing); its
+/// credentials are read as `reader` ([`auth`]).
 pub async fn checkout(
     ctx: &Context,
     source: &GitSource,
+    reader: &Client,
     default_namespace: &str,
     paths: Vec<Option<String>>,
 ) -> Result<Checkout, ReconcileError> {
-    checkout_at(ctx, source, default_namespace, reference(source.git_ref.as_ref()), paths).await
+    checkout_at(ctx, source, reader, default_namespace, reference(source.git_ref.as_ref()), paths).await
 }
 
 /// Like [`checkout`], at an explicit reference (a commit already applied elsewhere is read
@@ -76,11 +79,12 @@ pub async fn checkout(
 pub async fn checkout_at(
     ctx: &Context,
     source: &GitSource,
+    reader: &Client,
     default_namespace: &str,
     reference: Reference,
     paths: Vec<Option<String>>,
 ) -> Result<Checkout, ReconcileError> {
-    let (auth, credential) = auth(ctx, source, default_namespace).await?;
+    let (auth, credential) = auth(reader, source, default_namespace).await?;
     let repos = ctx.repos.clone();
     let url = source.url.clone();
     let metrics = ctx.metrics.clone();
@@ -120,9 +124,10 @@ pub async fn checkout_at(
 pub async fn branches(
     ctx: &Context,
     source: &GitSource,
+    reader: &Client,
     default_namespace: &str,
 ) -> Result<Vec<String>, ReconcileError> {
-    let (auth, credential) = auth(ctx, source, default_namespace).await?;
+    let (auth, credential) = auth(reader, source, default_namespace).await?;
     let repos = ctx.repos.clone();
     let url = source.url.clone();
     tokio::task::spawn_blocking(move || repos.branches(&url, &auth, &credential).map_err(ReconcileError::from))

@@ -175,7 +175,8 @@ async fn branch_previews(factory: &Factory, ctx: &Context, cicd: &str) -> Result
     let mut wanted = Vec::new();
     let mut notes = Vec::new();
     for app in factory.spec.applications.iter().flatten().filter(|a| a.config.is_some()) {
-        let branches = crate::source::branches(ctx, &app.source, cicd).await?;
+        let reader = ctx.tenant(&factory.name_any())?;
+        let branches = crate::source::branches(ctx, &app.source, &reader, cicd).await?;
         for branch in branches.into_iter().filter(|b| factory_core::names::glob_match(&pattern, b)) {
             let name = factory_core::names::branch_preview_name(&app.name, &branch);
             wanted.push(name.clone());

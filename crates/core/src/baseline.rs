@@ -28,6 +28,8 @@ pub struct Target<'a> {
     pub kind: &'a str,
     /// Label the namespace protected.
     pub protected: bool,
+    /// Namespace of the team factory's own account ([`crate::identity`]).
+    pub tenant_namespace: &'a str,
 }
 
 /// The repository paths of `class` and every class it extends, parents first; an error
@@ -73,13 +75,32 @@ pub fn objects(
         ns_labels.insert(labels::PROTECTED.into(), "true".into());
     }
     let mut desired = render::environment_objects(target.namespace, &ns_labels, class_manifests, origin);
-    desired.push(Manifest { object: render::tenant_role_binding(target.factory, target.namespace), ..origin.clone() });
+    desired.push(Manifest {
+        object: crate::identity::tenant_role_binding(target.factory, target.namespace, target.tenant_namespace),
+        ..origin.clone()
+    });
     if !shared.config.is_empty() {
         let object = json!({"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": "factory-defaults", "namespace": target.namespace}, "data": shared.config});
         desired.push(Manifest { object, ..origin.clone() });
     }
     desired
+}
+
+/// The RBAC of a permanent environment beside its class baseline: a RoleBinding per access
+/// grant, and the binding of its deploy account (`deploy-<environment>` of the cicd namespace)
+/// where pipelines may deploy ([`crate::identity::deploys_to`]) and the namespace is in the
+/// factory's own cluster.
+pub fn environment_bindings(
+    env: &factory_api::environment::EnvironmentSpec,
+    environment: &str,
+    owners: &factory_api::factory::Owners,
+) -> Vec<serde_json::Value> {
+    let mut out = render::access_bindings(&env.factory, &env.namespace, &env.access);
+    if env.kubeconfig_secret_ref.is_none() && crate::identity::deploys_to(owners, env.protected, &env.access) {
+        out.push(crate::pipelines::deployer_binding(&env.factory, &env.namespace, environment));
+    }
+    out
 }
 
 /// An application's configuration layers in a repository: `<config>/base`,

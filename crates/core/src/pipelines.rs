@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use factory_api::factory::OnPush;
+use factory_api::factory::{OnPush, Owners};
 use factory_api::labels;
 use serde_json::{Value, json};
 
@@ -37,23 +37,29 @@ pub fn deployer_binding(factory: &str, namespace: &str, environment: &str) -> Va
 }
 
 /// The objects in team factory `factory`'s cicd namespace for its pipelines: one deploy account
-/// per environment; where any application starts pipelines on push, the EventListeners'
-/// account with a namespaced Role and the binding to [`TRIGGERS_CLUSTER_ROLE`]; and the shared
-/// image references when the platform has built any.
+/// per environment of `deploy_to` (those [`crate::identity::deploys_to`] allows); where any
+/// application starts pipelines on push, the EventListeners' account with a namespaced Role
+/// and the binding to [`TRIGGERS_CLUSTER_ROLE`]; and the shared image references when the
+/// platform has built any. Whoever may start a PipelineRun here may run it as any of these
+/// accounts, so none holds a right the owners lack: the listeners' cluster-wide read of
+/// interceptors and bindings is bound to the owners too.
 pub fn cicd_objects(
     factory: &str,
-    environments: &[String],
+    deploy_to: &[String],
     triggers: bool,
     images: &BTreeMap<String, String>,
+    owners: &Owners,
 ) -> Vec<Value> {
     let cicd = cicd_namespace(factory);
     let meta = |name: &str| json!({"name": name, "namespace": cicd, "labels": factory_labels(factory)});
-    let mut out: Vec<Value> = environments
+    let mut out: Vec<Value> = deploy_to
         .iter()
         .map(|e| json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(&deployer_name(e))}))
         .collect();
     if triggers {
         let subject = json!([{"kind": "ServiceAccount", "name": TRIGGERS_SERVICE_ACCOUNT, "namespace": cicd}]);
+        let mut cluster_subjects = vec![subject[0].clone()];
+        cluster_subjects.extend(crate::identity::owner_subjects(owners));
         out.push(json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(TRIGGERS_SERVICE_ACCOUNT)}));
         out.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta(TRIGGERS_SERVICE_ACCOUNT),
             "rules": [
@@ -67,7 +73,7 @@ pub fn cicd_objects(
         out.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
             "metadata": {"name": format!("{TRIGGERS_CLUSTER_ROLE}:{factory}"), "labels": factory_labels(factory)},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": TRIGGERS_CLUSTER_ROLE},
-            "subjects": subject}));
+            "subjects": cluster_subjects}));
     }
     if !images.is_empty() {
         out.push(
@@ -128,7 +134,8 @@ mod tests {
         assert_eq!(binding["metadata"]["namespace"], "shop-prod");
         assert_eq!(binding["subjects"][0]["name"], "deploy-prod");
         assert_eq!(binding["subjects"][0]["namespace"], "shop-cicd");
-        let objects = cicd_objects("shop", &["test".into(), "prod".into()], false, &BTreeMap::new());
+        let objects =
+            cicd_objects("shop", &["test".into(), "prod".into()], false, &BTreeMap::new(), &Owners::default());
         let names: Vec<&str> = objects.iter().filter_map(|o| o["metadata"]["name"].as_str()).collect();
         assert_eq!(names, ["deploy-test", "deploy-prod"]);
     }
@@ -136,10 +143,12 @@ mod tests {
     #[test]
     fn triggers_get_a_namespaced_role_and_no_secret_reading_cluster_role() {
         let images = BTreeMap::from([("base".to_string(), "reg/base@sha256:1".to_string())]);
-        let objects = cicd_objects("shop", &[], true, &images);
+        let owners = Owners { groups: vec!["team-shop".into()], users: Vec::new() };
+        let objects = cicd_objects("shop", &[], true, &images, &owners);
         let kinds: Vec<&str> = objects.iter().filter_map(|o| o["kind"].as_str()).collect();
         assert_eq!(kinds, ["ServiceAccount", "Role", "RoleBinding", "ClusterRoleBinding", "ConfigMap"]);
         assert_eq!(objects[3]["roleRef"]["name"], TRIGGERS_CLUSTER_ROLE);
+        assert_eq!(objects[3]["subjects"][1]["name"], "team-shop", "owners read what the listener reads");
         let role = triggers_cluster_role();
         assert!(!role.to_string().contains("secrets"));
         assert_eq!(objects[4]["data"]["base"], "reg/base@sha256:1");

@@ -5,13 +5,9 @@ use std::collections::BTreeMap;
 use factory_api::labels;
 use serde_json::{Value, json};
 
+use crate::identity;
 use crate::manifests::Manifest;
 use crate::names::cicd_namespace;
-
-/// Name of the service account a team factory's content is applied as, in its cicd namespace.
-pub const TENANT_SERVICE_ACCOUNT: &str = "factory";
-/// ClusterRole bound to the tenant service account in each of its factory's namespaces.
-pub const TENANT_CLUSTER_ROLE: &str = "admin";
 
 /// The Pod Security admission label every namespace of a team gets.
 pub const POD_SECURITY_ENFORCE: &str = "pod-security.kubernetes.io/enforce";
@@ -21,8 +17,9 @@ pub const DEFAULT_POD_SECURITY: &str = "restricted";
 /// Previews a team factory may have at once when its spec does not say.
 pub const DEFAULT_MAX_PREVIEWS: i64 = 10;
 
-/// ClusterRoles the operator installs: the built-in `edit` and `admin` roles (and so the
-/// owners of a cicd namespace) gain PreviewEnvironments through role aggregation.
+/// ClusterRoles the operator installs: the built-in `edit` and `admin` roles gain
+/// PreviewEnvironments through role aggregation (owners of a cicd namespace hold them through
+/// [`crate::identity::OWNER_ROLE`]).
 pub fn operator_cluster_roles() -> Vec<Value> {
     vec![
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
@@ -60,13 +57,15 @@ fn derived(from: &Manifest, object: Value) -> Manifest {
 
 /// What the platform factory `platform` builds from one team Factory definition of its
 /// repository: the Factory itself (labelled with its platform), its cicd namespace, the
-/// service account its content will be applied as, and that account's rights — `admin`
-/// bound inside the cicd namespace only, never cluster-wide — and the accounts its pipelines
-/// run as ([`crate::pipelines::cicd_objects`]), with the platform's shared `images`.
+/// service account its content will be applied as (in `tenant_namespace`, out of its members'
+/// reach; [`crate::identity`]) and that account's `admin` in the cicd namespace — never
+/// cluster-wide — the owners' role there, and the accounts its pipelines run as
+/// ([`crate::pipelines::cicd_objects`]), with the platform's shared `images`.
 pub fn team_factory(
     platform: &str,
     definition: &Manifest,
     images: &BTreeMap<String, String>,
+    tenant_namespace: &str,
 ) -> Result<Vec<Manifest>, RenderError> {
     let err = |why: &str| RenderError { object: definition.to_string(), why: why.to_string() };
     if definition.api_version() != format!("{}/{}", factory_api::GROUP, factory_api::VERSION)
@@ -77,6 +76,10 @@ pub fn team_factory(
     if definition.object.pointer("/spec/type").and_then(Value::as_str) != Some("Applications") {
         return Err(err("a platform factory builds only factories of type Applications"));
     }
+    let spec: factory_api::FactorySpec =
+        serde_json::from_value(definition.object.get("spec").cloned().unwrap_or(Value::Null))
+            .map_err(|e| err(&format!("spec: {e}")))?;
+    let owners = spec.owners.clone().unwrap_or_default();
     let name = definition.name().to_string();
     let mut factory = definition.object.clone();
     if let Some(meta) = factory.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -92,64 +95,41 @@ pub fn team_factory(
     ns_labels.insert(labels::PLATFORM.into(), platform.into());
     ns_labels.insert(POD_SECURITY_ENFORCE.into(), DEFAULT_POD_SECURITY.into());
     let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": cicd, "labels": ns_labels}});
-    let account = json!({"apiVersion": "v1", "kind": "ServiceAccount",
-        "metadata": {"name": TENANT_SERVICE_ACCOUNT, "namespace": cicd, "labels": factory_labels(&name)}});
-    let binding = tenant_role_binding(&name, &cicd);
     let mut out = vec![
         derived(definition, factory),
         derived(definition, namespace),
-        derived(definition, account),
-        derived(definition, binding),
+        derived(definition, identity::tenant_account(&name, tenant_namespace)),
+        derived(definition, identity::tenant_role_binding(&name, &cicd, tenant_namespace)),
     ];
     // The preview cap is enforced at admission by the API server's own object-count quota.
-    let max = definition.object.pointer("/spec/previews/max").and_then(Value::as_i64).unwrap_or(DEFAULT_MAX_PREVIEWS);
+    let max = spec.previews.as_ref().and_then(|p| p.max).map_or(DEFAULT_MAX_PREVIEWS, i64::from);
     out.push(derived(
         definition,
         json!({"apiVersion": "v1", "kind": "ResourceQuota",
             "metadata": {"name": "previews", "namespace": cicd, "labels": factory_labels(&name)},
             "spec": {"hard": {"count/previewenvironments.factories.dev": max.to_string()}}}),
     ));
-    // Owners may create previews (and read pipelines) in the cicd namespace with namespaced rights.
-    let groups: Vec<Value> =
-        definition.object.pointer("/spec/owners/groups").and_then(Value::as_array).cloned().unwrap_or_default();
-    if !groups.is_empty() {
-        let subjects: Vec<Value> = groups
-            .iter()
-            .map(|g| json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": g}))
-            .collect();
-        out.push(derived(
-            definition,
-            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-                "metadata": {"name": "factory-owners", "namespace": cicd, "labels": factory_labels(&name)},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
-                "subjects": subjects}),
-        ));
+    // Owners run pipelines and manage previews in the cicd namespace with namespaced rights
+    // that let them assume no other identity.
+    if let Some(binding) = identity::owner_binding(&name, &cicd, &owners) {
+        out.push(derived(definition, identity::owner_role(&name, &cicd)));
+        out.push(derived(definition, binding));
     }
-    let environments: Vec<String> = definition
-        .object
-        .pointer("/spec/environments")
-        .and_then(Value::as_array)
-        .map(|es| es.iter().filter_map(|e| e.get("name").and_then(Value::as_str).map(String::from)).collect())
-        .unwrap_or_default();
-    let triggers = definition
-        .object
-        .pointer("/spec/applications")
-        .and_then(Value::as_array)
-        .is_some_and(|apps| apps.iter().any(|a| a.pointer("/pipelines/onPush").is_some()));
+    let deploy_to: Vec<String> = spec
+        .environments
+        .iter()
+        .flatten()
+        .filter(|e| identity::deploys_to(&owners, e.protected.unwrap_or(false), &e.access))
+        .map(|e| e.name.clone())
+        .collect();
+    let triggers =
+        spec.applications.iter().flatten().any(|a| a.pipelines.as_ref().is_some_and(|p| p.on_push.is_some()));
     out.extend(
-        crate::pipelines::cicd_objects(&name, &environments, triggers, images)
+        crate::pipelines::cicd_objects(&name, &deploy_to, triggers, images, &owners)
             .into_iter()
             .map(|object| derived(definition, object)),
     );
     Ok(out)
-}
-
-/// The RoleBinding giving team factory `factory`'s service account `admin` in `namespace`.
-pub fn tenant_role_binding(factory: &str, namespace: &str) -> Value {
-    json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": {"name": "factory-tenant", "namespace": namespace, "labels": factory_labels(factory)},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": TENANT_CLUSTER_ROLE},
-        "subjects": [{"kind": "ServiceAccount", "name": TENANT_SERVICE_ACCOUNT, "namespace": cicd_namespace(factory)}]})
 }
 
 /// Class names in the order their manifests apply: every class a class extends comes before
@@ -235,15 +215,33 @@ mod tests {
     fn a_team_factory_gets_namespace_account_and_namespaced_rights_only() {
         let def = manifest(json!({"apiVersion": "factories.dev/v1alpha1", "kind": "Factory",
             "metadata": {"name": "shop"}, "spec": {"type": "Applications"}}));
-        let objects = team_factory("platform", &def, &BTreeMap::new()).unwrap();
+        let objects = team_factory("platform", &def, &BTreeMap::new(), "factory-tenants").unwrap();
         let kinds: Vec<&str> = objects.iter().map(Manifest::kind).collect();
         assert_eq!(kinds, ["Factory", "Namespace", "ServiceAccount", "RoleBinding", "ResourceQuota"]);
         assert_eq!(objects[4].object["spec"]["hard"]["count/previewenvironments.factories.dev"], "10");
         assert_eq!(objects[0].object["metadata"]["labels"][labels::PLATFORM], "platform");
         assert_eq!(objects[1].name(), "shop-cicd");
+        assert_eq!(objects[2].namespace(), Some("factory-tenants"), "out of the team's reach");
         assert_eq!(objects[3].namespace(), Some("shop-cicd"));
         assert_eq!(objects[3].object["roleRef"]["kind"], "ClusterRole");
         assert!(objects.iter().all(|o| o.kind() != "ClusterRoleBinding"));
+    }
+
+    #[test]
+    fn owners_get_their_role_and_deploy_accounts_only_where_they_write() {
+        let def = manifest(json!({"apiVersion": "factories.dev/v1alpha1", "kind": "Factory",
+            "metadata": {"name": "shop"}, "spec": {"type": "Applications", "owners": {"groups": ["team-shop"]},
+            "environments": [{"name": "test", "access": [{"clusterRole": "edit"}]},
+                             {"name": "stage", "access": [{"clusterRole": "view"}]},
+                             {"name": "prod", "protected": true, "access": [{"clusterRole": "edit"}]}]}}));
+        let objects = team_factory("platform", &def, &BTreeMap::new(), "factory-tenants").unwrap();
+        let named = |kind: &str| -> Vec<String> {
+            objects.iter().filter(|o| o.kind() == kind).map(|o| o.name().to_string()).collect()
+        };
+        assert_eq!(named("ServiceAccount"), ["shop", "deploy-test"]);
+        assert_eq!(named("Role"), [crate::identity::OWNER_ROLE]);
+        let owners = objects.iter().find(|o| o.kind() == "RoleBinding" && o.name() == crate::identity::OWNER_ROLE);
+        assert_eq!(owners.map(|o| o.object["roleRef"]["kind"].clone()), Some(json!("Role")), "not the built-in edit");
     }
 
     #[test]
@@ -251,13 +249,13 @@ mod tests {
         let platform = manifest(json!({"apiVersion": "factories.dev/v1alpha1", "kind": "Factory",
             "metadata": {"name": "other"}, "spec": {"type": "Environments"}}));
         assert!(
-            team_factory("platform", &platform, &BTreeMap::new())
+            team_factory("platform", &platform, &BTreeMap::new(), "factory-tenants")
                 .unwrap_err()
                 .why
                 .contains("only factories of type Applications")
         );
         let cm = manifest(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}));
-        assert!(team_factory("platform", &cm, &BTreeMap::new()).is_err());
+        assert!(team_factory("platform", &cm, &BTreeMap::new(), "factory-tenants").is_err());
     }
 
     #[test]
