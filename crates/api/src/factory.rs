@@ -347,6 +347,31 @@ pub struct PreviewPolicy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 255))]
     pub branches: Option<String>,
+    /// Environment classes a preview may ask for in `spec.class`; any other is refused, naming
+    /// these. Defaults to the preview class alone. (The platform writes team factories, so the
+    /// team cannot widen this.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("maxItems" = 16))]
+    pub classes: Vec<String>,
+    /// Longest life of a preview from its creation, whatever its `ttl`, `expiresAt` or
+    /// `factories.dev/keep` annotation say, as a Go duration between 10m and 8760h. Defaults to `720h`.
+    #[serde(default, rename = "maxTTL", skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(s|m|h))+$"))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "duration(self) >= duration('10m') && duration(self) <= duration('8760h')",
+         "message": "maxTTL must be between 10m and 8760h"}
+    ]))]
+    pub max_ttl: Option<String>,
+    /// Whether `factories.dev/keep: forever` keeps a preview past `maxTTL`. Defaults to false:
+    /// such a preview expires at `maxTTL`, and its status says so.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_forever: bool,
+    /// ClusterRoles granted inside every preview namespace, to the owners unless a grant names
+    /// its groups. Defaults to `edit` for the owners, so the people a preview is for can see its
+    /// pods, logs and events and change it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("maxItems" = 16))]
+    pub access: Option<Vec<AccessGrant>>,
 }
 
 /// An application of a team factory.

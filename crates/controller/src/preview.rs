@@ -9,12 +9,12 @@ use std::time::Duration;
 use factory_api::conditions::reasons;
 use factory_api::{Factory, PreviewEnvironment, PreviewEnvironmentStatus, PreviewPhase, labels};
 use factory_apply::{DriftMode, Engine, PruneMode};
-use factory_core::duration;
 use factory_core::manifests::Manifest;
 use factory_core::names::sanitize_label;
+use factory_core::previews;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams};
 use kube::runtime::controller::Action;
@@ -30,8 +30,6 @@ use crate::status;
 
 /// Finalizer that holds a preview until its namespace is gone.
 pub const FINALIZER: &str = "factories.dev/preview-namespace";
-/// Lifetime when neither the preview nor its factory says.
-const DEFAULT_TTL: Duration = Duration::from_secs(72 * 3600);
 
 /// The namespace of preview `name` of factory `factory`: a DNS-1123 label, unique per preview.
 pub fn namespace_of(factory: &str, name: &str) -> String {
@@ -68,31 +66,12 @@ async fn team_of(ctx: &Context, cicd: &str) -> Result<Factory, ReconcileError> {
         })
 }
 
-/// When the preview expires: `expiresAt`, or creation + ttl; extended by `factories.dev/keep`
-/// (`forever` never expires).
-fn expiry(preview: &PreviewEnvironment, team: &Factory) -> Result<Option<Timestamp>, ReconcileError> {
-    let keep = preview.annotations().get(labels::KEEP).cloned();
-    if keep.as_deref() == Some("forever") {
-        return Ok(None);
-    }
-    let base = match (&preview.spec.expires_at, &preview.metadata.creation_timestamp) {
-        (Some(at), _) => at.0,
-        (None, Some(created)) => {
-            let ttl = match preview.spec.ttl.as_deref().or(team.spec.previews.as_ref().and_then(|p| p.ttl.as_deref())) {
-                Some(ttl) => duration::parse(ttl).map_err(|e| ReconcileError::InvalidSpec(e.to_string()))?,
-                None => DEFAULT_TTL,
-            };
-            created.0 + SignedDuration::try_from(ttl).unwrap_or(SignedDuration::MAX)
-        }
-        (None, None) => Timestamp::now() + SignedDuration::try_from(DEFAULT_TTL).unwrap_or(SignedDuration::MAX),
-    };
-    let extra = match keep {
-        Some(k) => {
-            duration::parse(&k).map_err(|e| ReconcileError::InvalidSpec(format!("annotation {}: {e}", labels::KEEP)))?
-        }
-        None => Duration::ZERO,
-    };
-    Ok(Some(base + SignedDuration::try_from(extra).unwrap_or(SignedDuration::ZERO)))
+/// When the preview expires, within what its factory allows ([`previews::lifetime`]).
+fn expiry(preview: &PreviewEnvironment, team: &Factory) -> Result<previews::Lifetime, ReconcileError> {
+    let policy = team.spec.previews.clone().unwrap_or_default();
+    let created = preview.metadata.creation_timestamp.as_ref().map_or_else(Timestamp::now, |t| t.0);
+    let keep = preview.annotations().get(labels::KEEP).map(String::as_str);
+    previews::lifetime(&policy, &preview.spec, keep, created).map_err(ReconcileError::InvalidSpec)
 }
 
 async fn apply(preview: Arc<PreviewEnvironment>, ctx: &Context) -> Result<Action, ReconcileError> {
@@ -102,7 +81,7 @@ async fn apply(preview: Arc<PreviewEnvironment>, ctx: &Context) -> Result<Action
     new_status.observed_generation = preview.metadata.generation;
     let result = build(&preview, ctx, &cicd, &mut new_status).await;
     let requeue = match &result {
-        Ok(Some(expires)) => {
+        Ok(previews::Lifetime { expires: Some(expires), .. }) => {
             let left = expires.duration_since(Timestamp::now());
             if left.is_negative() {
                 info!(%name, "expired; deleting");
@@ -121,13 +100,17 @@ async fn apply(preview: Arc<PreviewEnvironment>, ctx: &Context) -> Result<Action
             }
             Duration::try_from(left).unwrap_or(Duration::ZERO).min(ctx.resync) + Duration::from_millis(200)
         }
-        Ok(None) => ctx.resync,
+        Ok(_) => ctx.resync,
         Err(e) if e.is_permanent() => ctx.resync,
         Err(_) => Duration::from_secs(10),
     };
     match &result {
-        Ok(_) => {
-            let message = format!("preview namespace {} is ready", new_status.namespace.clone().unwrap_or_default());
+        Ok(lifetime) => {
+            let mut message =
+                format!("preview namespace {} is ready", new_status.namespace.clone().unwrap_or_default());
+            if let Some(capped) = &lifetime.capped {
+                message.push_str(&format!("; {capped}"));
+            }
             new_status.phase = Some(PreviewPhase::Ready);
             status::succeeded(&mut new_status.conditions, preview.metadata.generation, &message);
         }
@@ -143,17 +126,17 @@ async fn apply(preview: Arc<PreviewEnvironment>, ctx: &Context) -> Result<Action
     Ok(Action::requeue(requeue))
 }
 
-/// Builds the preview; returns its expiry.
+/// Builds the preview; returns its lifetime.
 async fn build(
     preview: &PreviewEnvironment,
     ctx: &Context,
     cicd: &str,
     status: &mut PreviewEnvironmentStatus,
-) -> Result<Option<Timestamp>, ReconcileError> {
+) -> Result<previews::Lifetime, ReconcileError> {
     let team = team_of(ctx, cicd).await?;
     let factory = team.name_any();
-    let expires = expiry(preview, &team)?;
-    status.expires_at = expires.map(Time);
+    let lifetime = expiry(preview, &team)?;
+    status.expires_at = lifetime.expires.map(Time);
     let namespace = namespace_of(&factory, &preview.name_any());
     status.namespace = Some(namespace.clone());
     let app =
@@ -165,12 +148,9 @@ async fn build(
                 ))
             },
         )?;
-    let class = preview
-        .spec
-        .class
-        .clone()
-        .or_else(|| team.spec.previews.as_ref().and_then(|p| p.class.clone()))
-        .unwrap_or_else(|| "preview".into());
+    let policy = team.spec.previews.clone().unwrap_or_default();
+    let class =
+        previews::class(&factory, &policy, preview.spec.class.as_deref()).map_err(ReconcileError::InvalidSpec)?;
     let origin = Manifest {
         file: format!("PreviewEnvironment {cicd}/{}", preview.name_any()),
         line: 0,
@@ -179,7 +159,15 @@ async fn build(
     };
     let target =
         Target { namespace: &namespace, class: &class, environment: "preview", kind: "preview", protected: false };
-    let Baseline { desired, account, .. } = baseline(ctx, &team, &target, &origin, Read::Api).await?;
+    let Baseline { mut desired, account, .. } = baseline(ctx, &team, &target, &origin, Read::Api).await?;
+    // The people a preview is for may work in it (`previews.access`, default `edit`).
+    let owners = team.spec.owners.clone().unwrap_or_default();
+    let grants = previews::access(&policy, &owners);
+    desired.extend(
+        factory_core::render::access_bindings(&factory, &namespace, &grants)
+            .into_iter()
+            .map(|object| Manifest { object, ..origin.clone() }),
+    );
     let client = ctx.impersonating_platform(&account.namespace, &account.name)?;
     let engine_labels = std::collections::BTreeMap::from([(
         labels::APPLIED_BY.to_string(),
@@ -208,7 +196,7 @@ async fn build(
     if !error.is_empty() {
         return Err(ReconcileError::Waiting(format!("application {}: {error}", preview.spec.application)));
     }
-    Ok(expires)
+    Ok(lifetime)
 }
 
 /// Deletes the preview's namespace and holds the finalizer until it is gone.

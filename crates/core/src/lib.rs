@@ -13,6 +13,7 @@ pub mod inventory;
 pub mod manifests;
 pub mod names;
 pub mod pipelines;
+pub mod previews;
 pub mod render;
 pub mod runs;
 pub mod validate;
