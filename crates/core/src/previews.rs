@@ -114,7 +114,7 @@ fn signed(d: Duration) -> SignedDuration {
 
 fn text(d: Duration) -> String {
     let hours = d.as_secs() / 3600;
-    if hours > 0 && d.as_secs() % 3600 == 0 { format!("{hours}h") } else { format!("{}m", d.as_secs() / 60) }
+    if hours > 0 && d.as_secs().is_multiple_of(3600) { format!("{hours}h") } else { format!("{}m", d.as_secs() / 60) }
 }
 
 #[cfg(test)]
