@@ -6,7 +6,7 @@ use factory_api::Factory;
 use factory_testkit::git::{GitHttpServer, GitRoot, Repo};
 use factory_testkit::{TestContext, ensure_operator, eventually};
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
-use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
@@ -58,6 +58,20 @@ impl Platform {
             .create(&PostParams::default(), &object(json!({"metadata": {"name": "platform"}})))
             .await
             .expect("service account");
+        // The factory reads its own git Secret, with its own rights (no confused deputy).
+        let reader = json!({"metadata": {"name": "platform-git-reader"},
+            "rules": [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["platform-git"], "verbs": ["get"]}]});
+        Api::<Role>::namespaced(ctx.client.clone(), &system)
+            .create(&PostParams::default(), &object(reader))
+            .await
+            .expect("secret reader role");
+        let bind = json!({"metadata": {"name": "platform-git-reader"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "platform-git-reader"},
+            "subjects": [{"kind": "ServiceAccount", "name": "platform", "namespace": system}]});
+        Api::<RoleBinding>::namespaced(ctx.client.clone(), &system)
+            .create(&PostParams::default(), &object(bind))
+            .await
+            .expect("secret reader binding");
         Api::<ClusterRoleBinding>::all(ctx.client.clone())
             .create(
                 &PostParams::default(),

@@ -30,6 +30,7 @@ use crate::factory::AccessGrant;
     printcolumn = r#"{"name":"Protected","type":"boolean","jsonPath":".spec.protected"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Revision","type":"string","jsonPath":".status.lastAppliedRevision"}"#,
+    printcolumn = r#"{"name":"Suspended","type":"boolean","priority":1,"jsonPath":".spec.suspend"}"#,
     printcolumn = r#"{"name":"Status","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
@@ -46,6 +47,10 @@ pub struct EnvironmentSpec {
     /// Environment class whose baseline is applied into the namespace.
     #[schemars(length(min = 1, max = 63))]
     pub class: String,
+    /// Stops reconciling this environment while true: nothing is applied or pruned (its
+    /// factory's `suspend` stops it too).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suspend: bool,
     /// A protected environment's namespace is guarded against deletion at admission.
     #[serde(default)]
     pub protected: bool,

@@ -32,6 +32,7 @@ use crate::environment::DriftPolicy;
     printcolumn = r#"{"name":"Environments","type":"integer","jsonPath":".status.environments.total"}"#,
     printcolumn = r#"{"name":"Previews","type":"integer","jsonPath":".status.previews.total"}"#,
     printcolumn = r#"{"name":"Runs","type":"string","jsonPath":".status.runs.overview"}"#,
+    printcolumn = r#"{"name":"Suspended","type":"boolean","priority":1,"jsonPath":".spec.suspend"}"#,
     printcolumn = r#"{"name":"Status","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
@@ -63,7 +64,8 @@ pub struct FactorySpec {
     #[serde(rename = "type")]
     pub factory_type: FactoryType,
 
-    /// Stops reconciliation while true; nothing is applied or pruned.
+    /// Stops reconciliation while true: nothing is applied, pruned or started. A team
+    /// factory's suspension also stops its environments and previews (previews still expire).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub suspend: bool,
 

@@ -28,6 +28,7 @@ use crate::common::GitRef;
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Expires","type":"date","jsonPath":".status.expiresAt"}"#,
     printcolumn = r#"{"name":"Revision","type":"string","priority":1,"jsonPath":".status.sourceRevision"}"#,
+    printcolumn = r#"{"name":"Suspended","type":"boolean","priority":1,"jsonPath":".spec.suspend"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
@@ -52,7 +53,12 @@ pub struct PreviewEnvironmentSpec {
     /// A fixed expiry instead of `ttl`. The annotation `factories.dev/keep` extends it too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Time>,
-    /// Environment class; defaults to the factory's `previews.class`.
+    /// Stops reconciling this preview while true: nothing is applied or pruned. It still
+    /// expires on time (suspending cannot outlive `previews.maxTTL`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suspend: bool,
+    /// Environment class; defaults to the factory's `previews.class`, and must be one of the
+    /// factory's `previews.classes`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 63))]
     pub class: Option<String>,

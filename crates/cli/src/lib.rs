@@ -13,6 +13,7 @@ pub mod preview;
 pub mod reconcile;
 pub mod runs;
 pub mod status;
+pub mod suspend;
 pub mod validate;
 
 /// `kubectl factory`: inspect and drive factory-operator.
@@ -93,6 +94,25 @@ pub enum Command {
     Reconcile {
         /// The factory.
         factory: String,
+    },
+    /// Stop reconciling: nothing is applied, pruned or started until `resume`. A team
+    /// factory's environments and previews stop with it (previews still expire).
+    Suspend {
+        /// `NAME` of a factory, or `KIND NAME` with KIND factory, environment or preview.
+        #[arg(required = true, num_args = 1..=2)]
+        what: Vec<String>,
+        /// For a preview: its team factory.
+        #[arg(long)]
+        factory: Option<String>,
+    },
+    /// Reconcile again what `suspend` stopped.
+    Resume {
+        /// `NAME` of a factory, or `KIND NAME` with KIND factory, environment or preview.
+        #[arg(required = true, num_args = 1..=2)]
+        what: Vec<String>,
+        /// For a preview: its team factory.
+        #[arg(long)]
+        factory: Option<String>,
     },
 }
 
@@ -219,6 +239,14 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome> {
             preview::print(&rows, cli.output, out)?;
         }
         Command::Reconcile { factory } => writeln!(out, "{}", reconcile::reconcile(&client, &factory).await?)?,
+        Command::Suspend { what, factory } => {
+            let target = suspend::Target::parse(&what, factory.as_deref())?;
+            writeln!(out, "{}", suspend::set(&client, &target, true).await?)?;
+        }
+        Command::Resume { what, factory } => {
+            let target = suspend::Target::parse(&what, factory.as_deref())?;
+            writeln!(out, "{}", suspend::set(&client, &target, false).await?)?;
+        }
         Command::Validate { .. } => {}
     }
     Ok(Outcome::Done)

@@ -54,16 +54,7 @@ pub async fn reconcile(factory: Arc<Factory>, ctx: Arc<Context>) -> Result<Actio
     let mut new_status = factory.status.clone().unwrap_or_default();
     new_status.observed_generation = factory.metadata.generation;
     if factory.spec.suspend {
-        let now = status::now();
-        factory_core::conditions::set(
-            &mut new_status.conditions,
-            factory_api::conditions::RECONCILING,
-            factory_core::conditions::Status::False,
-            reasons::SUSPENDED,
-            "spec.suspend is true",
-            factory.metadata.generation,
-            &now,
-        );
+        status::suspended(&mut new_status.conditions, factory.metadata.generation, "spec.suspend is true");
         status::write(&Api::all(ctx.client.clone()), factory.as_ref(), factory.status.as_ref(), new_status).await?;
         return Ok(Action::await_change());
     }

@@ -81,7 +81,7 @@ async fn apply(preview: Arc<PreviewEnvironment>, ctx: &Context) -> Result<Action
     new_status.observed_generation = preview.metadata.generation;
     let result = build(&preview, ctx, &cicd, &mut new_status).await;
     let requeue = match &result {
-        Ok(previews::Lifetime { expires: Some(expires), .. }) => {
+        Ok(Built { lifetime: previews::Lifetime { expires: Some(expires), .. }, .. }) => {
             let left = expires.duration_since(Timestamp::now());
             if left.is_negative() {
                 info!(%name, "expired; deleting");
@@ -105,7 +105,10 @@ async fn apply(preview: Arc<PreviewEnvironment>, ctx: &Context) -> Result<Action
         Err(_) => Duration::from_secs(10),
     };
     match &result {
-        Ok(lifetime) => {
+        Ok(Built { suspended: Some(why), .. }) => {
+            status::suspended(&mut new_status.conditions, preview.metadata.generation, why);
+        }
+        Ok(Built { lifetime, .. }) => {
             let mut message =
                 format!("preview namespace {} is ready", new_status.namespace.clone().unwrap_or_default());
             if let Some(capped) = &lifetime.capped {
@@ -126,19 +129,34 @@ async fn apply(preview: Arc<PreviewEnvironment>, ctx: &Context) -> Result<Action
     Ok(Action::requeue(requeue))
 }
 
-/// Builds the preview; returns its lifetime.
+/// What a reconcile of a preview found: when it expires, and whether it is suspended.
+struct Built {
+    lifetime: previews::Lifetime,
+    /// Why nothing was applied, when the preview or its factory is suspended.
+    suspended: Option<String>,
+}
+
+/// Builds the preview, unless it or its factory is suspended (it expires all the same).
 async fn build(
     preview: &PreviewEnvironment,
     ctx: &Context,
     cicd: &str,
     status: &mut PreviewEnvironmentStatus,
-) -> Result<previews::Lifetime, ReconcileError> {
+) -> Result<Built, ReconcileError> {
     let team = team_of(ctx, cicd).await?;
     let factory = team.name_any();
     let lifetime = expiry(preview, &team)?;
     status.expires_at = lifetime.expires.map(Time);
     let namespace = namespace_of(&factory, &preview.name_any());
     status.namespace = Some(namespace.clone());
+    let suspended = if preview.spec.suspend {
+        Some("spec.suspend is true (it still expires)".to_string())
+    } else {
+        team.spec.suspend.then(|| format!("factory {factory} is suspended (the preview still expires)"))
+    };
+    if suspended.is_some() {
+        return Ok(Built { lifetime, suspended });
+    }
     let app =
         team.spec.applications.iter().flatten().find(|a| a.name == preview.spec.application).cloned().ok_or_else(
             || {
@@ -196,7 +214,7 @@ async fn build(
     if !error.is_empty() {
         return Err(ReconcileError::Waiting(format!("application {}: {error}", preview.spec.application)));
     }
-    Ok(lifetime)
+    Ok(Built { lifetime, suspended: None })
 }
 
 /// Deletes the preview's namespace and holds the finalizer until it is gone.

@@ -36,6 +36,12 @@ pub fn succeeded(list: &mut Vec<Condition>, generation: Option<i64>, message: &s
     conditions::remove(list, STALLED);
 }
 
+/// Marks a resource suspended (`Reconciling=False`, reason `Suspended`, saying `why`); Ready
+/// keeps describing what was last applied.
+pub fn suspended(list: &mut Vec<Condition>, generation: Option<i64>, why: &str) {
+    conditions::set(list, RECONCILING, Status::False, reasons::SUSPENDED, bounded(why, 4096), generation, &now());
+}
+
 /// Sets Ready=False and Stalled=True with `reason` for a revision that was applied but needs a
 /// human decision (such as pruning held back on an emptied path).
 pub fn held_back(list: &mut Vec<Condition>, generation: Option<i64>, reason: &str, message: &str) {

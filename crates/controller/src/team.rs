@@ -27,6 +27,14 @@ pub async fn reconcile(factory: Arc<Factory>, ctx: Arc<Context>) -> Result<Actio
     let started = std::time::Instant::now();
     let mut new_status = factory.status.clone().unwrap_or_default();
     new_status.observed_generation = factory.metadata.generation;
+    if factory.spec.suspend {
+        // Nothing applied, pruned or started: no Environment objects, pipelines, runs or branch previews.
+        let why = "spec.suspend is true: its environments and previews are suspended too";
+        status::suspended(&mut new_status.conditions, factory.metadata.generation, why);
+        ctx.metrics.reconciled("team", reasons::SUSPENDED, started.elapsed(), 0, 0);
+        status::write(&Api::all(ctx.client.clone()), factory.as_ref(), factory.status.as_ref(), new_status).await?;
+        return Ok(Action::await_change());
+    }
     let result = run(&factory, &ctx, &mut new_status).await;
     match &result {
         Ok(message) => {

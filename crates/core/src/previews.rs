@@ -128,6 +128,7 @@ mod tests {
             git_ref: GitRef { branch: Some("main".into()), ..Default::default() },
             ttl: ttl.map(String::from),
             expires_at: None,
+            suspend: false,
             class: None,
         }
     }
