@@ -130,4 +130,8 @@ pub struct ApplicationStatus {
     /// What this application applied here.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inventory: Vec<crate::common::InventoryEntry>,
+    /// The application was removed from its factory (or lost its config) with
+    /// `applicationRemoval: Orphan`: the objects in `inventory` were left in place, unmanaged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub orphaned: bool,
 }

@@ -43,8 +43,8 @@ use crate::environment::DriftPolicy;
         "message": "cluster, environmentClasses, factories, credentials, images, pipelineTemplates and serviceAccount are only allowed when type is Environments"
     },
     {
-        "rule": "self.type == 'Applications' || (!has(self.owners) && !has(self.environments) && !has(self.previews) && !has(self.applications) && !has(self.shared))",
-        "message": "owners, environments, previews, applications and shared are only allowed when type is Applications"
+        "rule": "self.type == 'Applications' || (!has(self.owners) && !has(self.environments) && !has(self.previews) && !has(self.applications) && !has(self.shared) && !has(self.applicationRemoval))",
+        "message": "owners, environments, previews, applications, applicationRemoval and shared are only allowed when type is Applications"
     },
     {
         "rule": "self.type != 'Environments' || (has(self.source) && has(self.serviceAccount))",
@@ -142,6 +142,24 @@ pub struct FactorySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"], "maxItems" = 64))]
     pub applications: Option<Vec<Application>>,
+
+    /// Applications only: what happens to the objects of an application removed from
+    /// `applications` (or whose `config` is removed). `Prune` (default) deletes them from every
+    /// environment, after a dry-run, except those annotated `factories.dev/prune: disabled`;
+    /// `Orphan` leaves them in place and lists the application as orphaned on each
+    /// Environment's status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_removal: Option<ApplicationRemoval>,
+}
+
+/// What happens to what a removed application applied.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ApplicationRemoval {
+    /// Delete its objects from every environment (after a dry-run).
+    #[default]
+    Prune,
+    /// Leave its objects in place and say so on status.
+    Orphan,
 }
 
 /// The kind of factory.

@@ -418,20 +418,22 @@ impl Engine {
         Ok(())
     }
 
+    /// Deletes the stale entries of `previous`: those to be left alone (annotated, protected,
+    /// no longer ours, gone) are dropped from the inventory; every deletion is dry-run first,
+    /// and if the API server refuses any of them, none is made and all stay in the inventory
+    /// (a half-pruned set is harder to reason about than an untouched one).
     async fn prune(&self, previous: &[InventoryEntry], mode: PruneMode, outcome: &mut Outcome) {
         let stale: Vec<InventoryEntry> = inventory::stale(previous, &outcome.inventory).into_iter().cloned().collect();
         if mode == PruneMode::Disabled {
             outcome.inventory.extend(stale);
             return;
         }
+        let mut doomed = Vec::new();
         for entry in stale {
             let describe = describe(&entry);
-            match self.prune_one(&entry).await {
-                Ok(None) => {
-                    info!(object = %describe, "pruned");
-                    outcome.pruned.push(describe)
-                }
-                Ok(Some(why)) => {
+            match self.prune_target(&entry).await {
+                Ok(Prunable::Delete(api)) => doomed.push((entry, api)),
+                Ok(Prunable::Leave(why)) => {
                     debug!(object = %describe, why, "not pruned");
                     outcome.prune_skipped.push(format!("{describe}: {why}"))
                 }
@@ -442,36 +444,83 @@ impl Engine {
                 }
             }
         }
+        let dry_run = DeleteParams { dry_run: true, ..delete_params() };
+        let mut refused = Vec::new();
+        for (entry, api) in &doomed {
+            match api.delete(&entry.name, &dry_run).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => refused.push(format!("{}: {}", describe(entry), kube_message(e))),
+            }
+        }
+        if !refused.is_empty() {
+            let why = format!("not pruned: the dry-run of this prune was refused ({})", refused.join("; "));
+            for (entry, _) in doomed {
+                outcome.prune_skipped.push(format!("{}: {why}", describe(&entry)));
+                outcome.inventory.push(entry);
+            }
+            return;
+        }
+        for (entry, api) in doomed {
+            let describe = describe(&entry);
+            match api.delete(&entry.name, &delete_params()).await {
+                Ok(_) => {
+                    info!(object = %describe, "pruned");
+                    outcome.pruned.push(describe)
+                }
+                Err(kube::Error::Api(s)) if s.code == 404 => {
+                    outcome.prune_skipped.push(format!("{describe}: already gone"))
+                }
+                Err(e) => {
+                    outcome.prune_skipped.push(format!("{describe}: {}", kube_message(e)));
+                    outcome.inventory.push(entry);
+                }
+            }
+        }
     }
 
-    /// Deletes one stale object; `Ok(Some(reason))` when it must be left alone.
-    async fn prune_one(&self, entry: &InventoryEntry) -> Result<Option<String>, String> {
+    /// Whether one stale object may be deleted (and the API to delete it with).
+    async fn prune_target(&self, entry: &InventoryEntry) -> Result<Prunable, String> {
         let Some(resolved) = self.resolver.resolve(&entry.api_version, &entry.kind).await.map_err(|e| e.to_string())?
         else {
-            return Ok(Some("its kind is no longer served".into()));
+            return Ok(Prunable::Leave("its kind is no longer served".into()));
         };
         let api = self.api(&resolved, entry.namespace.as_deref());
-        let Some(live) = api.get_opt(&entry.name).await.map_err(|e| e.to_string())? else {
-            return Ok(Some("already gone".into()));
+        let Some(live) = api.get_opt(&entry.name).await.map_err(kube_message)? else {
+            return Ok(Prunable::Leave("already gone".into()));
         };
         let meta = &live.metadata;
         if meta.annotations.as_ref().and_then(|a| a.get(labels::PRUNE)).is_some_and(|v| v == labels::PRUNE_DISABLED) {
-            return Ok(Some(format!("annotated {}: {}", labels::PRUNE, labels::PRUNE_DISABLED)));
+            return Ok(Prunable::Leave(format!("annotated {}: {}", labels::PRUNE, labels::PRUNE_DISABLED)));
         }
         if meta.labels.as_ref().and_then(|l| l.get(labels::PROTECTED)).is_some_and(|v| v == "true") {
-            return Ok(Some("protected".into()));
+            return Ok(Prunable::Leave("protected".into()));
         }
         let ours = meta.managed_fields.iter().flatten().any(|m| m.manager.as_deref() == Some(FIELD_MANAGER));
         if !ours {
-            return Ok(Some("no longer managed by factory-operator".into()));
+            return Ok(Prunable::Leave("no longer managed by factory-operator".into()));
         }
-        let params =
-            DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..DeleteParams::default() };
-        match api.delete(&entry.name, &params).await {
-            Ok(_) => Ok(None),
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(Some("already gone".into())),
-            Err(e) => Err(e.to_string()),
-        }
+        Ok(Prunable::Delete(Box::new(api)))
+    }
+}
+
+/// What to do with one stale inventory entry.
+enum Prunable {
+    /// Delete it, with this API.
+    Delete(Box<Api<DynamicObject>>),
+    /// Leave it, for this reason (and drop it from the inventory).
+    Leave(String),
+}
+
+fn delete_params() -> DeleteParams {
+    DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..DeleteParams::default() }
+}
+
+/// The API server's message for an API error (RBAC's or an admission policy's reason), else the error.
+fn kube_message(error: kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => status.message,
+        other => other.to_string(),
     }
 }
 

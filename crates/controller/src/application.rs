@@ -7,8 +7,9 @@
 
 use std::collections::BTreeMap;
 
+use factory_api::conditions::reasons;
 use factory_api::environment::ApplicationStatus;
-use factory_api::factory::Application;
+use factory_api::factory::{Application, ApplicationRemoval};
 use factory_api::{Environment, labels};
 use factory_apply::{DriftMode, Engine, PruneMode};
 use factory_core::baseline;
@@ -18,6 +19,7 @@ use factory_core::names::cicd_namespace;
 use crate::context::Context;
 use crate::error::ReconcileError;
 use crate::source::checkout;
+use kube::runtime::events::EventType;
 
 /// Where an application's configuration goes.
 pub struct Target<'a> {
@@ -136,6 +138,15 @@ async fn run(
         checkout(ctx, &app.source, &client, &cicd_namespace(target.factory), paths).await.map_err(|e| (None, e))?;
     let revision = checkout.synced.revision.clone();
     let fail = |e| (Some(revision.clone()), e);
+    // A config path that became empty is far more often a mistake (a moved directory, a bad
+    // merge) than a wish to delete everything it held: without `allowEmpty`, nothing is pruned.
+    if checkout.files.iter().all(Vec::is_empty) && !config.allow_empty && !status.inventory.is_empty() {
+        return Err(fail(ReconcileError::PruneSkipped(format!(
+            "config path {} is empty or missing at {revision}: nothing was applied or pruned ({} objects kept; set allowEmpty: true to allow it)",
+            config.path,
+            status.inventory.len()
+        ))));
+    }
     let vars = baseline::application_vars(target.factory, environment, target.namespace, target.class, &app.name);
     let mut layers = Vec::new();
     for files in &checkout.files {
@@ -155,4 +166,78 @@ async fn run(
         engine.run(&desired, &status.inventory, PruneMode::Enabled, drift).await.map_err(|e| fail(e.into()))?;
     tracing::debug!(namespace = target.namespace, application = %app.name, created = outcome.created.len(), "application applied");
     Ok((revision, outcome.inventory))
+}
+
+/// What became of an application that left its factory (or lost its `config`) in one place.
+pub struct Removal {
+    /// Its status entry from now on: `None` once everything it applied is gone.
+    pub status: Option<ApplicationStatus>,
+    /// What happened, for an Event; `None` when nothing did.
+    pub note: Option<(EventType, &'static str, String)>,
+}
+
+/// Removes what `previous` (an application no longer in the factory, or without config)
+/// applied into `namespace`, by the factory's `applicationRemoval`: `Prune` deletes it as the
+/// team's account, after a dry-run of every deletion (one refused deletion deletes nothing and
+/// keeps the entry to try again); `Orphan` leaves it and marks the entry orphaned.
+pub async fn remove(
+    ctx: &Context,
+    factory: &str,
+    namespace: &str,
+    policy: ApplicationRemoval,
+    previous: &ApplicationStatus,
+) -> Removal {
+    if previous.orphaned || previous.inventory.is_empty() {
+        return Removal { status: previous.orphaned.then(|| previous.clone()), note: None };
+    }
+    let name = &previous.name;
+    let count = previous.inventory.len();
+    if policy == ApplicationRemoval::Orphan {
+        let mut status = previous.clone();
+        status.orphaned = true;
+        status.error.clear();
+        let note = format!(
+            "application {name} was removed from factory {factory}: its {count} objects in {namespace} are left in place (applicationRemoval: Orphan)"
+        );
+        return Removal { status: Some(status), note: Some((EventType::Warning, reasons::ORPHANED, note)) };
+    }
+    let labels = BTreeMap::from([(labels::APPLIED_BY.to_string(), format!("application.{name}"))]);
+    let result = match ctx.tenant(factory) {
+        Ok(client) => Engine::new(client, ctx.resolver.clone(), labels)
+            .run(&[], &previous.inventory, PruneMode::Enabled, DriftMode::Correct)
+            .await
+            .map_err(ReconcileError::from),
+        Err(e) => Err(e.into()),
+    };
+    match result {
+        Ok(outcome) if outcome.inventory.is_empty() => {
+            let mut note =
+                format!("application {name} was removed from factory {factory}: pruned {}", outcome.pruned.join(", "));
+            if !outcome.prune_skipped.is_empty() {
+                note.push_str(&format!("; left {}", outcome.prune_skipped.join("; ")));
+            }
+            Removal { status: None, note: Some((EventType::Normal, "Pruned", note)) }
+        }
+        Ok(outcome) => {
+            let mut status = previous.clone();
+            status.inventory = outcome.inventory;
+            status.error = format!(
+                "{}: removed from factory {factory}, not pruned yet: {}",
+                reasons::PRUNE_FAILED,
+                outcome.prune_skipped.join("; ")
+            );
+            Removal {
+                status: Some(status.clone()),
+                note: Some((EventType::Warning, reasons::PRUNE_FAILED, status.error)),
+            }
+        }
+        Err(e) => {
+            let mut status = previous.clone();
+            status.error = format!("{}: removed from factory {factory}, not pruned yet: {e}", reasons::PRUNE_FAILED);
+            Removal {
+                status: Some(status.clone()),
+                note: Some((EventType::Warning, reasons::PRUNE_FAILED, status.error)),
+            }
+        }
+    }
 }

@@ -32,6 +32,8 @@ struct Applied {
     revision: String,
     outcome: Outcome,
     applications: Vec<factory_api::environment::ApplicationStatus>,
+    /// Events about applications removed from the factory (pruned, orphaned or not yet pruned).
+    removals: Vec<(EventType, &'static str, String)>,
 }
 
 /// Reconciles one Environment.
@@ -84,6 +86,16 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Actio
                 .map(|a| format!("application {}: {}", a.name, a.error))
                 .collect();
             new_status.applications = applied.applications.clone();
+            for (kind, reason, note) in &applied.removals {
+                status::event(&ctx, env.as_ref(), kind.clone(), reason, note).await;
+            }
+            let orphaned: Vec<&str> =
+                applied.applications.iter().filter(|a| a.orphaned).map(|a| a.name.as_str()).collect();
+            let message = if orphaned.is_empty() {
+                message
+            } else {
+                format!("{message}; removed applications left in place: {}", orphaned.join(", "))
+            };
             if failed.is_empty() {
                 status::succeeded(&mut new_status.conditions, env.metadata.generation, &message);
             } else {
@@ -235,7 +247,19 @@ async fn run(
         crate::application::wait_for_new_rights(ctx, &outcome, &spec.factory, &spec.namespace).await;
     }
     let mut applications = Vec::new();
-    for app in team.spec.applications.iter().flatten() {
+    let mut removals = Vec::new();
+    let previous_apps = env.status.as_ref().map(|s| s.applications.as_slice()).unwrap_or_default();
+    let policy = team.spec.application_removal.unwrap_or_default();
+    for before in previous_apps {
+        let current = team.spec.applications.iter().flatten().any(|a| a.name == before.name && a.config.is_some());
+        if current {
+            continue;
+        }
+        let removal = crate::application::remove(ctx, &spec.factory, &spec.namespace, policy, before).await;
+        applications.extend(removal.status);
+        removals.extend(removal.note);
+    }
+    for app in team.spec.applications.iter().flatten().filter(|a| a.config.is_some()) {
         let before = env.status.as_ref().and_then(|s| s.applications.iter().find(|a| a.name == app.name));
         if spec.kubeconfig_secret_ref.is_some() {
             // The team's account lives in the home cluster; applying its content elsewhere
@@ -249,7 +273,7 @@ async fn run(
         let target = crate::application::Target::environment(env, &environment);
         applications.push(crate::application::apply(ctx, &target, app, before).await);
     }
-    Ok(Applied { revision: applied, outcome, applications })
+    Ok(Applied { revision: applied, outcome, applications, removals })
 }
 
 /// Where a baseline goes: a permanent environment or a preview.

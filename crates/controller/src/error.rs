@@ -33,6 +33,9 @@ pub enum ReconcileError {
     /// Validating, applying or pruning failed.
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    /// Applying would prune what a source that became empty used to hold (no `allowEmpty`).
+    #[error("{0}")]
+    PruneSkipped(String),
     /// Something this reconcile depends on is not there (yet).
     #[error("waiting: {0}")]
     Waiting(String),
@@ -55,6 +58,7 @@ impl ReconcileError {
             ReconcileError::Load(_) => reasons::PARSE_FAILED,
             ReconcileError::Render(_) => reasons::INVALID_SPEC,
             ReconcileError::Apply(e) => e.reason(),
+            ReconcileError::PruneSkipped(_) => reasons::PRUNE_SKIPPED,
             ReconcileError::Waiting(_) => "DependencyNotReady",
             ReconcileError::Kube(_) | ReconcileError::Internal(_) => "InternalError",
         }
@@ -66,7 +70,8 @@ impl ReconcileError {
             ReconcileError::InvalidSpec(_)
             | ReconcileError::Credentials { .. }
             | ReconcileError::Load(_)
-            | ReconcileError::Render(_) => true,
+            | ReconcileError::Render(_)
+            | ReconcileError::PruneSkipped(_) => true,
             ReconcileError::Source(e) => e.is_permanent(),
             ReconcileError::Apply(e) => matches!(e, ApplyError::Validation(_)),
             ReconcileError::Waiting(_) | ReconcileError::Kube(_) | ReconcileError::Internal(_) => false,
