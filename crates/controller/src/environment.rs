@@ -87,7 +87,7 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Actio
                 .collect();
             new_status.applications = applied.applications.clone();
             for (kind, reason, note) in &applied.removals {
-                status::event(&ctx, env.as_ref(), kind.clone(), reason, note).await;
+                status::event(&ctx, env.as_ref(), *kind, reason, note).await;
             }
             let orphaned: Vec<&str> =
                 applied.applications.iter().filter(|a| a.orphaned).map(|a| a.name.as_str()).collect();
