@@ -57,9 +57,9 @@ async fn platform_repository_converges_changes_and_prunes_safely() {
     assert_eq!(status.last_applied_revision.as_deref(), Some(format!("main@sha1:{head}").as_str()));
     // 2 ClusterRoles + PriorityClass + (Factory, Namespace, ServiceAccount, RoleBinding,
     // preview ResourceQuota, owners Role and RoleBinding; no deploy account: the owners may not
-    // write the test environment)
-    // + CRD, Widget, Namespace, Task.
-    assert_eq!(status.objects, Some(14), "{}", ready_message(&f));
+    // write the test environment; the built-in cicd baseline's quota, limits and network policy:
+    // this platform defines no `cicd` class) + CRD, Widget, Namespace, Task.
+    assert_eq!(status.objects, Some(17), "{}", ready_message(&f));
     let widget = kube::api::ApiResource {
         group: format!("{x}.example.com"),
         version: "v1".into(),

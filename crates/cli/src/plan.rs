@@ -148,7 +148,8 @@ async fn plan_platform(
             for path in &cicd_paths {
                 class_manifests.extend(load(root, path, &team_vars)?);
             }
-            desired.extend(render::cicd_class_objects(&cicd, class_manifests));
+            let defined = classes.iter().any(|c| c.name == "cicd");
+            desired.extend(render::cicd_class_objects(&cicd, defined.then_some(class_manifests), &definition));
         }
     }
     let engine_labels = BTreeMap::from([(labels::APPLIED_BY.to_string(), format!("factory.{name}"))]);

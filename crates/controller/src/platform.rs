@@ -226,8 +226,9 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
         crate::images::observe(ctx, factory, images, status).await;
     }
     let references = factory_core::images::references(&status.images);
-    // A class named `cicd` is the baseline of every team's cicd namespace.
-    // Undefined `cicd` class: nothing to apply there.
+    // A class named `cicd` is the baseline of every team's cicd namespace; without one, the
+    // built-in conservative baseline is (`render::default_cicd_baseline`).
+    let cicd_defined = classes.iter().any(|c| c.name == CICD_CLASS);
     let cicd_files: Vec<&[factory_core::manifests::SourceFile]> =
         factory_core::baseline::class_paths(&classes, CICD_CLASS)
             .unwrap_or_default()
@@ -265,7 +266,7 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
             for files in &cicd_files {
                 class_manifests.extend(load(files, &team_vars, &mut cicd_errors));
             }
-            for object in &render::cicd_class_objects(&cicd, class_manifests) {
+            for object in &render::cicd_class_objects(&cicd, cicd_defined.then_some(class_manifests), &definition) {
                 engine.prepare(&mut desired, object).await?;
             }
         }

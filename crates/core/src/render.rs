@@ -245,6 +245,19 @@ mod tests {
     }
 
     #[test]
+    fn a_cicd_namespace_without_a_cicd_class_gets_the_builtin_baseline() {
+        let origin = manifest(json!({"kind": "Factory", "metadata": {"name": "shop"}}));
+        let builtin = cicd_class_objects("shop-cicd", None, &origin);
+        let kinds: Vec<&str> = builtin.iter().map(Manifest::kind).collect();
+        assert_eq!(kinds, ["ResourceQuota", "LimitRange", "NetworkPolicy"]);
+        assert_eq!(builtin[0].object["spec"]["hard"]["services.nodeports"], "0");
+        assert!(builtin.iter().all(|m| m.namespace() == Some("shop-cicd") && m.file == "factories/shop.yaml"));
+        let class = manifest(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ci"}}));
+        let own = cicd_class_objects("shop-cicd", Some(vec![class]), &origin);
+        assert_eq!(own.iter().map(Manifest::kind).collect::<Vec<_>>(), ["ConfigMap"], "a cicd class replaces it");
+    }
+
+    #[test]
     fn only_team_factories_can_be_built() {
         let platform = manifest(json!({"apiVersion": "factories.dev/v1alpha1", "kind": "Factory",
             "metadata": {"name": "other"}, "spec": {"type": "Environments"}}));
@@ -328,12 +341,35 @@ pub fn team_environments(factory: &str, spec: &factory_api::FactorySpec) -> Vec<
         .collect()
 }
 
-/// The objects of the platform's `cicd` class (and the classes it extends) for a team's cicd
-/// namespace: placed in it; `Namespace` documents are skipped (the cicd namespace itself is
-/// rendered by [`team_factory`]).
-pub fn cicd_class_objects(namespace: &str, class_manifests: Vec<Manifest>) -> Vec<Manifest> {
+/// The baseline of a team's cicd namespace: the objects of the platform's `cicd` class (and
+/// the classes it extends) placed in it, `Namespace` documents skipped (the cicd namespace
+/// itself is rendered by [`team_factory`]); or, for a platform that defines no `cicd` class
+/// (`None`), [`default_cicd_baseline`] — a cicd namespace never runs without limits.
+pub fn cicd_class_objects(namespace: &str, class_manifests: Option<Vec<Manifest>>, origin: &Manifest) -> Vec<Manifest> {
+    let Some(class_manifests) = class_manifests else {
+        return default_cicd_baseline(namespace).into_iter().map(|object| derived(origin, object)).collect();
+    };
     let objects = class_manifests.into_iter().filter(|m| m.kind() != "Namespace" || m.api_version().contains('/'));
     crate::baseline::layered_objects(vec![objects.collect()], namespace)
+}
+
+/// The conservative baseline of a cicd namespace whose platform defines no `cicd` class: a
+/// quota (no NodePorts or LoadBalancers, bounded CPU, memory, pods and claims), container
+/// defaults so that pods fit it, and a policy admitting traffic from the namespace itself
+/// only. Egress stays open: pipelines fetch sources and push images.
+pub fn default_cicd_baseline(namespace: &str) -> Vec<Value> {
+    let meta = |name: &str| json!({"name": name, "namespace": namespace});
+    vec![
+        json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": meta("factory-cicd-quota"),
+            "spec": {"hard": {"requests.cpu": "4", "requests.memory": "8Gi", "limits.cpu": "8", "limits.memory": "16Gi",
+                "pods": "50", "services.nodeports": "0", "services.loadbalancers": "0", "persistentvolumeclaims": "20",
+                "requests.storage": "100Gi"}}}),
+        json!({"apiVersion": "v1", "kind": "LimitRange", "metadata": meta("factory-cicd-defaults"),
+            "spec": {"limits": [{"type": "Container", "default": {"cpu": "500m", "memory": "512Mi"},
+                "defaultRequest": {"cpu": "100m", "memory": "128Mi"}}]}}),
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta("factory-cicd-ingress"),
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{"from": [{"podSelector": {}}]}]}}),
+    ]
 }
 
 /// RoleBindings granting each access entry's ClusterRole to its groups in `namespace`.
