@@ -37,7 +37,7 @@ async fn an_environment_in_a_second_cluster_is_built_there() {
     let env: Environment =
         serde_json::from_value(json!({"apiVersion": "factories.dev/v1alpha1", "kind": "Environment",
         "metadata": {"name": name}, "spec": {"factory": format!("{x}-shop"), "namespace": name, "class": "base",
-            "kubeconfigSecretRef": {"namespace": p.system, "name": "edge-cluster"}}}))
+            "protected": true, "kubeconfigSecretRef": {"namespace": p.system, "name": "edge-cluster"}}}))
         .expect("env");
     let envs: Api<Environment> = Api::all(p.ctx.client.clone());
     envs.create(&PostParams::default(), &env).await.expect("environment");
@@ -64,4 +64,21 @@ async fn an_environment_in_a_second_cluster_is_built_there() {
     })
     .await
     .expect("ready");
+
+    // Protected there as here: the operator installed its admission policies in that cluster.
+    // The same delete of an unprotected namespace goes through, so the refusal is the policy's.
+    let namespaces = Api::<Namespace>::all(remote.clone());
+    let scratch = format!("{x}-scratch");
+    namespaces
+        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": scratch}})).expect("ns"))
+        .await
+        .expect("scratch namespace");
+    namespaces.delete(&scratch, &Default::default()).await.expect("an unprotected namespace may be deleted");
+    match namespaces.delete(&name, &Default::default()).await {
+        Err(kube::Error::Api(s)) => assert!(
+            s.reason == "Forbidden" && s.message.contains("is a protected permanent environment and is never deleted"),
+            "{s:?}"
+        ),
+        other => panic!("the second cluster's admin deleted protected environment {name}: {other:?}"),
+    }
 }

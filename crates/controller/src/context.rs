@@ -175,6 +175,10 @@ impl Context {
             .map_err(|e| format!("unusable kubeconfig: {e}"))?;
         let client = Client::try_from(config).map_err(|e| format!("cannot build a client: {e}"))?;
         let remote = Remote { resolver: Arc::new(Resolver::new(client.clone())), client };
+        // Protected environments there are guarded at admission there, before anything is applied.
+        crate::admission::install(remote.client.clone(), remote.resolver.clone(), factory_core::admission::policies())
+            .await
+            .map_err(|e| format!("installing the admission policies in that cluster: {e}"))?;
         self.remotes.lock().unwrap_or_else(|p| p.into_inner()).insert(key, remote.clone());
         Ok(remote)
     }

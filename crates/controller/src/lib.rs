@@ -19,6 +19,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use tracing::{info, warn};
 
+mod admission;
 pub mod application;
 mod backoff;
 pub mod context;
@@ -430,17 +431,9 @@ async fn lead(
 /// the ClusterRole aggregating previews into `edit`/`admin` — with server-side apply, so a newer
 /// operator updates them.
 pub async fn install_admission_policies(ctx: &Context) -> Result<(), factory_apply::ApplyError> {
-    let origin = "factory-operator admission policies";
-    let desired: Vec<factory_core::manifests::Manifest> = factory_core::admission::policies()
-        .into_iter()
-        .chain(factory_core::render::operator_cluster_roles())
-        .map(|object| factory_core::manifests::Manifest { file: origin.into(), line: 0, document: 0, object })
-        .collect();
-    let engine = factory_apply::Engine::new(ctx.client.clone(), ctx.resolver.clone(), Default::default());
-    let outcome =
-        engine.run(&desired, &[], factory_apply::PruneMode::Disabled, factory_apply::DriftMode::Correct).await?;
-    info!(created = outcome.created.len(), updated = outcome.updated.len(), "admission policies in place");
-    Ok(())
+    let objects =
+        factory_core::admission::policies().into_iter().chain(factory_core::render::operator_cluster_roles()).collect();
+    admission::install(ctx.client.clone(), ctx.resolver.clone(), objects).await
 }
 
 /// The team factory whose summary an environment or preview `event` changes, if it does.
