@@ -76,10 +76,10 @@ async fn emptied_and_removed_applications_prune_only_what_is_meant() {
         .expect("write");
     w.cart.commit("config back").expect("commit");
     w.poke("test").await;
-    wait_config_maps(&w, "test", &["cart-config"]).await;
+    wait_config_maps(&w, "test", &["cart-config", "cart-keep"]).await;
     w.edit_team("    config: {path: deploy/, allowEmpty: true}\n", "").await;
     w.poke("test").await;
-    wait_config_maps(&w, "test", &[]).await;
+    wait_config_maps(&w, "test", &["cart-keep"]).await;
     let status = w.wait_env("test", "cart gone from status", |s| s.applications.iter().all(|a| a.name != "cart")).await;
     assert!(status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"), "{:?}", status.conditions);
 }
