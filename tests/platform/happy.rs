@@ -125,7 +125,7 @@ async fn platform_repository_converges_changes_and_prunes_safely() {
     p.poke().await;
     eventually("a no-change reconcile", Duration::from_secs(30), || async {
         let f = p.factories().get(&p.name).await?;
-        anyhow::Ok(ready_message(&f).contains("0 created, 0 updated, 14 unchanged").then_some(()))
+        anyhow::Ok(ready_message(&f).contains("0 created, 0 updated, 17 unchanged").then_some(()))
     })
     .await
     .expect("steady state");
@@ -185,7 +185,7 @@ async fn platform_repository_converges_changes_and_prunes_safely() {
     p.poke().await;
     let f = p.wait_ready("True", "Reconciled").await;
     assert!(ready_message(&f).contains("1 pruned"), "{}", ready_message(&f));
-    assert_eq!(f.status.as_ref().and_then(|s| s.objects), Some(12));
+    assert_eq!(f.status.as_ref().and_then(|s| s.objects), Some(15));
     assert!(
         Api::<PriorityClass>::all(client.clone()).get_opt(&format!("{x}-high")).await.expect("get").is_none(),
         "pruned"

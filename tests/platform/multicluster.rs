@@ -74,6 +74,13 @@ async fn an_environment_in_a_second_cluster_is_built_there() {
         .await
         .expect("scratch namespace");
     namespaces.delete(&scratch, &Default::default()).await.expect("an unprotected namespace may be deleted");
+    // A new policy takes a moment to reach the API server's admission plugin: dry-run until it has.
+    let dry_run = kube::api::DeleteParams { dry_run: true, ..Default::default() };
+    eventually("the protection in force in the second cluster", Duration::from_secs(30), || async {
+        anyhow::Ok(namespaces.delete(&name, &dry_run).await.is_err().then_some(()))
+    })
+    .await
+    .expect("admission policy installed there");
     match namespaces.delete(&name, &Default::default()).await {
         Err(kube::Error::Api(s)) => assert!(
             s.reason == "Forbidden" && s.message.contains("is a protected permanent environment and is never deleted"),

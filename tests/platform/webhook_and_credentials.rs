@@ -173,3 +173,51 @@ async fn credentials_are_delivered_updated_and_removed_without_leaking() {
         assert!(!statuses.contains(leaked) && !notes.contains(leaked), "{leaked} leaked");
     }
 }
+
+#[tokio::test]
+async fn a_team_push_triggers_its_own_factory_only() {
+    let p = Platform::new("a_team_push_triggers_its_own_factory_only", &[], "cluster-admin").await;
+    let x = p.ctx.prefix.clone();
+    let team = |name: &str, url: &str| {
+        format!(
+            "apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata: {{name: {x}-{name}}}\nspec:\n  type: Applications\n  webhookSecretRef: {{name: hook}}\n  applications:\n  - name: app\n    source: {{url: '{url}'}}\n"
+        )
+    };
+    p.repo.write("factories/shop.yaml", &team("shop", "https://git.example.invalid/shop/cart.git")).expect("write");
+    p.repo.write("factories/other.yaml", &team("other", "https://git.example.invalid/other/api.git")).expect("write");
+    p.repo.commit("teams").expect("commit");
+    p.create_factory(json!({"cluster": null})).await;
+    p.wait_ready("True", "Reconciled").await;
+    for (name, token) in [("shop", "shop-token"), ("other", "other-token")] {
+        let secret: Secret =
+            serde_json::from_value(json!({"metadata": {"name": "hook"}, "stringData": {"token": token}}))
+                .expect("secret");
+        Api::<Secret>::namespaced(p.ctx.client.clone(), &format!("{x}-{name}-cicd"))
+            .create(&PostParams::default(), &secret)
+            .await
+            .expect("webhook secret");
+    }
+    let push = |url: &str| {
+        serde_json::to_vec(&json!({"ref": "refs/heads/main", "repository": {"clone_url": url}})).expect("json")
+    };
+    let post = |path: String, body: Vec<u8>, key: &'static str| async move {
+        let headers = [("X-Hub-Signature-256", sign(&body, key)), ("X-GitHub-Event", "push".into())];
+        http::post(webhook_addr(), &path, &headers, &body).await.expect("post")
+    };
+    let shop_push = push("https://git.example.invalid/shop/cart.git");
+
+    // Signed with shop's own secret, at shop's address: shop is reconciled.
+    let (status, text) = post(format!("/hooks/git/{x}-shop"), shop_push.clone(), "shop-token").await;
+    assert_eq!((status, text.contains(&format!("{x}-shop"))), (202, true), "{text}");
+    // The same key reaches no other factory: not at another team's address…
+    let other_push = push("https://git.example.invalid/other/api.git");
+    let (status, text) = post(format!("/hooks/git/{x}-other"), other_push, "shop-token").await;
+    assert_eq!(status, 401, "{text}");
+    assert!(text.contains("bad GitHub signature"), "{text}");
+    // …not at the shared address…
+    let (status, text) = post("/hooks/git".into(), shop_push, "shop-token").await;
+    assert_eq!(status, 401, "{text}");
+    // …and a push of a repository shop does not use, at shop's address, triggers nothing.
+    let (status, text) = post(format!("/hooks/git/{x}-shop"), push(&p.http.url("platform")), "shop-token").await;
+    assert_eq!((status, text.trim()), (202, "{\"triggered\":[]}"), "{text}");
+}

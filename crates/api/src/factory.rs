@@ -69,6 +69,13 @@ pub struct FactorySpec {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub suspend: bool,
 
+    /// A Secret whose key `token` verifies pushes sent to `POST /hooks/git/<factory>` (the HMAC
+    /// key for GitHub and Gitea, the token for GitLab): such a push reconciles this factory
+    /// only. Read with the factory's own rights; the namespace defaults to a team factory's
+    /// cicd namespace or a platform factory's service account namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret_ref: Option<SecretReference>,
+
     /// Values substituted as `${name}` in manifests of this factory (letters, digits and `_`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend("x-kubernetes-validations" = [

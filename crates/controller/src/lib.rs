@@ -248,7 +248,11 @@ pub async fn run_controllers(
     let metrics_task = tokio::spawn(metrics_server);
     // Every replica receives pushes: the receiver only annotates factories, the leader reconciles.
     let receiver_task = options.webhook.map(|(listener, secret)| {
-        let router = webhook::router(webhook::Receiver { secret, client: ctx.client.clone() });
+        let router = webhook::router(webhook::Receiver {
+            secret,
+            client: ctx.client.clone(),
+            tenant_namespace: ctx.tenant_namespace.clone(),
+        });
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, router).await {
                 warn!(error = %e, "webhook receiver stopped");

@@ -4,16 +4,22 @@
 //! refused with 401 before its body is even parsed. A verified push annotates the matching
 //! factories (`factories.dev/requested-at`), which the leader's watch turns into a reconcile —
 //! so every replica, standby included, can receive pushes behind one Service.
+//!
+//! `POST /hooks/git` is verified with the operator's shared secret and may reconcile any
+//! factory using the pushed repository; `POST /hooks/git/<factory>` with that factory's own
+//! `webhookSecretRef` (read with the factory's rights), and reconciles that factory alone, so a
+//! team's push can trigger its own factory only.
 
 use std::collections::BTreeSet;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use factory_api::{Factory, labels};
 use hmac::{Hmac, Mac};
+use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::Value;
@@ -28,11 +34,16 @@ pub struct Receiver {
     pub secret: String,
     /// The operator's client, to find and annotate the factories a push concerns.
     pub client: Client,
+    /// Namespace of the team factories' accounts, whose rights read a team's webhook Secret.
+    pub tenant_namespace: String,
 }
 
-/// The router: `POST /hooks/git`.
+/// The router: `POST /hooks/git` and `POST /hooks/git/{factory}`.
 pub fn router(receiver: Receiver) -> Router {
-    Router::new().route("/hooks/git", post(receive)).with_state(receiver)
+    Router::new()
+        .route("/hooks/git", post(receive))
+        .route("/hooks/git/{factory}", post(receive_for))
+        .with_state(receiver)
 }
 
 /// Which provider signed the request, if the signature or token is right.
@@ -110,6 +121,88 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Byt
             return (StatusCode::SERVICE_UNAVAILABLE, format!("cannot list factories: {e}\n"));
         }
     };
+    let triggered = trigger(&api, factories, &urls).await;
+    info!(provider, ?urls, ?triggered, "webhook received");
+    accepted(&triggered)
+}
+
+/// `POST /hooks/git/{factory}`: verified with that factory's own secret; reconciles it alone.
+async fn receive_for(
+    State(receiver): State<Receiver>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, String) {
+    let api: Api<Factory> = Api::all(receiver.client.clone());
+    let factory = match api.get_opt(&name).await {
+        Ok(Some(f)) => f,
+        Ok(None) => return (StatusCode::NOT_FOUND, format!("no factory {name}\n")),
+        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, format!("cannot read factory {name}: {e}\n")),
+    };
+    let secret = match factory_secret(&receiver, &factory).await {
+        Ok(secret) => secret,
+        Err((status, why)) => {
+            warn!(factory = %name, why, "webhook refused");
+            return (status, format!("{why}\n"));
+        }
+    };
+    let provider = match verify(&headers, &body, &secret) {
+        Ok(p) => p,
+        Err(why) => {
+            warn!(factory = %name, why, "webhook refused");
+            return (StatusCode::UNAUTHORIZED, format!("refused: {why}\n"));
+        }
+    };
+    let Ok(payload) = serde_json::from_slice::<Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, "body is not JSON\n".into());
+    };
+    let urls = payload_urls(&payload);
+    let triggered = trigger(&api, vec![factory], &urls).await;
+    info!(provider, factory = %name, ?urls, ?triggered, "webhook received");
+    accepted(&triggered)
+}
+
+/// The `token` of `factory`'s `webhookSecretRef`, read with the factory's own rights.
+async fn factory_secret(receiver: &Receiver, factory: &Factory) -> Result<String, (StatusCode, String)> {
+    let name = kube::ResourceExt::name_any(factory);
+    let Some(secret_ref) = &factory.spec.webhook_secret_ref else {
+        return Err((StatusCode::NOT_FOUND, format!("factory {name} has no webhookSecretRef")));
+    };
+    let platform_account = factory.spec.service_account.as_ref();
+    let (reader, default_namespace) = match platform_account {
+        Some(account) => (
+            factory_apply::impersonating_client(
+                &receiver.client,
+                &account.namespace,
+                &account.name,
+                Some(factory_core::admission::PLATFORM_GROUP),
+            ),
+            account.namespace.clone(),
+        ),
+        None => (
+            factory_apply::impersonating_client(&receiver.client, &receiver.tenant_namespace, &name, None),
+            factory_core::names::cicd_namespace(&name),
+        ),
+    };
+    let unavailable = |e: &dyn std::fmt::Display| (StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+    let reader = reader.map_err(|e| unavailable(&e))?;
+    let namespace = secret_ref.namespace.clone().unwrap_or(default_namespace);
+    let secret = Api::<Secret>::namespaced(reader, &namespace).get(&secret_ref.name).await.map_err(|e| {
+        unavailable(&format!("cannot read {namespace}/{}: {}", secret_ref.name, crate::error::api_reason(&e)))
+    })?;
+    let token =
+        secret.data.unwrap_or_default().remove("token").map(|b| String::from_utf8_lossy(&b.0).trim().to_string());
+    token.filter(|t| !t.is_empty()).ok_or_else(|| {
+        (StatusCode::SERVICE_UNAVAILABLE, format!("Secret {namespace}/{} has no key `token`", secret_ref.name))
+    })
+}
+
+fn accepted(triggered: &[String]) -> (StatusCode, String) {
+    (StatusCode::ACCEPTED, format!("{{\"triggered\":{}}}\n", serde_json::to_string(triggered).unwrap_or_default()))
+}
+
+/// Annotates each of `factories` that uses a repository of `urls`; returns their names.
+async fn trigger(api: &Api<Factory>, factories: Vec<Factory>, urls: &BTreeSet<String>) -> Vec<String> {
     let now = k8s_openapi::jiff::Timestamp::now().to_string();
     let mut triggered = Vec::new();
     for factory in factories {
@@ -126,8 +219,7 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Byt
             }
         }
     }
-    info!(provider, ?urls, ?triggered, "webhook received");
-    (StatusCode::ACCEPTED, format!("{{\"triggered\":{}}}\n", serde_json::to_string(&triggered).unwrap_or_default()))
+    triggered
 }
 
 #[cfg(test)]
