@@ -108,6 +108,24 @@ async fn previews_take_only_the_classes_and_lifetime_allowed_and_serve_their_tea
         Api::<Namespace>::all(w.admin()).get_opt(&format!("{x}-shop-pv-wide")).await.expect("get").is_none(),
         "a refused preview builds nothing"
     );
+    create(&w, "base", json!({"class": "base"}), json!({})).await;
+    wait(
+        &w,
+        "base",
+        "False",
+        &format!("class base is not allowed for previews of factory {x}-shop (allowed: preview)"),
+    )
+    .await;
+
+    // Suspending a preview cannot keep it past its expiry.
+    let soon = (Timestamp::now() + SignedDuration::from_secs(8)).to_string();
+    create(&w, "paused", json!({"suspend": true, "expiresAt": soon}), json!({})).await;
+    let api = Api::<PreviewEnvironment>::namespaced(w.admin(), &w.ns("cicd"));
+    eventually("the suspended preview expires and goes", Duration::from_secs(60), || async {
+        anyhow::Ok(api.get_opt("paused").await?.is_none().then_some(()))
+    })
+    .await
+    .expect("expired while suspended");
 
     // Lifetimes past the platform's maxTTL (48h) are cut to it, and say so.
     create(&w, "forever", json!({}), json!({"factories.dev/keep": "forever"})).await;
