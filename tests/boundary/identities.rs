@@ -23,26 +23,23 @@ fn dry_run() -> PostParams {
     PostParams { dry_run: true, ..Default::default() }
 }
 
-fn pipeline_runs(client: &Client, namespace: &str) -> Api<DynamicObject> {
+fn tekton(client: &Client, namespace: &str, kind: &str) -> Api<DynamicObject> {
     let resource = ApiResource {
         group: "tekton.dev".into(),
         version: "v1".into(),
         api_version: "tekton.dev/v1".into(),
-        kind: "PipelineRun".into(),
-        plural: "pipelineruns".into(),
+        kind: kind.into(),
+        plural: format!("{}s", kind.to_lowercase()),
     };
     Api::namespaced_with(client.clone(), namespace, &resource)
 }
 
+fn pipeline_runs(client: &Client, namespace: &str) -> Api<DynamicObject> {
+    tekton(client, namespace, "PipelineRun")
+}
+
 fn task_runs(client: &Client, namespace: &str) -> Api<DynamicObject> {
-    let resource = ApiResource {
-        group: "tekton.dev".into(),
-        version: "v1".into(),
-        api_version: "tekton.dev/v1".into(),
-        kind: "TaskRun".into(),
-        plural: "taskruns".into(),
-    };
-    Api::namespaced_with(client.clone(), namespace, &resource)
+    tekton(client, namespace, "TaskRun")
 }
 
 /// A Pod that meets the `restricted` standard, running as `account`.

@@ -48,30 +48,24 @@ pub async fn set(client: &Client, target: &Target, suspend: bool) -> Result<Stri
     let patch = Patch::Merge(json!({"spec": {"suspend": suspend}}));
     let params = PatchParams::default();
     let done = if suspend { "suspended" } else { "resumed" };
-    let what = match target {
-        Target::Factory(name) => {
-            Api::<Factory>::all(client.clone())
+    let (what, result) = match target {
+        Target::Factory(name) => (
+            format!("factory.factories.dev/{name}"),
+            Api::<Factory>::all(client.clone()).patch(name, &params, &patch).await.map(drop),
+        ),
+        Target::Environment(name) => (
+            format!("environment.factories.dev/{name}"),
+            Api::<Environment>::all(client.clone()).patch(name, &params, &patch).await.map(drop),
+        ),
+        Target::Preview { factory, name } => (
+            format!("previewenvironment.factories.dev/{name}"),
+            Api::<PreviewEnvironment>::namespaced(client.clone(), &cicd_namespace(factory))
                 .patch(name, &params, &patch)
                 .await
-                .with_context(|| format!("factory {name}"))?;
-            format!("factory.factories.dev/{name}")
-        }
-        Target::Environment(name) => {
-            Api::<Environment>::all(client.clone())
-                .patch(name, &params, &patch)
-                .await
-                .with_context(|| format!("environment {name}"))?;
-            format!("environment.factories.dev/{name}")
-        }
-        Target::Preview { factory, name } => {
-            let namespace = cicd_namespace(factory);
-            Api::<PreviewEnvironment>::namespaced(client.clone(), &namespace)
-                .patch(name, &params, &patch)
-                .await
-                .with_context(|| format!("preview {namespace}/{name}"))?;
-            format!("previewenvironment.factories.dev/{name}")
-        }
+                .map(drop),
+        ),
     };
+    result.with_context(|| format!("setting spec.suspend of {what}"))?;
     Ok(format!("{what} {done}"))
 }
 
