@@ -128,9 +128,15 @@ async fn try_to_assume(w: &World, account: &Account) -> Vec<&'static str> {
 }
 
 /// What the probes ask: verb, API group, resource (with subresource), namespace ("" cluster-wide).
-fn probes(w: &World) -> Vec<(String, String, String, String)> {
-    let namespaces =
-        [w.ns("cicd"), w.ns("test"), w.ns("prod"), DEFAULT_TENANT_NAMESPACE.into(), format!("{}-other-test", w.x)];
+fn probes(w: &World, preview: &str) -> Vec<(String, String, String, String)> {
+    let namespaces = [
+        w.ns("cicd"),
+        w.ns("test"),
+        w.ns("prod"),
+        preview.to_string(),
+        DEFAULT_TENANT_NAMESPACE.into(),
+        format!("{}-other-test", w.x),
+    ];
     let namespaced = [
         ("get", "", "secrets"),
         ("list", "", "secrets"),
@@ -186,11 +192,14 @@ async fn no_identity_a_member_can_assume_holds_a_right_the_member_lacks() {
     w.wait_cart("test").await;
     let admin = w.admin();
     let (cicd, test, prod) = (w.ns("cicd"), w.ns("test"), w.ns("prod"));
+    crate::previews::create(&w, "pv", json!({}), json!({})).await;
+    crate::previews::wait(&w, "pv", "True", "is ready").await;
+    let preview = w.ns("pv-pv");
 
     // The accounts there are. The team factory's own (admin in every team namespace, prod
     // included) lives in the operator's tenant namespace, not in the team's.
     let mut accounts: Vec<Account> = Vec::new();
-    for ns in [&cicd, &test, &prod] {
+    for ns in [&cicd, &test, &prod, &preview] {
         let listed = eventually(&format!("the default account of {ns}"), Duration::from_secs(30), || async {
             let list = Api::<ServiceAccount>::namespaced(admin.clone(), ns).list(&ListParams::default()).await?;
             let names: BTreeSet<String> = list.items.iter().map(|a| a.name_any()).collect();
@@ -231,7 +240,7 @@ async fn no_identity_a_member_can_assume_holds_a_right_the_member_lacks() {
     );
 
     let alice_groups = vec![format!("{}-shop-team", w.x), "system:authenticated".to_string()];
-    let probes = probes(&w);
+    let probes = probes(&w, &preview);
     let mut violations = Vec::new();
     let mut positives = 0;
     for (ns, name) in &assumable {
@@ -304,6 +313,13 @@ async fn a_member_cannot_write_prod_or_read_its_credentials() {
         Api::<ConfigMap>::namespaced(w.alice.clone(), &prod).create(&dry_run(), &cm).await,
     );
     assert!(m.contains("User \"alice\" cannot create resource \"configmaps\""), "{m}");
+    // Deleting prod: RBAC stops her; the admission policy stops even the cluster admin.
+    let namespaces = |c: &Client| Api::<k8s_openapi::api::core::v1::Namespace>::all(c.clone());
+    let dry_delete = kube::api::DeleteParams { dry_run: true, ..Default::default() };
+    let m = refused("alice deletes prod", namespaces(&w.alice).delete(&prod, &dry_delete).await);
+    assert!(m.contains("User \"alice\" cannot delete resource \"namespaces\""), "{m}");
+    let m = refused("the admin deletes prod", namespaces(&admin).delete(&prod, &dry_delete).await);
+    assert!(m.contains("is a protected permanent environment and is never deleted"), "{m}");
 
     // She runs and reads pipelines in cicd (her role there is the factory's, not `edit`)…
     allowed("alice lists runs", pipeline_runs(&w.alice, &cicd).list(&ListParams::default()).await);

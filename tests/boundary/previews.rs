@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::world::{World, allowed, object, refused};
 
 /// Creates preview `name` of cart at main as alice, with `spec` and `annotations` added.
-async fn create(w: &World, name: &str, spec: serde_json::Value, annotations: serde_json::Value) {
+pub async fn create(w: &World, name: &str, spec: serde_json::Value, annotations: serde_json::Value) {
     let mut full = json!({"application": "cart", "ref": {"branch": "main"}});
     if let (Some(target), Some(extra)) = (full.as_object_mut(), spec.as_object()) {
         target.extend(extra.clone());
@@ -30,7 +30,7 @@ async fn create(w: &World, name: &str, spec: serde_json::Value, annotations: ser
 }
 
 /// Waits until preview `name`'s Ready condition has `status` and its message contains `text`.
-async fn wait(w: &World, name: &str, status: &str, text: &str) -> PreviewEnvironment {
+pub async fn wait(w: &World, name: &str, status: &str, text: &str) -> PreviewEnvironment {
     let api = Api::<PreviewEnvironment>::namespaced(w.admin(), &w.ns("cicd"));
     let result =
         eventually(&format!("preview {name} Ready={status} saying {text:?}"), Duration::from_secs(90), || async {
