@@ -189,3 +189,22 @@ async fn hostile_repository_content_is_contained() {
     let names: Vec<(&str, &[u8])> = files.iter().map(|f| (f.path.as_str(), f.content.as_slice())).collect();
     assert_eq!(names, [("cluster/inside.yaml", b"b: 2\n".as_slice()), ("cluster/ok.yaml", b"a: 1\n".as_slice())]);
 }
+
+#[test]
+fn a_stopped_git_daemon_leaves_no_process_behind() {
+    let root = GitRoot::new().expect("git root");
+    root.repo("r", &[("a.yaml", "kind: ConfigMap\n")]).expect("repo");
+    let daemon = GitDaemon::start(root.path()).expect("git daemon");
+    let (group, port) = (daemon.process_group(), daemon.port);
+    // The daemon serves (git-daemon, a child of the `git` started) before it is stopped…
+    assert!(factory_testkit::git::group_alive(group));
+    assert!(std::net::TcpStream::connect(("127.0.0.1", daemon.port)).is_ok());
+    drop(daemon);
+    // …and nothing of its process group outlives it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while factory_testkit::git::group_alive(group) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!factory_testkit::git::group_alive(group), "process group {group} still has a process");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "something still serves port {port}");
+}

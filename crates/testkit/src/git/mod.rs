@@ -5,7 +5,7 @@ mod http;
 mod repo;
 mod ssh;
 
-pub use daemon::GitDaemon;
+pub use daemon::{GitDaemon, group_alive};
 pub use http::GitHttpServer;
 pub use repo::{GitRoot, Repo};
 pub use ssh::GitSshServer;
