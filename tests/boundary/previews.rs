@@ -137,6 +137,11 @@ async fn previews_take_only_the_classes_and_lifetime_allowed_and_serve_their_tea
     create(&w, "short", json!({"ttl": "2h"}), json!({})).await;
     let short = wait(&w, "short", "True", "is ready").await;
     assert_eq!(lifetime(&short), Some(SignedDuration::from_hours(2)), "within maxTTL: as asked");
+    // `kubectl get` shows when a preview expires (a "date" column printed <invalid> for any future time).
+    let table = w.p.ctx.kubectl(&["get", "previewenvironments", "short", "-n", &w.ns("cicd")]).expect("kubectl get");
+    let expires =
+        short.status.as_ref().and_then(|s| s.expires_at.as_ref()).map(|t| t.0.to_string()).unwrap_or_default();
+    assert!(table.contains("EXPIRES") && table.contains(&expires) && !table.contains("<invalid>"), "{table}");
 
     // The same previews where the platform allows them: the refusals above were the policy's.
     w.edit_team("previews: {maxTTL: 48h}", "previews: {maxTTL: 48h, classes: [preview, wide], allowForever: true}")
