@@ -210,6 +210,25 @@ async fn environments_get_their_class_baseline_and_follow_the_platform() {
     })
     .await
     .expect("Correct puts it back");
+
+    // The drift gauge reports prod's drift, and goes with the Environment.
+    let series = format!("factory_operator_drifted_objects{{kind=\"Environment\",name=\"{prod}\"}}");
+    let metrics = || async {
+        let (status, text) = factory_testkit::http::get(factory_testkit::operator::metrics_addr(), "/metrics").await?;
+        anyhow::ensure!(status == 200, "/metrics answered {status}");
+        anyhow::Ok(text)
+    };
+    eventually("prod's drift gauge", Duration::from_secs(30), || async {
+        anyhow::Ok(metrics().await?.contains(&format!("{series} 1")).then_some(()))
+    })
+    .await
+    .expect("gauge set");
+    Api::<Environment>::all(client.clone()).delete(&prod, &Default::default()).await.expect("delete Environment");
+    eventually("prod's drift gauge removed", Duration::from_secs(30), || async {
+        anyhow::Ok((!metrics().await?.contains(&series)).then_some(()))
+    })
+    .await
+    .expect("no series for a deleted environment");
 }
 
 #[tokio::test]

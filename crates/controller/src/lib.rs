@@ -339,7 +339,13 @@ async fn lead(
         })),
         tokio::spawn(environments.run(Api::all(ctx.client.clone()), summary_tx.clone(), {
             let mut summaries = watches::Changes::new(triggers::environment_summary);
-            move |event| summary_trigger(event, &mut summaries, |e: &Environment| Some(e.spec.factory.clone()))
+            let metrics = ctx.metrics.clone();
+            move |event| {
+                if let watcher::Event::Delete(env) = event {
+                    metrics.forget_environment(&env.name_any());
+                }
+                summary_trigger(event, &mut summaries, |e: &Environment| Some(e.spec.factory.clone()))
+            }
         })),
         tokio::spawn(previews_watch.run(Api::all(ctx.client.clone()), summary_tx, {
             let mut summaries = watches::Changes::new(triggers::preview_summary);

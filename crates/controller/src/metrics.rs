@@ -126,6 +126,12 @@ impl Metrics {
         self.pruned.get_or_create(&c).inc_by(pruned as u64);
     }
 
+    /// Drops the series of Environment `name` (it was deleted): a gauge left behind would
+    /// report drift in an environment that no longer exists.
+    pub fn forget_environment(&self, name: &str) {
+        self.drifted.remove(&ObjectLabels { kind: "Environment".into(), name: name.into() });
+    }
+
     /// The text exposition format.
     pub fn encode(&self) -> String {
         let mut out = String::new();
