@@ -211,6 +211,10 @@ async fn environments_get_their_class_baseline_and_follow_the_platform() {
     .await
     .expect("Correct puts it back");
 
+    // Ready: the caches have listed and the API server answers.
+    let (status, text) =
+        factory_testkit::http::get(factory_testkit::operator::metrics_addr(), "/readyz").await.expect("readyz");
+    assert_eq!((status, text.as_str()), (200, "ok"));
     // The drift gauge reports prod's drift, and goes with the Environment.
     let series = format!("factory_operator_drifted_objects{{kind=\"Environment\",name=\"{prod}\"}}");
     let metrics = || async {

@@ -31,6 +31,8 @@ pub struct Context {
     pub recorder: crate::events::Recorder,
     /// Prometheus metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// What `/readyz` answers.
+    pub health: Arc<crate::health::Health>,
     /// How often an environment, preview or team factory is re-applied when nothing triggers it
     /// (hand-made changes are corrected then).
     pub resync: Duration,
@@ -91,6 +93,7 @@ impl Context {
             repos: Arc::new(RepoCache::new(cache_dir)),
             recorder: crate::events::Recorder::new(client.clone(), reporter),
             metrics: Arc::new(crate::metrics::Metrics::default()),
+            health: Arc::new(crate::health::Health::new(client.clone())),
             resync: DEFAULT_RESYNC,
             tenant_namespace: factory_core::identity::DEFAULT_TENANT_NAMESPACE.to_string(),
             client,

@@ -27,6 +27,7 @@ mod credentials;
 pub mod environment;
 pub mod error;
 pub mod events;
+pub mod health;
 pub mod images;
 pub mod leader;
 pub mod metrics;
@@ -234,10 +235,10 @@ pub async fn run_controllers(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<()> {
     let metrics_server = {
-        let metrics = ctx.metrics.clone();
+        let (metrics, health) = (ctx.metrics.clone(), ctx.health.clone());
         async move {
             if let Some(listener) = options.metrics {
-                if let Err(e) = axum::serve(listener, metrics::router(metrics)).await {
+                if let Err(e) = axum::serve(listener, metrics::router(metrics, health)).await {
                     warn!(error = %e, "metrics server stopped");
                 }
             } else {
@@ -272,6 +273,7 @@ pub async fn run_controllers(
         None => None,
     };
     ctx.metrics.leader.set(1);
+    ctx.health.set_leading(true);
     let lost = async {
         match leadership.as_mut() {
             Some(l) => l.lost().await,
@@ -280,6 +282,7 @@ pub async fn run_controllers(
     };
     let result = lead(ctx.clone(), options.concurrency, shutdown, lost).await;
     ctx.metrics.leader.set(0);
+    ctx.health.set_leading(false);
     if let Some(l) = leadership {
         l.release().await;
     }
@@ -319,6 +322,20 @@ async fn lead(
         environments: environments.cached(),
         previews: previews_watch.cached(),
     });
+    // Ready (`/readyz`) once every cache holds its first list.
+    let listed = {
+        let (health, caches) =
+            (ctx.health.clone(), (factories.cached(), environments.cached(), previews_watch.cached()));
+        tokio::spawn(async move {
+            if caches.0.listed_state().await.is_some()
+                && caches.1.listed_state().await.is_some()
+                && caches.2.listed_state().await.is_some()
+            {
+                health.set_listed();
+            }
+        })
+    };
+    let _stop_listed = AbortOnDrop(vec![listed.abort_handle()]);
     let secret_factories = factory_store.clone();
     let (factory_own, factory_for_envs) = (factories.subscribe(), factories.subscribe());
     let (env_own, preview_own) = (environments.subscribe(), previews_watch.subscribe());

@@ -16,6 +16,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::health::Health;
+
 /// Labels of reconcile outcomes.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReconcileLabels {
@@ -140,16 +142,23 @@ impl Metrics {
     }
 }
 
-/// `/metrics`, `/healthz` and `/readyz`.
-pub fn router(metrics: Arc<Metrics>) -> Router {
+/// `/metrics`, `/healthz` (the process runs) and `/readyz` ([`Health::ready`]).
+pub fn router(metrics: Arc<Metrics>, health: Arc<Health>) -> Router {
     Router::new()
         .route("/metrics", get(serve_metrics))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(|| async { "ok" }))
-        .with_state(metrics)
+        .route("/readyz", get(readyz))
+        .with_state((metrics, health))
 }
 
-async fn serve_metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+async fn readyz(State((_, health)): State<(Arc<Metrics>, Arc<Health>)>) -> (StatusCode, String) {
+    match health.ready().await {
+        Ok(()) => (StatusCode::OK, "ok".into()),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
+    }
+}
+
+async fn serve_metrics(State((metrics, _)): State<(Arc<Metrics>, Arc<Health>)>) -> impl IntoResponse {
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
