@@ -8,8 +8,6 @@ pub const READY: &str = "Ready";
 pub const RECONCILING: &str = "Reconciling";
 /// Progress stopped on an error that needs a change of spec or source to clear.
 pub const STALLED: &str = "Stalled";
-/// Something the object depends on is unhealthy, though the object itself was applied.
-pub const DEGRADED: &str = "Degraded";
 /// Live objects differ from the desired state and `driftPolicy: Report` is set.
 pub const DRIFTED: &str = "Drifted";
 

@@ -55,6 +55,8 @@ pub struct Outcome {
     pub prune_skipped: Vec<String>,
     /// Whether drifted objects were re-applied (`Correct`) rather than only reported.
     pub drifted_corrected: bool,
+    /// Kinds of the objects written (created, updated or corrected), such as `RoleBinding`.
+    pub kinds_written: std::collections::BTreeSet<String>,
 }
 
 impl Outcome {
@@ -368,13 +370,14 @@ impl Engine {
         let writes = bounded!(to_write, self.concurrency, |next| {
             let (idx, action, label) = next;
             let item = &items[idx];
-            async move { (action, label, self.write(item).await) }
+            async move { (action, label, item.entry.kind.to_string(), self.write(item).await) }
         });
         let mut failures = Vec::new();
-        for (action, label, result) in writes {
+        for (action, label, kind, result) in writes {
             match result {
                 Ok(()) => {
                     info!(object = %label, ?action, "applied");
+                    outcome.kinds_written.insert(kind);
                     match action {
                         Action::Create => outcome.created.push(label),
                         Action::Drift => {

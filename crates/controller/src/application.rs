@@ -63,8 +63,7 @@ pub async fn wait_for_new_rights(
     factory: &str,
     namespace: &str,
 ) -> bool {
-    // Outcome entries read `<Kind> <namespace>/<name> (<origin>)`; ClusterRoleBindings count too.
-    if !outcome.created.iter().chain(&outcome.updated).any(|o| o.contains("RoleBinding ")) {
+    if !["RoleBinding", "ClusterRoleBinding"].iter().any(|k| outcome.kinds_written.contains(*k)) {
         return true;
     }
     use k8s_openapi::api::authorization::v1::{

@@ -50,9 +50,13 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Actio
         // Resuming (its spec or its factory's) triggers the next reconcile.
         return Ok(Action::await_change());
     }
-    let orphaned = std::sync::atomic::AtomicBool::new(new_status.orphaned);
-    let result = run(&env, &ctx, &new_status.inventory, drift, &orphaned).await;
-    let is_orphaned = orphaned.load(std::sync::atomic::Ordering::Relaxed);
+    let (is_orphaned, result) = match ctx.factory(&env.spec.factory, Read::Store).await {
+        Ok(Some(team)) => (!listed_in(&team, &env), run(&env, &team, &ctx, &new_status.inventory, drift).await),
+        Ok(None) => {
+            (new_status.orphaned, Err(ReconcileError::Waiting(format!("factory {} does not exist", env.spec.factory))))
+        }
+        Err(e) => (new_status.orphaned, Err(e.into())),
+    };
     if is_orphaned && !new_status.orphaned {
         let note = format!(
             "removed from factory {}'s spec; namespace {} is left in place and still maintained",
@@ -167,25 +171,24 @@ async fn suspension(env: &Environment, ctx: &Context) -> Option<String> {
     team.spec.suspend.then(|| format!("factory {} is suspended", env.spec.factory))
 }
 
-async fn run(
-    env: &Environment,
-    ctx: &Context,
-    previous: &[factory_api::InventoryEntry],
-    drift: DriftPolicy,
-    orphaned: &std::sync::atomic::AtomicBool,
-) -> Result<Applied, ReconcileError> {
-    let spec = &env.spec;
-    let team = ctx
-        .factory(&spec.factory, Read::Store)
-        .await?
-        .ok_or_else(|| ReconcileError::Waiting(format!("factory {} does not exist", spec.factory)))?;
-    let listed = team
-        .spec
+/// Whether `team`'s spec still lists `env` (an environment dropped from it is orphaned: kept
+/// and still maintained, never deleted).
+fn listed_in(team: &Factory, env: &Environment) -> bool {
+    team.spec
         .environments
         .iter()
         .flatten()
-        .any(|e| factory_core::names::environment_object_name(&spec.factory, &e.name) == env.name_any());
-    orphaned.store(!listed, std::sync::atomic::Ordering::Relaxed);
+        .any(|e| factory_core::names::environment_object_name(&env.spec.factory, &e.name) == env.name_any())
+}
+
+async fn run(
+    env: &Environment,
+    team: &Factory,
+    ctx: &Context,
+    previous: &[factory_api::InventoryEntry],
+    drift: DriftPolicy,
+) -> Result<Applied, ReconcileError> {
+    let spec = &env.spec;
     let environment = short_name(env);
     let origin = Manifest {
         file: format!("Environment {}", env.name_any()),
@@ -201,7 +204,7 @@ async fn run(
         protected: spec.protected,
     };
     let Baseline { revision: applied, mut desired, platform, account } =
-        baseline(ctx, &team, &target, &origin, Read::Store).await?;
+        baseline(ctx, team, &target, &origin, Read::Store).await?;
     let quota: BTreeMap<String, String> = spec.quota.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
     render::apply_quota(&mut desired, &quota, &spec.namespace, &origin);
     let owners = team.spec.owners.clone().unwrap_or_default();
