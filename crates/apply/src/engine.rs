@@ -15,7 +15,7 @@ use serde_json::Value;
 use tracing::{debug, info, warn};
 
 use crate::desired::{Desired, Item, failure};
-use crate::error::{ApplyError, ObjectFailure};
+use crate::error::{ApplyError, ObjectFailure, api_message};
 use crate::resolve::{Resolved, Resolver};
 
 /// Whether objects that left the desired set are deleted.
@@ -453,7 +453,7 @@ impl Engine {
             match api.delete(&entry.name, &dry_run).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(e) => refused.push(format!("{}: {}", describe(entry), kube_message(e))),
+                Err(e) => refused.push(format!("{}: {}", describe(entry), api_message(&e))),
             }
         }
         if !refused.is_empty() {
@@ -475,7 +475,7 @@ impl Engine {
                     outcome.prune_skipped.push(format!("{describe}: already gone"))
                 }
                 Err(e) => {
-                    outcome.prune_skipped.push(format!("{describe}: {}", kube_message(e)));
+                    outcome.prune_skipped.push(format!("{describe}: {}", api_message(&e)));
                     outcome.inventory.push(entry);
                 }
             }
@@ -489,7 +489,7 @@ impl Engine {
             return Ok(Prunable::Leave("its kind is no longer served".into()));
         };
         let api = self.api(&resolved, entry.namespace.as_deref());
-        let Some(live) = api.get_opt(&entry.name).await.map_err(kube_message)? else {
+        let Some(live) = api.get_opt(&entry.name).await.map_err(|e| api_message(&e))? else {
             return Ok(Prunable::Leave("already gone".into()));
         };
         let meta = &live.metadata;
@@ -517,14 +517,6 @@ enum Prunable {
 
 fn delete_params() -> DeleteParams {
     DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..DeleteParams::default() }
-}
-
-/// The API server's message for an API error (RBAC's or an admission policy's reason), else the error.
-fn kube_message(error: kube::Error) -> String {
-    match error {
-        kube::Error::Api(status) => status.message,
-        other => other.to_string(),
-    }
 }
 
 pub(crate) fn describe(entry: &InventoryEntry) -> String {

@@ -2,6 +2,16 @@
 
 use std::fmt;
 
+/// What the API server said, without the response's debug dump: its message for an API error
+/// (RBAC's "... is forbidden: User ... cannot get resource ...", an admission policy's reason),
+/// else the error.
+pub fn api_message(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => status.message.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// One object that failed, with the place in the repository it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectFailure {

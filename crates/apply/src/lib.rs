@@ -18,6 +18,6 @@ mod resolve;
 
 pub use desired::Desired;
 pub use engine::{DriftMode, Engine, Outcome, PruneMode};
-pub use error::{ApplyError, ObjectFailure};
+pub use error::{ApplyError, ObjectFailure, api_message};
 pub use plan::{Change, Planned};
 pub use resolve::{Resolver, impersonating_client};

@@ -68,7 +68,7 @@ pub enum Command {
         #[arg(long)]
         as_self: bool,
         /// Namespace of the team factories' accounts, as the operator's `--tenant-namespace`.
-        #[arg(long, default_value = factory_core::identity::DEFAULT_TENANT_NAMESPACE)]
+        #[arg(long, default_value = factory_api::DEFAULT_TENANT_NAMESPACE)]
         tenant_namespace: String,
         /// Exit with status 2 when the plan would change something (for CI).
         #[arg(long)]
@@ -97,23 +97,20 @@ pub enum Command {
     },
     /// Stop reconciling: nothing is applied, pruned or started until `resume`. A team
     /// factory's environments and previews stop with it (previews still expire).
-    Suspend {
-        /// `NAME` of a factory, or `KIND NAME` with KIND factory, environment or preview.
-        #[arg(required = true, num_args = 1..=2)]
-        what: Vec<String>,
-        /// For a preview: its team factory.
-        #[arg(long)]
-        factory: Option<String>,
-    },
+    Suspend(SuspendArgs),
     /// Reconcile again what `suspend` stopped.
-    Resume {
-        /// `NAME` of a factory, or `KIND NAME` with KIND factory, environment or preview.
-        #[arg(required = true, num_args = 1..=2)]
-        what: Vec<String>,
-        /// For a preview: its team factory.
-        #[arg(long)]
-        factory: Option<String>,
-    },
+    Resume(SuspendArgs),
+}
+
+/// What `kubectl factory suspend|resume` acts on.
+#[derive(clap::Args, Debug)]
+pub struct SuspendArgs {
+    /// `NAME` of a factory, or `KIND NAME` with KIND factory, environment or preview.
+    #[arg(required = true, num_args = 1..=2)]
+    what: Vec<String>,
+    /// For a preview: its team factory.
+    #[arg(long)]
+    factory: Option<String>,
 }
 
 /// `kubectl factory preview …`.
@@ -239,13 +236,11 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome> {
             preview::print(&rows, cli.output, out)?;
         }
         Command::Reconcile { factory } => writeln!(out, "{}", reconcile::reconcile(&client, &factory).await?)?,
-        Command::Suspend { what, factory } => {
-            let target = suspend::Target::parse(&what, factory.as_deref())?;
-            writeln!(out, "{}", suspend::set(&client, &target, true).await?)?;
+        Command::Suspend(args) => {
+            writeln!(out, "{}", suspend::run(&client, &args.what, args.factory.as_deref(), true).await?)?
         }
-        Command::Resume { what, factory } => {
-            let target = suspend::Target::parse(&what, factory.as_deref())?;
-            writeln!(out, "{}", suspend::set(&client, &target, false).await?)?;
+        Command::Resume(args) => {
+            writeln!(out, "{}", suspend::run(&client, &args.what, args.factory.as_deref(), false).await?)?
         }
         Command::Validate { .. } => {}
     }

@@ -129,6 +129,7 @@ async fn plan_platform(
     let classes = spec.environment_classes.clone().unwrap_or_default();
     // The `cicd` class, when defined, is every team cicd namespace's baseline.
     let cicd_paths = baseline::class_paths(&classes, "cicd").unwrap_or_default();
+    let cicd_defined = classes.iter().any(|c| c.name == "cicd");
     if let Some(factories) = &spec.factories {
         for definition in load(root, &factories.path, &vars)? {
             desired.extend(render::team_factory(&name, &definition, &references, planner.tenant_namespace)?);
@@ -148,8 +149,7 @@ async fn plan_platform(
             for path in &cicd_paths {
                 class_manifests.extend(load(root, path, &team_vars)?);
             }
-            let defined = classes.iter().any(|c| c.name == "cicd");
-            desired.extend(render::cicd_class_objects(&cicd, defined.then_some(class_manifests), &definition));
+            desired.extend(render::cicd_class_objects(&cicd, cicd_defined.then_some(class_manifests), &definition));
         }
     }
     let engine_labels = BTreeMap::from([(labels::APPLIED_BY.to_string(), format!("factory.{name}"))]);

@@ -43,6 +43,11 @@ impl Target {
     }
 }
 
+/// `kubectl factory suspend|resume WORDS [--factory F]`: parses the target and sets it.
+pub async fn run(client: &Client, words: &[String], factory: Option<&str>, suspend: bool) -> Result<String> {
+    set(client, &Target::parse(words, factory)?, suspend).await
+}
+
 /// Sets `spec.suspend` of `target` to `suspend`; returns what was done, kubectl style.
 pub async fn set(client: &Client, target: &Target, suspend: bool) -> Result<String> {
     let patch = Patch::Merge(json!({"spec": {"suspend": suspend}}));

@@ -164,8 +164,7 @@ pub fn check(root: &Path, layout: &Layout) -> Report {
 
 /// A team factory definition: it must build, and its spec must be valid.
 fn check_definition(report: &mut Report, platform: &str, definition: &Manifest) {
-    if let Err(e) =
-        render::team_factory(platform, definition, &BTreeMap::new(), factory_core::identity::DEFAULT_TENANT_NAMESPACE)
+    if let Err(e) = render::team_factory(platform, definition, &BTreeMap::new(), factory_api::DEFAULT_TENANT_NAMESPACE)
     {
         report.errors.push(e.to_string());
         return;

@@ -208,35 +208,20 @@ pub async fn remove(
             .map_err(ReconcileError::from),
         Err(e) => Err(e.into()),
     };
-    match result {
+    // What could not be pruned stays in the entry, to be tried again.
+    let (inventory, why) = match result {
         Ok(outcome) if outcome.inventory.is_empty() => {
             let mut note =
                 format!("application {name} was removed from factory {factory}: pruned {}", outcome.pruned.join(", "));
             if !outcome.prune_skipped.is_empty() {
                 note.push_str(&format!("; left {}", outcome.prune_skipped.join("; ")));
             }
-            Removal { status: None, note: Some((EventType::Normal, "Pruned", note)) }
+            return Removal { status: None, note: Some((EventType::Normal, "Pruned", note)) };
         }
-        Ok(outcome) => {
-            let mut status = previous.clone();
-            status.inventory = outcome.inventory;
-            status.error = format!(
-                "{}: removed from factory {factory}, not pruned yet: {}",
-                reasons::PRUNE_FAILED,
-                outcome.prune_skipped.join("; ")
-            );
-            Removal {
-                status: Some(status.clone()),
-                note: Some((EventType::Warning, reasons::PRUNE_FAILED, status.error)),
-            }
-        }
-        Err(e) => {
-            let mut status = previous.clone();
-            status.error = format!("{}: removed from factory {factory}, not pruned yet: {e}", reasons::PRUNE_FAILED);
-            Removal {
-                status: Some(status.clone()),
-                note: Some((EventType::Warning, reasons::PRUNE_FAILED, status.error)),
-            }
-        }
-    }
+        Ok(outcome) => (outcome.inventory, outcome.prune_skipped.join("; ")),
+        Err(e) => (previous.inventory.clone(), e.to_string()),
+    };
+    let error = format!("{}: removed from factory {factory}, not pruned yet: {why}", reasons::PRUNE_FAILED);
+    let status = ApplicationStatus { inventory, error: error.clone(), ..previous.clone() };
+    Removal { status: Some(status), note: Some((EventType::Warning, reasons::PRUNE_FAILED, error)) }
 }

@@ -95,7 +95,7 @@ impl Context {
             metrics: Arc::new(crate::metrics::Metrics::default()),
             health: Arc::new(crate::health::Health::new(client.clone())),
             resync: DEFAULT_RESYNC,
-            tenant_namespace: factory_core::identity::DEFAULT_TENANT_NAMESPACE.to_string(),
+            tenant_namespace: factory_api::DEFAULT_TENANT_NAMESPACE.to_string(),
             client,
             impersonated: Mutex::new(HashMap::new()),
             remotes: Mutex::new(HashMap::new()),
@@ -197,6 +197,21 @@ impl Context {
     /// read, with that account's rights.
     pub fn tenant(&self, factory: &str) -> Result<Client, kube::Error> {
         self.impersonating(&self.tenant_namespace, factory)
+    }
+
+    /// A client acting as `factory` itself — a platform factory's account, or a team factory's
+    /// ([`Self::tenant`]) — and the namespace the Secrets its spec names default to (the
+    /// account's namespace, or the team's cicd namespace).
+    pub fn identity(&self, factory: &Factory) -> Result<(Client, String), kube::Error> {
+        match &factory.spec.service_account {
+            Some(account) => {
+                Ok((self.impersonating_platform(&account.namespace, &account.name)?, account.namespace.clone()))
+            }
+            None => {
+                let name = factory.name_any();
+                Ok((self.tenant(&name)?, factory_core::names::cicd_namespace(&name)))
+            }
+        }
     }
 
     /// Like [`Self::impersonating`], for a platform factory's account: the requests also carry

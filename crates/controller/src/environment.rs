@@ -43,14 +43,15 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Actio
     new_status.observed_generation = env.metadata.generation;
     let drift = env.spec.drift_policy.unwrap_or_default();
     let started = std::time::Instant::now();
-    if let Some(why) = suspension(&env, &ctx).await {
+    let team = ctx.factory(&env.spec.factory, Read::Store).await;
+    if let Some(why) = status::suspension(env.spec.suspend, team.as_ref().ok().and_then(Option::as_deref)) {
         status::suspended(&mut new_status.conditions, env.metadata.generation, &why);
         ctx.metrics.reconciled("environment", reasons::SUSPENDED, started.elapsed(), 0, 0);
         status::write(&Api::all(ctx.client.clone()), env.as_ref(), env.status.as_ref(), new_status).await?;
         // Resuming (its spec or its factory's) triggers the next reconcile.
         return Ok(Action::await_change());
     }
-    let (is_orphaned, result) = match ctx.factory(&env.spec.factory, Read::Store).await {
+    let (is_orphaned, result) = match team {
         Ok(Some(team)) => (!listed_in(&team, &env), run(&env, &team, &ctx, &new_status.inventory, drift).await),
         Ok(None) => {
             (new_status.orphaned, Err(ReconcileError::Waiting(format!("factory {} does not exist", env.spec.factory))))
@@ -160,15 +161,6 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Actio
         Ok(applied) if applied.applications.iter().any(|a| !a.error.is_empty()) => Action::requeue(APPLICATION_RETRY),
         _ => Action::requeue(crate::platform::jitter(ctx.resync, &env.name_any())),
     })
-}
-
-/// Why `env` is suspended, if it is: its own `spec.suspend`, or its team factory's.
-async fn suspension(env: &Environment, ctx: &Context) -> Option<String> {
-    if env.spec.suspend {
-        return Some("spec.suspend is true".into());
-    }
-    let team = ctx.factory(&env.spec.factory, Read::Store).await.ok().flatten()?;
-    team.spec.suspend.then(|| format!("factory {} is suspended", env.spec.factory))
 }
 
 /// Whether `team`'s spec still lists `env` (an environment dropped from it is orphaned: kept

@@ -78,12 +78,3 @@ impl ReconcileError {
         }
     }
 }
-
-/// What the API server said, without the response's debug dump: its message for an API error
-/// (such as RBAC's "... is forbidden: User ... cannot get resource ..."), else the error.
-pub fn api_reason(error: &kube::Error) -> String {
-    match error {
-        kube::Error::Api(response) => response.message.clone(),
-        other => other.to_string(),
-    }
-}

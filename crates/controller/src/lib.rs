@@ -88,7 +88,7 @@ pub struct Args {
     pub concurrent_reconciles: u16,
     /// Namespace of the team factories' own service accounts, where no tenant holds any right
     /// (the chart creates it and lets the operator impersonate the accounts in it).
-    #[arg(long, default_value = factory_core::identity::DEFAULT_TENANT_NAMESPACE, env = "FACTORY_TENANT_NAMESPACE")]
+    #[arg(long, default_value = factory_api::DEFAULT_TENANT_NAMESPACE, env = "FACTORY_TENANT_NAMESPACE")]
     pub tenant_namespace: String,
     /// Namespace of the leader Lease (in a pod: its own namespace).
     #[arg(long, default_value = "factory-system", env = "POD_NAMESPACE")]
@@ -249,11 +249,7 @@ pub async fn run_controllers(
     let metrics_task = tokio::spawn(metrics_server);
     // Every replica receives pushes: the receiver only annotates factories, the leader reconciles.
     let receiver_task = options.webhook.map(|(listener, secret)| {
-        let router = webhook::router(webhook::Receiver {
-            secret,
-            client: ctx.client.clone(),
-            tenant_namespace: ctx.tenant_namespace.clone(),
-        });
+        let router = webhook::router(webhook::Receiver { secret, ctx: ctx.clone() });
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, router).await {
                 warn!(error = %e, "webhook receiver stopped");

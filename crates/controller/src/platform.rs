@@ -184,8 +184,8 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
         paths.push(images.ca_path.clone());
     }
     // Its git Secret is read with its own rights, like everything it applies.
-    let reader = ctx.impersonating_platform(&account.namespace, &account.name)?;
-    let checkout = checkout(ctx, source, &reader, &account.namespace, paths).await?;
+    let (reader, secrets_namespace) = ctx.identity(factory)?;
+    let checkout = checkout(ctx, source, &reader, &secrets_namespace, paths).await?;
     status.last_attempted_revision = Some(checkout.synced.revision.clone());
 
     let mut vars: BTreeMap<String, String> = spec.variables.clone();

@@ -149,13 +149,8 @@ async fn build(
     status.expires_at = lifetime.expires.map(Time);
     let namespace = namespace_of(&factory, &preview.name_any());
     status.namespace = Some(namespace.clone());
-    let suspended = if preview.spec.suspend {
-        Some("spec.suspend is true (it still expires)".to_string())
-    } else {
-        team.spec.suspend.then(|| format!("factory {factory} is suspended (the preview still expires)"))
-    };
-    if suspended.is_some() {
-        return Ok(Built { lifetime, suspended });
+    if let Some(why) = status::suspension(preview.spec.suspend, Some(&team)) {
+        return Ok(Built { lifetime, suspended: Some(format!("{why} (the preview still expires)")) });
     }
     let app =
         team.spec.applications.iter().flatten().find(|a| a.name == preview.spec.application).cloned().ok_or_else(

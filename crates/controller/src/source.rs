@@ -41,7 +41,7 @@ async fn auth(reader: &Client, source: &GitSource, default_namespace: &str) -> R
     let secret = Api::<Secret>::namespaced(reader.clone(), &namespace)
         .get_opt(&secret_ref.name)
         .await
-        .map_err(|e| err(crate::error::api_reason(&e)))?
+        .map_err(|e| err(factory_apply::api_message(&e)))?
         .ok_or_else(|| err("not found".into()))?;
     let data = secret.data.unwrap_or_default();
     let text = |key: &str| data.get(key).map(|b| String::from_utf8_lossy(&b.0).trim().to_string());

@@ -36,6 +36,16 @@ pub fn succeeded(list: &mut Vec<Condition>, generation: Option<i64>, message: &s
     conditions::remove(list, STALLED);
 }
 
+/// Why an environment or preview is suspended, if it is: its own `spec.suspend`, or its team
+/// factory's (which stops everything of the team).
+pub fn suspension(own: bool, team: Option<&factory_api::Factory>) -> Option<String> {
+    if own {
+        return Some("spec.suspend is true".into());
+    }
+    let team = team.filter(|t| t.spec.suspend)?;
+    Some(format!("factory {} is suspended", kube::ResourceExt::name_any(team)))
+}
+
 /// Marks a resource suspended (`Reconciling=False`, reason `Suspended`, saying `why`); Ready
 /// keeps describing what was last applied.
 pub fn suspended(list: &mut Vec<Condition>, generation: Option<i64>, why: &str) {

@@ -11,6 +11,7 @@
 //! team's push can trigger its own factory only.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -20,22 +21,22 @@ use axum::routing::post;
 use factory_api::{Factory, labels};
 use hmac::{Hmac, Mac};
 use k8s_openapi::api::core::v1::Secret;
-use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::Value;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use tracing::{info, warn};
 
+use crate::context::Context;
+
 /// What the receiver needs.
 #[derive(Clone)]
 pub struct Receiver {
     /// Shared secret: the HMAC key for GitHub/Gitea, the token for GitLab.
     pub secret: String,
-    /// The operator's client, to find and annotate the factories a push concerns.
-    pub client: Client,
-    /// Namespace of the team factories' accounts, whose rights read a team's webhook Secret.
-    pub tenant_namespace: String,
+    /// The operator's context: its client finds and annotates the factories a push concerns,
+    /// and a factory's own identity reads its webhook Secret.
+    pub ctx: Arc<Context>,
 }
 
 /// The router: `POST /hooks/git` and `POST /hooks/git/{factory}`.
@@ -113,7 +114,7 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Byt
         return (StatusCode::BAD_REQUEST, "body is not JSON\n".into());
     };
     let urls = payload_urls(&payload);
-    let api: Api<Factory> = Api::all(receiver.client.clone());
+    let api: Api<Factory> = Api::all(receiver.ctx.client.clone());
     let factories = match api.list(&ListParams::default()).await {
         Ok(list) => list.items,
         Err(e) => {
@@ -133,7 +134,7 @@ async fn receive_for(
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, String) {
-    let api: Api<Factory> = Api::all(receiver.client.clone());
+    let api: Api<Factory> = Api::all(receiver.ctx.client.clone());
     let factory = match api.get_opt(&name).await {
         Ok(Some(f)) => f,
         Ok(None) => return (StatusCode::NOT_FOUND, format!("no factory {name}\n")),
@@ -168,27 +169,11 @@ async fn factory_secret(receiver: &Receiver, factory: &Factory) -> Result<String
     let Some(secret_ref) = &factory.spec.webhook_secret_ref else {
         return Err((StatusCode::NOT_FOUND, format!("factory {name} has no webhookSecretRef")));
     };
-    let platform_account = factory.spec.service_account.as_ref();
-    let (reader, default_namespace) = match platform_account {
-        Some(account) => (
-            factory_apply::impersonating_client(
-                &receiver.client,
-                &account.namespace,
-                &account.name,
-                Some(factory_core::admission::PLATFORM_GROUP),
-            ),
-            account.namespace.clone(),
-        ),
-        None => (
-            factory_apply::impersonating_client(&receiver.client, &receiver.tenant_namespace, &name, None),
-            factory_core::names::cicd_namespace(&name),
-        ),
-    };
     let unavailable = |e: &dyn std::fmt::Display| (StatusCode::SERVICE_UNAVAILABLE, e.to_string());
-    let reader = reader.map_err(|e| unavailable(&e))?;
+    let (reader, default_namespace) = receiver.ctx.identity(factory).map_err(|e| unavailable(&e))?;
     let namespace = secret_ref.namespace.clone().unwrap_or(default_namespace);
     let secret = Api::<Secret>::namespaced(reader, &namespace).get(&secret_ref.name).await.map_err(|e| {
-        unavailable(&format!("cannot read {namespace}/{}: {}", secret_ref.name, crate::error::api_reason(&e)))
+        unavailable(&format!("cannot read {namespace}/{}: {}", secret_ref.name, factory_apply::api_message(&e)))
     })?;
     let token =
         secret.data.unwrap_or_default().remove("token").map(|b| String::from_utf8_lossy(&b.0).trim().to_string());

@@ -13,7 +13,6 @@ use serde_json::{Value, json};
 
 use crate::render::factory_labels;
 
-pub use factory_api::DEFAULT_TENANT_NAMESPACE;
 /// ClusterRole bound to a team factory's account in each namespace of its team.
 pub const TENANT_CLUSTER_ROLE: &str = "admin";
 /// Role of a team factory's owners in its cicd namespace (and its RoleBinding's name).
@@ -149,8 +148,8 @@ mod tests {
 
     #[test]
     fn the_factory_account_lives_in_the_tenant_namespace() {
-        let binding = tenant_role_binding("shop", "shop-prod", DEFAULT_TENANT_NAMESPACE);
-        assert_eq!(binding["subjects"][0]["namespace"], DEFAULT_TENANT_NAMESPACE);
+        let binding = tenant_role_binding("shop", "shop-prod", factory_api::DEFAULT_TENANT_NAMESPACE);
+        assert_eq!(binding["subjects"][0]["namespace"], factory_api::DEFAULT_TENANT_NAMESPACE);
         assert_eq!(binding["subjects"][0]["name"], "shop");
         assert_eq!(tenant_account("shop", "t")["metadata"]["namespace"], "t");
     }

@@ -28,20 +28,20 @@ pub struct Lifetime {
     pub capped: Option<String>,
 }
 
+/// The class of a preview that asks for none.
+fn default_class(policy: &PreviewPolicy) -> String {
+    policy.class.clone().unwrap_or_else(|| DEFAULT_CLASS.into())
+}
+
 /// The classes previews of a factory with `policy` may take.
 pub fn allowed_classes(policy: &PreviewPolicy) -> Vec<String> {
-    if policy.classes.is_empty() {
-        vec![policy.class.clone().unwrap_or_else(|| DEFAULT_CLASS.into())]
-    } else {
-        policy.classes.clone()
-    }
+    if policy.classes.is_empty() { vec![default_class(policy)] } else { policy.classes.clone() }
 }
 
 /// The class a preview asking for `requested` gets: the factory's preview class when it asks
 /// for none; an error naming the allowed classes when it asks for another.
 pub fn class(factory: &str, policy: &PreviewPolicy, requested: Option<&str>) -> Result<String, String> {
-    let default = policy.class.clone().unwrap_or_else(|| DEFAULT_CLASS.into());
-    let Some(requested) = requested else { return Ok(default) };
+    let Some(requested) = requested else { return Ok(default_class(policy)) };
     let allowed = allowed_classes(policy);
     if allowed.iter().any(|c| c == requested) {
         Ok(requested.to_string())

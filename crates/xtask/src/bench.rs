@@ -248,7 +248,7 @@ fn rendered(namespace: &str, team: &str, env: &str) -> Result<Vec<Value>> {
         environment: env,
         kind: "permanent",
         protected: false,
-        tenant_namespace: factory_core::identity::DEFAULT_TENANT_NAMESPACE,
+        tenant_namespace: factory_api::DEFAULT_TENANT_NAMESPACE,
     };
     let origin = factory_core::manifests::Manifest { file: "bench".into(), line: 0, document: 0, object: Value::Null };
     let mut out: Vec<Value> = factory_core::baseline::objects(&target, &Default::default(), manifests, &origin)
