@@ -57,7 +57,10 @@ async fn emptied_and_removed_applications_prune_only_what_is_meant() {
     w.poke("test").await;
     let status = w
         .wait_env("test", "PruneSkipped", |s| {
-            s.conditions.iter().any(|c| c.type_ == "Stalled" && c.status == "True" && c.reason == "PruneSkipped")
+            s.reconcile
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Stalled" && c.status == "True" && c.reason == "PruneSkipped")
         })
         .await;
     let error = status.applications.iter().find(|a| a.name == "cart").map(|a| a.error.clone()).unwrap_or_default();
@@ -81,7 +84,11 @@ async fn emptied_and_removed_applications_prune_only_what_is_meant() {
     w.poke("test").await;
     wait_config_maps(&w, "test", &["cart-keep"]).await;
     let status = w.wait_env("test", "cart gone from status", |s| s.applications.iter().all(|a| a.name != "cart")).await;
-    assert!(status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"), "{:?}", status.conditions);
+    assert!(
+        status.reconcile.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"),
+        "{:?}",
+        status.reconcile.conditions
+    );
 }
 
 #[tokio::test]
@@ -105,7 +112,10 @@ async fn orphaned_applications_are_left_and_said_and_suspended_factories_apply_n
     w.cart.commit("while suspended").expect("commit");
     w.poke("test").await;
     w.wait_env("test", "Suspended", |s| {
-        s.conditions.iter().any(|c| c.type_ == "Reconciling" && c.status == "False" && c.reason == "Suspended")
+        s.reconcile
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Reconciling" && c.status == "False" && c.reason == "Suspended")
     })
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -119,7 +129,8 @@ async fn orphaned_applications_are_left_and_said_and_suspended_factories_apply_n
     w.poke("test").await;
     let status =
         w.wait_env("test", "cart orphaned", |s| s.applications.iter().any(|a| a.name == "cart" && a.orphaned)).await;
-    let ready = status.conditions.iter().find(|c| c.type_ == "Ready").map(|c| c.message.clone()).unwrap_or_default();
+    let ready =
+        status.reconcile.conditions.iter().find(|c| c.type_ == "Ready").map(|c| c.message.clone()).unwrap_or_default();
     assert!(ready.contains("removed applications left in place: cart"), "{ready}");
     assert_eq!(config_maps(&w, "test").await, ["cart-config", "cart-new"], "nothing pruned");
 }

@@ -35,7 +35,7 @@ pub async fn wait(w: &World, name: &str, status: &str, text: &str) -> PreviewEnv
     let result =
         eventually(&format!("preview {name} Ready={status} saying {text:?}"), Duration::from_secs(90), || async {
             let p = api.get(name).await?;
-            let ready = p.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"));
+            let ready = p.status.as_ref().and_then(|s| s.reconcile.conditions.iter().find(|c| c.type_ == "Ready"));
             anyhow::Ok(ready.is_some_and(|c| c.status == status && c.message.contains(text)).then_some(p))
         })
         .await;
@@ -94,8 +94,12 @@ async fn previews_take_only_the_classes_and_lifetime_allowed_and_serve_their_tea
     // Another class: refused, naming the allowed ones; nothing is built.
     create(&w, "wide", json!({"class": "wide"}), json!({})).await;
     let refusal = wait(&w, "wide", "False", "is not allowed").await;
-    let ready =
-        refusal.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready")).cloned().expect("Ready");
+    let ready = refusal
+        .status
+        .as_ref()
+        .and_then(|s| s.reconcile.conditions.iter().find(|c| c.type_ == "Ready"))
+        .cloned()
+        .expect("Ready");
     assert_eq!(ready.reason, "InvalidSpec");
     assert!(
         ready

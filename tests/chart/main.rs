@@ -196,7 +196,7 @@ async fn the_operator_runs_with_only_the_charts_rbac() {
     eventually("the team environment with its application", Duration::from_secs(90), || async {
         let e = envs.get(&format!("{x}-shop-test")).await?;
         let s = e.status.unwrap_or_default();
-        let ready = s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True");
+        let ready = s.reconcile.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True");
         let app =
             s.applications.iter().any(|a| a.name == "cart" && a.error.is_empty() && a.last_applied_revision.is_some());
         anyhow::Ok((ready && app).then_some(()))

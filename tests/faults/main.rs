@@ -95,7 +95,7 @@ async fn the_operator_converges_through_faults() {
     let head = p.repo.head().expect("head");
     eventually("the first reconcile after the restart", Duration::from_secs(60), || async {
         let f = p.factories().get(&p.name).await?;
-        let at = f.status.and_then(|s| s.last_attempted_revision).is_some_and(|r| r.ends_with(&head));
+        let at = f.status.and_then(|s| s.reconcile.last_attempted_revision).is_some_and(|r| r.ends_with(&head));
         anyhow::Ok(at.then_some(()))
     })
     .await
@@ -138,8 +138,9 @@ async fn the_operator_converges_through_faults() {
     p.poke().await;
     eventually("FetchFailed", Duration::from_secs(60), || async {
         let f = p.factories().get(&p.name).await?;
-        let failed =
-            f.status.is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.reason == "FetchFailed"));
+        let failed = f
+            .status
+            .is_some_and(|s| s.reconcile.conditions.iter().any(|c| c.type_ == "Ready" && c.reason == "FetchFailed"));
         anyhow::Ok(failed.then_some(()))
     })
     .await

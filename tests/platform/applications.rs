@@ -33,7 +33,7 @@ async fn app_error(envs: &Api<Environment>, name: &str, expected: &[&str]) -> St
                 .await
                 .ok()
                 .and_then(|e| e.status)
-                .map(|s| (s.conditions, s.applications.into_iter().map(|a| a.error).collect::<Vec<_>>()))
+                .map(|s| (s.reconcile.conditions, s.applications.into_iter().map(|a| a.error).collect::<Vec<_>>()))
         ),
     }
 }
@@ -110,6 +110,7 @@ async fn applications_are_applied_as_the_team_and_refused_objects_fail_cleanly()
     assert!(
         env.status
             .expect("status")
+            .reconcile
             .conditions
             .iter()
             .any(|c| c.type_ == "Ready" && c.status == "False" && c.reason == "Forbidden")
@@ -135,7 +136,7 @@ async fn applications_are_applied_as_the_team_and_refused_objects_fail_cleanly()
         let e = envs.get(&test_ns).await?;
         let ok = e.status.is_some_and(|s| {
             s.applications.iter().all(|a| a.error.is_empty())
-                && s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+                && s.reconcile.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")
         });
         anyhow::Ok(ok.then_some(()))
     })

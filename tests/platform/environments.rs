@@ -83,8 +83,8 @@ async fn wait_env(p: &Platform, name: &str, type_: &str, status: &str, reason: &
     let result = eventually(&format!("{name} {type_}={status} ({reason})"), Duration::from_secs(60), || async {
         let env = api.get(name).await?;
         let ok = env.status.as_ref().is_some_and(|s| {
-            s.observed_generation == env.metadata.generation
-                && s.conditions.iter().any(|c| c.type_ == type_ && c.status == status && c.reason == reason)
+            s.reconcile.observed_generation == env.metadata.generation
+                && s.reconcile.conditions.iter().any(|c| c.type_ == type_ && c.status == status && c.reason == reason)
         });
         anyhow::Ok(ok.then_some(env))
     })
@@ -107,8 +107,16 @@ async fn environments_get_their_class_baseline_and_follow_the_platform() {
     wait_env(&p, &test, "Ready", "True", "Reconciled").await;
     wait_env(&p, &prod, "Ready", "True", "Reconciled").await;
     let stalled = wait_env(&p, &missing, "Stalled", "True", "InvalidSpec").await;
-    let message =
-        &stalled.status.expect("status").conditions.iter().find(|c| c.type_ == "Ready").expect("ready").message.clone();
+    let message = &stalled
+        .status
+        .expect("status")
+        .reconcile
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .expect("ready")
+        .message
+        .clone();
     assert!(message.contains("class gold is not defined"), "{message}");
 
     let client = p.ctx.client.clone();
@@ -195,8 +203,15 @@ async fn environments_get_their_class_baseline_and_follow_the_platform() {
             .expect("poke");
     }
     let drifted = wait_env(&p, &prod, "Drifted", "True", "DriftDetected").await;
-    let message =
-        drifted.status.expect("status").conditions.into_iter().find(|c| c.type_ == "Drifted").expect("drifted").message;
+    let message = drifted
+        .status
+        .expect("status")
+        .reconcile
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Drifted")
+        .expect("drifted")
+        .message;
     assert!(message.contains("ConfigMap") && message.contains("platform-defaults"), "{message}");
     assert_eq!(
         cm(prod.clone()).await.get("tier").map(String::as_str),
@@ -255,7 +270,7 @@ async fn a_new_environment_whose_class_is_refused_keeps_only_its_namespace() {
     let envs: Api<Environment> = Api::all(p.ctx.client.clone());
     let ready = eventually("the environment refused", Duration::from_secs(60), || async {
         let e = envs.get(&env).await?;
-        let ready = e.status.and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Ready"));
+        let ready = e.status.and_then(|s| s.reconcile.conditions.into_iter().find(|c| c.type_ == "Ready"));
         anyhow::Ok(ready.filter(|c| c.status == "False" && c.reason == "ValidationFailed"))
     })
     .await

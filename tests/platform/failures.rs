@@ -72,7 +72,7 @@ async fn bad_revisions_fail_clearly_and_lose_nothing() {
     let first = p.repo.commit("good").expect("commit");
     p.create_factory(json!({"factories": null, "environmentClasses": null})).await;
     let f = p.wait_ready("True", "Reconciled").await;
-    let applied = f.status.as_ref().and_then(|s| s.last_applied_revision.clone()).expect("applied");
+    let applied = f.status.as_ref().and_then(|s| s.reconcile.last_applied_revision.clone()).expect("applied");
     still_there(&p).await;
 
     // Invalid YAML: ParseFailed naming the file and line; Stalled; an Event.
@@ -84,8 +84,12 @@ async fn bad_revisions_fail_clearly_and_lose_nothing() {
     let f = p.wait_ready("False", "ParseFailed").await;
     assert!(ready_message(&f).contains("cluster/bad.yaml:"), "{}", ready_message(&f));
     let s = f.status.clone().expect("status");
-    assert!(s.conditions.iter().any(|c| c.type_ == "Stalled" && c.status == "True"));
-    assert_eq!(s.last_applied_revision.as_deref(), Some(applied.as_str()), "the last good revision stays recorded");
+    assert!(s.reconcile.conditions.iter().any(|c| c.type_ == "Stalled" && c.status == "True"));
+    assert_eq!(
+        s.reconcile.last_applied_revision.as_deref(),
+        Some(applied.as_str()),
+        "the last good revision stays recorded"
+    );
     still_there(&p).await;
     let events: Api<Event> = Api::all(p.ctx.client.clone());
     eventually("a ParseFailed warning event", Duration::from_secs(20), || async {
@@ -153,6 +157,6 @@ async fn bad_revisions_fail_clearly_and_lose_nothing() {
     p.repo.force_push("main", &first).expect("force push");
     p.poke().await;
     let f = p.wait_ready("True", "Reconciled").await;
-    assert!(f.status.and_then(|s| s.last_applied_revision).is_some_and(|r| r.ends_with(&first)));
+    assert!(f.status.and_then(|s| s.reconcile.last_applied_revision).is_some_and(|r| r.ends_with(&first)));
     still_there(&p).await;
 }

@@ -127,9 +127,13 @@ impl Platform {
             || async {
                 let f = self.factories().get(&self.name).await?;
                 let s = f.status.clone().unwrap_or_default();
-                let attempted = s.last_attempted_revision.as_deref().is_some_and(|r| r.ends_with(&head));
-                let ready = s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == status && c.reason == reason);
-                let current = s.observed_generation == f.metadata.generation;
+                let attempted = s.reconcile.last_attempted_revision.as_deref().is_some_and(|r| r.ends_with(&head));
+                let ready = s
+                    .reconcile
+                    .conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == status && c.reason == reason);
+                let current = s.reconcile.observed_generation == f.metadata.generation;
                 anyhow::Ok((attempted && ready && current).then_some(f))
             },
         )
@@ -151,7 +155,10 @@ impl Platform {
             eventually(&format!("{} Ready={status} ({reason})", self.name), Duration::from_secs(60), || async {
                 let f = self.factories().get(&self.name).await?;
                 let ready = f.status.as_ref().is_some_and(|s| {
-                    s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == status && c.reason == reason)
+                    s.reconcile
+                        .conditions
+                        .iter()
+                        .any(|c| c.type_ == "Ready" && c.status == status && c.reason == reason)
                 });
                 anyhow::Ok(ready.then_some(f))
             })
@@ -169,7 +176,7 @@ impl Platform {
 pub fn ready_message(f: &Factory) -> String {
     f.status
         .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+        .and_then(|s| s.reconcile.conditions.iter().find(|c| c.type_ == "Ready"))
         .map(|c| c.message.clone())
         .unwrap_or_default()
 }

@@ -54,7 +54,7 @@ async fn platform_repository_converges_changes_and_prunes_safely() {
     let f = p.wait_ready("True", "Reconciled").await;
     let status = f.status.clone().expect("status");
     let head = p.repo.head().expect("head");
-    assert_eq!(status.last_applied_revision.as_deref(), Some(format!("main@sha1:{head}").as_str()));
+    assert_eq!(status.reconcile.last_applied_revision.as_deref(), Some(format!("main@sha1:{head}").as_str()));
     // 2 ClusterRoles + PriorityClass + (Factory, Namespace, ServiceAccount, RoleBinding,
     // preview ResourceQuota, owners Role and RoleBinding; no deploy account: the owners may not
     // write the test environment; the built-in cicd baseline's quota, limits and network policy:

@@ -58,7 +58,7 @@ async fn an_environment_in_a_second_cluster_is_built_there() {
         let e = envs.get(&name).await?;
         anyhow::Ok(
             e.status
-                .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+                .is_some_and(|s| s.reconcile.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
                 .then_some(()),
         )
     })

@@ -92,7 +92,9 @@ async fn previews_live_within_their_limits_and_leave_nothing_behind() {
     let admin: Api<PreviewEnvironment> = Api::namespaced(p.ctx.client.clone(), &cicd);
     let ready = eventually("login Ready", Duration::from_secs(90), || async {
         let pv = admin.get("login").await?;
-        anyhow::Ok(pv.status.filter(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")))
+        anyhow::Ok(
+            pv.status.filter(|s| s.reconcile.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")),
+        )
     })
     .await
     .expect("preview ready");
@@ -158,7 +160,9 @@ async fn previews_live_within_their_limits_and_leave_nothing_behind() {
     .expect("kept preview");
     eventually("kept Ready", Duration::from_secs(60), || async {
         let pv = admin.get("kept").await?;
-        anyhow::Ok(pv.status.filter(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")))
+        anyhow::Ok(
+            pv.status.filter(|s| s.reconcile.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")),
+        )
     })
     .await
     .expect("kept ready");
@@ -206,7 +210,7 @@ async fn branches_matching_the_pattern_get_previews_that_go_with_the_branch() {
         let pv = previews.get_opt(&name).await?;
         anyhow::Ok(
             pv.and_then(|pv| pv.status)
-                .filter(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")),
+                .filter(|s| s.reconcile.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")),
         )
     })
     .await

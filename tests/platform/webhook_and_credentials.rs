@@ -127,7 +127,7 @@ async fn credentials_are_delivered_updated_and_removed_without_leaking() {
         let e = envs.get(&format!("{x}-shop-test")).await?;
         anyhow::Ok(
             e.status
-                .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+                .is_some_and(|s| s.reconcile.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
                 .then_some(()),
         )
     })

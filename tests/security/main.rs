@@ -234,7 +234,9 @@ async fn multi_tenancy_benchmarks_hold_in_every_namespace_kind() {
     for team in ["shop", "other"] {
         eventually(&format!("{team}-test Ready"), Duration::from_secs(90), || async {
             let e = envs.get(&format!("{x}-{team}-test")).await?;
-            anyhow::Ok(e.status.filter(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")))
+            anyhow::Ok(
+                e.status.filter(|s| s.reconcile.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")),
+            )
         })
         .await
         .expect("environment");
@@ -302,7 +304,10 @@ async fn a_repository_of_100000_files_is_contained() {
     let f = eventually("the revision refused", Duration::from_secs(60), || async {
         let f = p.factories().get(&p.name).await?;
         let refused = f.status.as_ref().is_some_and(|s| {
-            s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "False" && c.reason == "ContentRejected")
+            s.reconcile
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "False" && c.reason == "ContentRejected")
         });
         anyhow::Ok(refused.then_some(f))
     })
@@ -312,6 +317,7 @@ async fn a_repository_of_100000_files_is_contained() {
         .status
         .clone()
         .unwrap_or_default()
+        .reconcile
         .conditions
         .into_iter()
         .find(|c| c.type_ == "Ready")

@@ -131,7 +131,7 @@ async fn factories_environments_and_previews_round_trip() {
         .expect("patch status");
     let got = patched.status.expect("status written");
     assert_eq!(got.namespace.as_deref(), Some("shop-pr-1"));
-    assert_eq!(got.conditions[0].reason, "Reconciled");
+    assert_eq!(got.reconcile.conditions[0].reason, "Reconciled");
 }
 
 #[tokio::test]

@@ -78,7 +78,7 @@ async fn smart_http_requires_the_token_and_refuses_a_wrong_one() {
     let wrong = attempt(basic("wrong")).await.expect("join");
     let err = wrong.expect_err("a wrong token is refused");
     assert!(matches!(err, SourceError::Authentication { .. }), "{err:?}");
-    assert_eq!(err.reason(), "AuthenticationFailed");
+    assert_eq!(err.reason().as_str(), "AuthenticationFailed");
     assert!(!format!("{err} {err:?}").contains("wrong"), "errors never print the secret: {err}");
 
     let none = attempt(Auth::None).await.expect("join");
@@ -170,7 +170,7 @@ async fn hostile_repository_content_is_contained() {
         err.to_string().contains("cluster/escape.yaml") && err.to_string().contains("leaves the repository"),
         "{err}"
     );
-    assert_eq!(err.reason(), "ContentRejected");
+    assert_eq!(err.reason().as_str(), "ContentRejected");
 
     // A file over the size limit is refused before it is read.
     repo.remove("cluster/escape.yaml").expect("rm");

@@ -46,7 +46,7 @@ async fn pipelines_wait_for_tekton_and_everything_else_does_not() {
         .await;
     // The platform is Ready without Tekton and says its images are not built.
     let platform = p.wait_ready("True", "Reconciled").await;
-    let ready = platform.status.unwrap_or_default().conditions.into_iter().find(|c| c.type_ == "Ready");
+    let ready = platform.status.unwrap_or_default().reconcile.conditions.into_iter().find(|c| c.type_ == "Ready");
     assert!(ready.is_some_and(|c| c.message.contains("shared images are not built: Tekton")));
 
     let factories: Api<Factory> = Api::all(p.ctx.client.clone());

@@ -123,3 +123,15 @@ pub struct InventoryEntry {
 /// are): every Environment in the operator's cache holds a dozen inventory entries, and five
 /// separately allocated strings per entry were half of what 10,000 environments took.
 pub type Text = compact_str::CompactString;
+
+/// A ClusterRole bound in an environment to the factory owners (or named groups).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessGrant {
+    /// ClusterRole to bind with a namespaced RoleBinding, such as `edit` or `view`.
+    #[schemars(length(min = 1, max = 253))]
+    pub cluster_role: String,
+    /// Groups to bind; defaults to the factory owners.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+}

@@ -3,13 +3,12 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::common::SecretReference;
-use crate::factory::AccessGrant;
+use crate::common::{AccessGrant, SecretReference};
+pub use crate::status::ApplicationStatus;
 
 /// A permanent environment: one namespace, always configured, never deleted by the operator.
 /// Usually materialised from its factory's `spec.environments`.
@@ -84,19 +83,9 @@ pub enum DriftPolicy {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EnvironmentStatus {
-    /// The `metadata.generation` this status describes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-    /// Standard conditions: `Ready`, `Reconciling`, `Stalled`, `Drifted`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
-    pub conditions: Vec<Condition>,
-    /// The last revision fully applied into this environment.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_applied_revision: Option<String>,
-    /// The last revision an apply was attempted for.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_attempted_revision: Option<String>,
+    /// Generation, conditions, revisions and the last reconcile request handled.
+    #[serde(flatten)]
+    pub reconcile: crate::status::ReconcileStatus,
     /// How many objects this environment's inventory holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub objects: Option<i32>,
@@ -110,28 +99,4 @@ pub struct EnvironmentStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub applications: Vec<ApplicationStatus>,
-}
-
-/// One application's configuration in one environment.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ApplicationStatus {
-    /// Application name.
-    pub name: String,
-    /// The last application revision fully applied here.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_applied_revision: Option<String>,
-    /// The last revision an apply was attempted for.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_attempted_revision: Option<String>,
-    /// Empty when the last attempt succeeded; otherwise what failed, naming file and object.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub error: String,
-    /// What this application applied here.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub inventory: Vec<crate::common::InventoryEntry>,
-    /// The application was removed from its factory (or lost its config) with
-    /// `applicationRemoval: Orphan`: the objects in `inventory` were left in place, unmanaged.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub orphaned: bool,
 }

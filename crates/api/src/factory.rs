@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use crate::common::AccessGrant;
 use crate::common::{GitSource, PathSpec, SecretReference};
 use crate::environment::DriftPolicy;
 
@@ -338,18 +338,6 @@ pub struct SharedDefaults {
     pub config: BTreeMap<String, String>,
 }
 
-/// A ClusterRole bound in an environment to the factory owners (or named groups).
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AccessGrant {
-    /// ClusterRole to bind with a namespaced RoleBinding, such as `edit` or `view`.
-    #[schemars(length(min = 1, max = 253))]
-    pub cluster_role: String,
-    /// Groups to bind; defaults to the factory owners.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub groups: Vec<String>,
-}
-
 /// Limits for the preview environments of a team factory.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -477,19 +465,9 @@ pub struct RunOnChange {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FactoryStatus {
-    /// The `metadata.generation` this status describes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-    /// Standard conditions: `Ready`, `Reconciling`, `Stalled`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
-    pub conditions: Vec<Condition>,
-    /// The last revision fully applied, as `<branch>@sha1:<sha>`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_applied_revision: Option<String>,
-    /// The last revision an apply was attempted for.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_attempted_revision: Option<String>,
+    /// Generation, conditions, revisions and the last reconcile request handled.
+    #[serde(flatten)]
+    pub reconcile: crate::status::ReconcileStatus,
     /// How many objects this factory's inventory holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub objects: Option<i32>,
@@ -502,7 +480,7 @@ pub struct FactoryStatus {
     /// Team factories: each application's pipelines as applied into the cicd namespace.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
-    pub pipelines: Vec<crate::environment::ApplicationStatus>,
+    pub pipelines: Vec<crate::status::ApplicationStatus>,
     /// Team factories: one view of the pipeline runs of all applications.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runs: Option<RunsSummary>,

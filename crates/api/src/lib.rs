@@ -10,11 +10,13 @@ pub mod environment;
 pub mod factory;
 pub mod labels;
 pub mod preview;
+pub mod status;
 
-pub use common::{GitRef, GitSource, InventoryEntry, PathSpec, SecretReference, Text};
+pub use common::{AccessGrant, GitRef, GitSource, InventoryEntry, PathSpec, SecretReference, Text};
 pub use environment::{DriftPolicy, Environment, EnvironmentSpec, EnvironmentStatus};
 pub use factory::{Factory, FactorySpec, FactoryStatus, FactoryType};
 pub use preview::{PreviewEnvironment, PreviewEnvironmentSpec, PreviewEnvironmentStatus, PreviewPhase};
+pub use status::{ApplicationStatus, ReconcileStatus};
 
 /// The API group of every custom resource defined here.
 pub const GROUP: &str = "factories.dev";

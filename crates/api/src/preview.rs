@@ -1,6 +1,6 @@
 //! `PreviewEnvironment`: a short-lived environment, created in a factory's cicd namespace.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -82,13 +82,9 @@ pub enum PreviewPhase {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PreviewEnvironmentStatus {
-    /// The `metadata.generation` this status describes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-    /// Standard conditions: `Ready`, `Reconciling`, `Stalled`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
-    pub conditions: Vec<Condition>,
+    /// Generation, conditions, revisions and the last reconcile request handled.
+    #[serde(flatten)]
+    pub reconcile: crate::status::ReconcileStatus,
     /// The namespace created for this preview.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
@@ -98,7 +94,8 @@ pub struct PreviewEnvironmentStatus {
     /// When the preview is removed, unless kept longer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Time>,
-    /// The application revision deployed, as `<branch>@sha1:<sha>`.
+    /// The application revision deployed, as `<branch>@sha1:<sha>`: the same as
+    /// `lastAppliedRevision`, kept for clients written before that field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_revision: Option<String>,
     /// Every object applied for the preview's baseline.
@@ -106,5 +103,5 @@ pub struct PreviewEnvironmentStatus {
     pub inventory: Vec<crate::common::InventoryEntry>,
     /// The application as applied into the preview.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub application: Option<crate::environment::ApplicationStatus>,
+    pub application: Option<crate::status::ApplicationStatus>,
 }

@@ -14,7 +14,7 @@ use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, Propagatio
 use serde_json::Value;
 use tracing::{debug, info, warn};
 
-use crate::desired::{Desired, Item, failure};
+use crate::desired::{Action, Desired, Item, Stage, describe, failure};
 use crate::error::{ApplyError, ObjectFailure, api_message};
 use crate::resolve::{Resolved, Resolver};
 
@@ -34,6 +34,15 @@ pub enum DriftMode {
     Correct,
     /// Leave them and report them.
     Report,
+}
+
+impl From<factory_api::DriftPolicy> for DriftMode {
+    fn from(policy: factory_api::DriftPolicy) -> Self {
+        match policy {
+            factory_api::DriftPolicy::Correct => DriftMode::Correct,
+            factory_api::DriftPolicy::Report => DriftMode::Report,
+        }
+    }
 }
 
 /// What a run did.
@@ -101,24 +110,6 @@ macro_rules! bounded {
             }
         }
     }};
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Stage {
-    /// CRDs and Namespaces: others may need them.
-    Foundations,
-    /// Cluster-scoped objects.
-    Cluster,
-    /// Namespaced objects.
-    Namespaced,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Action {
-    Create,
-    Update,
-    Drift,
-    Unchanged,
 }
 
 impl Engine {
@@ -517,13 +508,6 @@ enum Prunable {
 
 fn delete_params() -> DeleteParams {
     DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..DeleteParams::default() }
-}
-
-pub(crate) fn describe(entry: &InventoryEntry) -> String {
-    match &entry.namespace {
-        Some(ns) => format!("{} {}/{}", entry.kind, ns, entry.name),
-        None => format!("{} {}", entry.kind, entry.name),
-    }
 }
 
 /// An object without the fields that change on every write. Status is left out: apply never writes it, and a status written between the read and the

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use factory_api::conditions::Reason;
+
 /// What the API server said, without the response's debug dump: its message for an API error
 /// (RBAC's "... is forbidden: User ... cannot get resource ...", an admission policy's reason),
 /// else the error.
@@ -64,17 +66,18 @@ fn join(failures: &[ObjectFailure]) -> String {
 impl ApplyError {
     /// A PascalCase reason for conditions, Events and metrics: `Forbidden` when every failure
     /// is one, else `ValidationFailed` / `ApplyFailed`.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         let failures = match self {
             ApplyError::Validation(f) | ApplyError::Apply(f) => f,
-            ApplyError::Discovery(_) => return "DiscoveryFailed",
+            ApplyError::Discovery(_) => return Reason::DiscoveryFailed,
         };
+        // The API server's own word for a refusal (`metav1.StatusReasonForbidden`).
         if !failures.is_empty() && failures.iter().all(|f| f.reason == "Forbidden") {
-            return "Forbidden";
+            return Reason::Forbidden;
         }
         match self {
-            ApplyError::Validation(_) => "ValidationFailed",
-            _ => "ApplyFailed",
+            ApplyError::Validation(_) => Reason::ValidationFailed,
+            _ => Reason::ApplyFailed,
         }
     }
 

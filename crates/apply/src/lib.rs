@@ -14,6 +14,7 @@ mod desired;
 mod engine;
 mod error;
 mod plan;
+mod prepare;
 mod resolve;
 
 pub use desired::Desired;

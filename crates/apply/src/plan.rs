@@ -11,7 +11,8 @@ use kube::api::{Patch, PatchParams};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::engine::{Engine, comparable, describe, from_kube};
+use crate::desired::describe;
+use crate::engine::{Engine, comparable, from_kube};
 use crate::error::ApplyError;
 
 /// What would happen to one object.

@@ -193,7 +193,7 @@ async fn plan_platform(
         let at = origin(&format!("Environment {}", env.name_any()));
         let mut desired = baseline::objects(&core_target, &shared, class_manifests, &at);
         let quota: BTreeMap<String, String> = env.spec.quota.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
-        render::apply_quota(&mut desired, &quota, &env.spec.namespace, &at);
+        baseline::apply_quota(&mut desired, &quota, &env.spec.namespace, &at);
         let owners = team.and_then(|t| t.spec.owners.clone()).unwrap_or_default();
         let bindings = baseline::environment_bindings(&env.spec, &short, &owners);
         desired.extend(bindings.into_iter().map(|object| Manifest { object, ..at.clone() }));
@@ -244,7 +244,7 @@ async fn plan_application(
         for path in baseline::application_paths(&config.path, &env.spec.class, &short) {
             layers.push(load(root, &path, &vars)?);
         }
-        let desired = baseline::layered_objects(layers, &env.spec.namespace);
+        let desired = factory_core::objects::layered_objects(layers, &env.spec.namespace);
         let previous = env
             .status
             .clone()

@@ -99,6 +99,7 @@ pub async fn list(client: &Client, factory: Option<&str>) -> Result<Vec<Row>> {
                 reference,
                 namespace: status.namespace.clone().unwrap_or_default(),
                 ready: status
+                    .reconcile
                     .conditions
                     .iter()
                     .find(|c| c.type_ == READY)

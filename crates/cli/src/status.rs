@@ -62,19 +62,19 @@ pub fn tree(
         .map(|f| {
             let name = f.name_any();
             let status = f.status.clone().unwrap_or_default();
-            let (r, reason) = ready(&status.conditions);
+            let (r, reason) = ready(&status.reconcile.conditions);
             let mut children: Vec<Node> = environments
                 .iter()
                 .filter(|e| e.spec.factory == name)
                 .map(|e| {
                     let s = e.status.clone().unwrap_or_default();
-                    let (r, reason) = ready(&s.conditions);
+                    let (r, reason) = ready(&s.reconcile.conditions);
                     Node {
                         kind: "Environment".into(),
                         name: e.name_any(),
                         ready: r,
                         reason,
-                        revision: s.last_applied_revision.unwrap_or_default(),
+                        revision: s.reconcile.last_applied_revision.unwrap_or_default(),
                         children: vec![],
                     }
                 })
@@ -82,7 +82,7 @@ pub fn tree(
             let cicd = factory_core::names::cicd_namespace(&name);
             children.extend(previews.iter().filter(|p| p.namespace().as_deref() == Some(cicd.as_str())).map(|p| {
                 let s = p.status.clone().unwrap_or_default();
-                let (r, reason) = ready(&s.conditions);
+                let (r, reason) = ready(&s.reconcile.conditions);
                 Node {
                     kind: "PreviewEnvironment".into(),
                     name: format!("{cicd}/{}", p.name_any()),
@@ -97,7 +97,7 @@ pub fn tree(
                 name,
                 ready: r,
                 reason,
-                revision: status.last_applied_revision.unwrap_or_default(),
+                revision: status.reconcile.last_applied_revision.unwrap_or_default(),
                 children,
             }
         })

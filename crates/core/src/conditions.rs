@@ -1,6 +1,7 @@
 //! Standard Kubernetes conditions: set one without disturbing `lastTransitionTime` unless the
 //! status really changed, and read them back.
 
+use factory_api::conditions::Reason;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 /// The status of a condition.
@@ -31,7 +32,7 @@ pub fn set(
     conditions: &mut Vec<Condition>,
     type_: &str,
     status: Status,
-    reason: &str,
+    reason: Reason,
     message: impl Into<String>,
     generation: Option<i64>,
     now: &Time,
@@ -43,14 +44,14 @@ pub fn set(
                 existing.status = status.as_str().to_string();
                 existing.last_transition_time = now.clone();
             }
-            existing.reason = reason.to_string();
+            existing.reason = reason.as_str().to_string();
             existing.message = message;
             existing.observed_generation = generation;
         }
         None => conditions.push(Condition {
             type_: type_.to_string(),
             status: status.as_str().to_string(),
-            reason: reason.to_string(),
+            reason: reason.as_str().to_string(),
             message,
             observed_generation: generation,
             last_transition_time: now.clone(),
@@ -76,7 +77,7 @@ pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use factory_api::conditions::{READY, reasons};
+    use factory_api::conditions::READY;
 
     fn at(seconds: i64) -> Time {
         Time(k8s_openapi::jiff::Timestamp::from_second(seconds).expect("valid timestamp"))
@@ -85,12 +86,12 @@ mod tests {
     #[test]
     fn transition_time_moves_only_when_status_changes() {
         let mut c = Vec::new();
-        set(&mut c, READY, Status::False, reasons::PROGRESSING, "working", Some(1), &at(10));
-        set(&mut c, READY, Status::False, reasons::FETCH_FAILED, "down", Some(2), &at(20));
+        set(&mut c, READY, Status::False, Reason::Progressing, "working", Some(1), &at(10));
+        set(&mut c, READY, Status::False, Reason::FetchFailed, "down", Some(2), &at(20));
         assert_eq!(c[0].last_transition_time, at(10));
-        assert_eq!(c[0].reason, reasons::FETCH_FAILED);
+        assert_eq!(c[0].reason, Reason::FetchFailed.as_str());
         assert_eq!(c[0].observed_generation, Some(2));
-        set(&mut c, READY, Status::True, reasons::RECONCILED, "ok", Some(2), &at(30));
+        set(&mut c, READY, Status::True, Reason::Reconciled, "ok", Some(2), &at(30));
         assert_eq!(c[0].last_transition_time, at(30));
         assert!(is_true(&c, READY));
     }
@@ -98,8 +99,8 @@ mod tests {
     #[test]
     fn remove_drops_only_that_type() {
         let mut c = Vec::new();
-        set(&mut c, "A", Status::True, "R", "", None, &at(1));
-        set(&mut c, "B", Status::True, "R", "", None, &at(1));
+        set(&mut c, "A", Status::True, Reason::Reconciled, "", None, &at(1));
+        set(&mut c, "B", Status::True, Reason::Reconciled, "", None, &at(1));
         remove(&mut c, "A");
         assert_eq!(c.len(), 1);
         assert!(get(&c, "B").is_some());

@@ -11,7 +11,7 @@
 use factory_api::factory::{AccessGrant, Owners};
 use serde_json::{Value, json};
 
-use crate::render::factory_labels;
+use crate::objects::factory_labels;
 
 /// ClusterRole bound to a team factory's account in each namespace of its team.
 pub const TENANT_CLUSTER_ROLE: &str = "admin";

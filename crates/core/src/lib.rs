@@ -12,6 +12,7 @@ pub mod images;
 pub mod inventory;
 pub mod manifests;
 pub mod names;
+pub mod objects;
 pub mod pipelines;
 pub mod previews;
 pub mod render;

@@ -8,7 +8,7 @@ use factory_api::labels;
 use serde_json::{Value, json};
 
 use crate::names::cicd_namespace;
-use crate::render::factory_labels;
+use crate::objects::factory_labels;
 use crate::runs::{APPLICATION_LABEL, ENVIRONMENT_LABEL, REVISION_LABEL};
 
 /// API version of the Tekton Triggers objects rendered here.

@@ -5,14 +5,11 @@ use std::collections::BTreeMap;
 use factory_api::labels;
 use serde_json::{Value, json};
 
+use crate::baseline::{DEFAULT_POD_SECURITY, POD_SECURITY_ENFORCE};
 use crate::identity;
 use crate::manifests::Manifest;
 use crate::names::cicd_namespace;
-
-/// The Pod Security admission label every namespace of a team gets.
-pub const POD_SECURITY_ENFORCE: &str = "pod-security.kubernetes.io/enforce";
-/// Its value unless a class sets another: tenants run under the `restricted` standard.
-pub const DEFAULT_POD_SECURITY: &str = "restricted";
+use crate::objects::{derived, factory_labels};
 
 /// Previews a team factory may have at once when its spec does not say.
 pub const DEFAULT_MAX_PREVIEWS: i64 = 10;
@@ -41,18 +38,6 @@ pub struct RenderError {
     pub object: String,
     /// What is wrong.
     pub why: String,
-}
-
-/// The labels on everything that belongs to team factory `factory`.
-pub fn factory_labels(factory: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (labels::FACTORY.to_string(), factory.to_string()),
-        (labels::PART_OF.to_string(), factory.to_string()),
-    ])
-}
-
-fn derived(from: &Manifest, object: Value) -> Manifest {
-    Manifest { file: from.file.clone(), line: from.line, document: from.document, object }
 }
 
 /// What the platform factory `platform` builds from one team Factory definition of its
@@ -132,77 +117,6 @@ pub fn team_factory(
     Ok(out)
 }
 
-/// Class names in the order their manifests apply: every class a class extends comes before
-/// it (depth first, each once). Unknown names are skipped; cycles are caught by validation.
-pub fn class_chain(class: &str, extends: &BTreeMap<String, Vec<String>>) -> Vec<String> {
-    fn visit(name: &str, extends: &BTreeMap<String, Vec<String>>, out: &mut Vec<String>, depth: usize) {
-        if depth > 16 || out.iter().any(|c| c == name) || !extends.contains_key(name) {
-            return;
-        }
-        for parent in &extends[name] {
-            visit(parent, extends, out, depth + 1);
-        }
-        if !out.iter().any(|c| c == name) {
-            out.push(name.to_string());
-        }
-    }
-    let mut out = Vec::new();
-    visit(class, extends, &mut out, 0);
-    out
-}
-
-/// Places class manifests into `namespace`: namespaced objects get it as their namespace; a
-/// `Namespace` manifest (for labels such as Pod Security) is renamed to it and merged with
-/// `namespace_labels`. Later manifests of the same object replace earlier ones, so a class
-/// overrides what it extends. The environment's Namespace always comes first.
-pub fn environment_objects(
-    namespace: &str,
-    namespace_labels: &BTreeMap<String, String>,
-    classes: Vec<Manifest>,
-    origin: &Manifest,
-) -> Vec<Manifest> {
-    let mut ns =
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": namespace_labels}});
-    let mut by_key: Vec<(String, Manifest)> = Vec::new();
-    for mut m in classes {
-        if m.kind() == "Namespace" && !m.api_version().contains('/') {
-            let labels = m.object.pointer("/metadata/labels").cloned().unwrap_or(json!({}));
-            let annotations = m.object.pointer("/metadata/annotations").cloned();
-            if let (Some(target), Some(extra)) =
-                (ns.pointer_mut("/metadata/labels").and_then(Value::as_object_mut), labels.as_object())
-            {
-                for (k, v) in extra {
-                    // The operator's own labels win over a class's.
-                    target.entry(k.clone()).or_insert(v.clone());
-                }
-            }
-            if let (Some(meta), Some(a)) = (ns.get_mut("metadata").and_then(Value::as_object_mut), annotations) {
-                meta.insert("annotations".into(), a);
-            }
-            continue;
-        }
-        if let Some(meta) = m.object.get_mut("metadata").and_then(Value::as_object_mut) {
-            meta.insert("namespace".into(), namespace.into());
-        }
-        let key = format!("{}/{}/{}", m.api_version(), m.kind(), m.name());
-        match by_key.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = m,
-            None => by_key.push((key, m)),
-        }
-    }
-    if let Some(meta) = ns.get_mut("metadata").and_then(Value::as_object_mut) {
-        let labels = meta.entry("labels").or_insert(json!({}));
-        // Secure by default: a class that says nothing about Pod Security gets `restricted`.
-        if let Some(map) = labels.as_object_mut() {
-            map.entry(POD_SECURITY_ENFORCE).or_insert(json!(DEFAULT_POD_SECURITY));
-        }
-    }
-    let mut out =
-        vec![Manifest { file: origin.file.clone(), line: origin.line, document: origin.document, object: ns }];
-    out.extend(by_key.into_iter().map(|(_, m)| m));
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,36 +184,6 @@ mod tests {
         let cm = manifest(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}));
         assert!(team_factory("platform", &cm, &BTreeMap::new(), "factory-tenants").is_err());
     }
-
-    #[test]
-    fn class_chain_puts_parents_first_once() {
-        let ext: BTreeMap<String, Vec<String>> = [
-            ("base".to_string(), vec![]),
-            ("secure".to_string(), vec!["base".to_string()]),
-            ("prod".to_string(), vec!["base".to_string(), "secure".to_string()]),
-        ]
-        .into();
-        assert_eq!(class_chain("prod", &ext), ["base", "secure", "prod"]);
-        assert_eq!(class_chain("missing", &ext), Vec::<String>::new());
-    }
-
-    #[test]
-    fn class_objects_land_in_the_environment_namespace_and_later_classes_win() {
-        let base = manifest(
-            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "defaults"}, "data": {"a": "base"}}),
-        );
-        let prod = manifest(
-            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "defaults"}, "data": {"a": "prod"}}),
-        );
-        let ns = manifest(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "${namespace}",
-            "labels": {"pod-security.kubernetes.io/enforce": "restricted", labels::FACTORY: "spoofed"}}}));
-        let own = BTreeMap::from([(labels::FACTORY.to_string(), "shop".to_string())]);
-        let out = environment_objects("shop-prod", &own, vec![ns, base, prod.clone()], &prod);
-        assert_eq!(out.len(), 2);
-        assert_eq!(out[0].object["metadata"]["labels"]["pod-security.kubernetes.io/enforce"], "restricted");
-        assert_eq!(out[0].object["metadata"]["labels"][labels::FACTORY], "shop");
-        assert_eq!((out[1].namespace(), &out[1].object["data"]["a"]), (Some("shop-prod"), &json!("prod")));
-    }
 }
 
 /// The `Environment` objects a team factory materialises from its `spec.environments`, with
@@ -350,7 +234,7 @@ pub fn cicd_class_objects(namespace: &str, class_manifests: Option<Vec<Manifest>
         return default_cicd_baseline(namespace).into_iter().map(|object| derived(origin, object)).collect();
     };
     let objects = class_manifests.into_iter().filter(|m| m.kind() != "Namespace" || m.api_version().contains('/'));
-    crate::baseline::layered_objects(vec![objects.collect()], namespace)
+    crate::objects::layered_objects(vec![objects.collect()], namespace)
 }
 
 /// The conservative baseline of a cicd namespace whose platform defines no `cicd` class: a
@@ -370,59 +254,6 @@ pub fn default_cicd_baseline(namespace: &str) -> Vec<Value> {
         json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta("factory-cicd-ingress"),
             "spec": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{"from": [{"podSelector": {}}]}]}}),
     ]
-}
-
-/// RoleBindings granting each access entry's ClusterRole to its groups in `namespace`.
-pub fn access_bindings(factory: &str, namespace: &str, access: &[factory_api::factory::AccessGrant]) -> Vec<Value> {
-    access
-        .iter()
-        .filter(|a| !a.groups.is_empty())
-        .map(|a| {
-            let subjects: Vec<Value> = a
-                .groups
-                .iter()
-                .map(|g| json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": g}))
-                .collect();
-            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-                "metadata": {"name": format!("factory-access-{}", crate::names::sanitize_label(&a.cluster_role, 40)),
-                             "namespace": namespace, "labels": factory_labels(factory)},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": a.cluster_role},
-                "subjects": subjects})
-        })
-        .collect()
-}
-
-/// Merges `overrides` into the `spec.hard` of every ResourceQuota among `objects`; adds a
-/// ResourceQuota `environment-quota` when the class has none.
-pub fn apply_quota(
-    objects: &mut Vec<Manifest>,
-    overrides: &BTreeMap<String, String>,
-    namespace: &str,
-    origin: &Manifest,
-) {
-    if overrides.is_empty() {
-        return;
-    }
-    let mut found = false;
-    for m in objects.iter_mut().filter(|m| m.kind() == "ResourceQuota") {
-        found = true;
-        let hard = m.object.pointer_mut("/spec/hard").and_then(Value::as_object_mut);
-        match hard {
-            Some(hard) => {
-                for (k, v) in overrides {
-                    hard.insert(k.clone(), Value::String(v.clone()));
-                }
-            }
-            None => m.object["spec"] = json!({"hard": overrides}),
-        }
-    }
-    if !found {
-        objects.push(Manifest {
-            object: json!({"apiVersion": "v1", "kind": "ResourceQuota",
-                "metadata": {"name": "environment-quota", "namespace": namespace}, "spec": {"hard": overrides}}),
-            ..origin.clone()
-        });
-    }
 }
 
 #[cfg(test)]
@@ -445,21 +276,5 @@ mod team_tests {
         assert_eq!(envs[1]["spec"]["namespace"], "shop-live");
         assert_eq!(envs[1]["spec"]["protected"], true);
         assert_eq!(envs[1]["spec"]["access"][0]["groups"][0], "auditors");
-    }
-
-    #[test]
-    fn quota_overrides_merge_into_class_quotas() {
-        let origin = Manifest { file: "x".into(), line: 0, document: 0, object: Value::Null };
-        let mut objects = vec![Manifest {
-            object: json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "q"},
-                           "spec": {"hard": {"requests.cpu": "4", "pods": "10"}}}),
-            ..origin.clone()
-        }];
-        let overrides = BTreeMap::from([("requests.cpu".to_string(), "8".to_string())]);
-        apply_quota(&mut objects, &overrides, "ns", &origin);
-        assert_eq!(objects[0].object["spec"]["hard"], json!({"requests.cpu": "8", "pods": "10"}));
-        let mut none = Vec::new();
-        apply_quota(&mut none, &overrides, "ns", &origin);
-        assert_eq!(none[0].name(), "environment-quota");
     }
 }

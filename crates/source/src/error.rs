@@ -1,5 +1,7 @@
 //! Errors of fetching a git source.
 
+use factory_api::conditions::Reason;
+
 /// Fetching a git source failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -50,12 +52,12 @@ pub enum SourceError {
 
 impl SourceError {
     /// A PascalCase reason for conditions, Events and metrics.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            SourceError::Authentication { .. } => "AuthenticationFailed",
-            SourceError::ReferenceNotFound { .. } => "ReferenceNotFound",
-            SourceError::Content { .. } => "ContentRejected",
-            SourceError::Fetch { .. } | SourceError::Cache { .. } => "FetchFailed",
+            SourceError::Authentication { .. } => Reason::AuthenticationFailed,
+            SourceError::ReferenceNotFound { .. } => Reason::ReferenceNotFound,
+            SourceError::Content { .. } => Reason::ContentRejected,
+            SourceError::Fetch { .. } | SourceError::Cache { .. } => Reason::FetchFailed,
         }
     }
 

@@ -9,6 +9,9 @@ use factory_control_plane::{ControlPlane, Options};
 use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
+/// Where the in-process operator of a test binary logs, under its control plane's directory.
+pub(crate) const OPERATOR_LOG: &str = "logs/factory-operator.log";
+
 static PLANE: OnceLock<Result<Mutex<ControlPlane>, String>> = OnceLock::new();
 static WITHOUT_TEKTON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -172,7 +175,10 @@ impl Drop for TestContext {
         if std::thread::panicking() {
             let plane = lock();
             eprintln!("test failed; recent control plane logs:\n{}", plane.logs_tail(25));
-            eprintln!("----- factory-operator -----\n{}", crate::operator::operator_log_tail(60));
+            let log = plane.dir.join(OPERATOR_LOG);
+            if log.exists() {
+                eprintln!("----- factory-operator -----\n{}", factory_control_plane::process::tail(&log, 60));
+            }
         }
     }
 }

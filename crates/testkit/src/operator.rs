@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use factory_controller::{Context, Options, run_controllers};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-use crate::cluster::{control_plane, say};
+use crate::cluster::{OPERATOR_LOG, control_plane, say};
 
 /// The shared secret of the test operator's webhook receiver.
 pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
@@ -30,7 +30,7 @@ pub fn ensure_operator() {
             let plane = control_plane().lock().unwrap_or_else(|p| p.into_inner());
             (plane.kubeconfig.clone(), plane.dir.clone())
         };
-        let log = dir.join("logs/factory-operator.log");
+        let log = dir.join(OPERATOR_LOG);
         let file = std::fs::File::create(&log).map_err(|e| format!("creating {}: {e}", log.display()))?;
         let filter = tracing_subscriber::EnvFilter::new("info,factory_controller=debug,factory_apply=debug");
         let _ =

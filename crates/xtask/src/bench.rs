@@ -212,7 +212,8 @@ async fn all_ready(client: &Client, n: usize, commit: &str, timeout: Duration) -
         while let Some(env) = events.try_next().await? {
             let s = env.status.clone().unwrap_or_default();
             let name = env.metadata.name.clone().unwrap_or_default();
-            if ready(&s.conditions) && s.last_applied_revision.is_some_and(|r| r.ends_with(commit)) {
+            if ready(&s.reconcile.conditions) && s.reconcile.last_applied_revision.is_some_and(|r| r.ends_with(commit))
+            {
                 done.insert(name);
             } else {
                 done.remove(&name);
@@ -294,11 +295,11 @@ async fn preview_round(client: &Client, round: usize) -> Result<(Duration, Durat
     let namespace = loop {
         let p = api.get(&name).await?;
         let s = p.status.unwrap_or_default();
-        if ready(&s.conditions) {
+        if ready(&s.reconcile.conditions) {
             break s.namespace.unwrap_or_default();
         }
         if started.elapsed() > Duration::from_secs(300) {
-            bail!("preview {name} not Ready after 300 s: {:?}", s.conditions);
+            bail!("preview {name} not Ready after 300 s: {:?}", s.reconcile.conditions);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };

@@ -184,7 +184,7 @@ async fn wait_ready(client: &Client, timeout: Duration) -> Result<()> {
             waiting.push(format!("{} of 3 factories exist", factories.len()));
         }
         for f in &factories {
-            if !ready(&f.status.clone().unwrap_or_default().conditions) {
+            if !ready(&f.status.clone().unwrap_or_default().reconcile.conditions) {
                 waiting.push(format!("Factory {}", f.name_any()));
             }
         }
@@ -195,12 +195,12 @@ async fn wait_ready(client: &Client, timeout: Duration) -> Result<()> {
         for e in &envs {
             let s = e.status.clone().unwrap_or_default();
             let apps_done = s.applications.iter().all(|a| a.error.is_empty() && a.last_applied_revision.is_some());
-            if !ready(&s.conditions) || s.applications.is_empty() || !apps_done {
+            if !ready(&s.reconcile.conditions) || s.applications.is_empty() || !apps_done {
                 waiting.push(format!("Environment {}", e.name_any()));
             }
         }
         for p in Api::<PreviewEnvironment>::all(client.clone()).list(&ListParams::default()).await?.items {
-            if !ready(&p.status.clone().unwrap_or_default().conditions) {
+            if !ready(&p.status.clone().unwrap_or_default().reconcile.conditions) {
                 waiting.push(format!("PreviewEnvironment {}", p.name_any()));
             }
         }

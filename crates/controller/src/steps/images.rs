@@ -15,9 +15,9 @@ use factory_core::names::cicd_namespace;
 use kube::ResourceExt;
 use kube::api::{Api, DynamicObject, ListParams, PostParams};
 
-use crate::context::Context;
-use crate::error::ReconcileError;
-use crate::pipelines::{pipeline_run_resource, tekton_served};
+use crate::services::context::Context;
+use crate::services::error::ReconcileError;
+use crate::services::tekton::{pipeline_run_resource, tekton_served};
 
 /// Name of the `status.pipelines` entry holding the image pipelines' inventory.
 const ENTRY: &str = "images";

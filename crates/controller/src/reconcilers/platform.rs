@@ -3,24 +3,24 @@
 //! whole revision, apply it as the factory's service account, prune what left git, and say so.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use factory_api::conditions::reasons;
+use factory_api::conditions::Reason;
 use factory_api::factory::ServiceAccountReference;
-use factory_api::{Factory, FactoryStatus, FactoryType, labels};
+use factory_api::{Factory, FactoryStatus, ReconcileStatus, labels};
 use factory_apply::{Desired, DriftMode, Engine, Outcome, PruneMode};
 use factory_core::manifests::{self, Manifest};
 use factory_core::{duration, render, validate};
-use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::{Api, ResourceExt};
-use tracing::{info, instrument};
+use kube::{Api, Client, ResourceExt};
+use tracing::info;
 
-use crate::context::Context;
-use crate::error::ReconcileError;
-use crate::source::checkout;
-use crate::status;
+use crate::reconcilers::skeleton::{Reconciler, Report, Verdict};
+use crate::services::context::Context;
+use crate::services::error::ReconcileError;
+use crate::services::schedule::jitter;
+use crate::services::source::{Paths, Slot, checkout};
+use crate::steps::images;
 
 /// The environment class applied to every team's cicd namespace, when the platform defines it.
 const CICD_CLASS: &str = "cicd";
@@ -38,124 +38,144 @@ struct Applied {
     info: Vec<String>,
 }
 
-/// Reconciles one Factory; team factories (`Applications`) are handed to [`crate::team`].
-#[instrument(skip_all, fields(factory = %factory.name_any()))]
-pub async fn reconcile(factory: Arc<Factory>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
-    if factory.spec.factory_type != FactoryType::Environments {
-        return crate::team::reconcile(factory, ctx).await;
+/// The platform factory as the skeleton runs it.
+pub struct Platform;
+
+impl Reconciler for Platform {
+    type Object = Factory;
+    type Status = FactoryStatus;
+    const NAME: &'static str = "factory";
+
+    fn status(factory: &Factory) -> Option<&FactoryStatus> {
+        factory.status.as_ref()
     }
-    let interval = factory
+
+    fn shared(status: &mut FactoryStatus) -> &mut ReconcileStatus {
+        &mut status.reconcile
+    }
+
+    fn api(_: &Factory, client: Client) -> Api<Factory> {
+        Api::all(client)
+    }
+
+    fn resync(factory: &Factory, _: &Context) -> Duration {
+        jitter(interval(factory), &factory.name_any())
+    }
+
+    async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Result<Report, ReconcileError> {
+        if factory.spec.suspend {
+            return Ok(Report::new(Verdict::Suspended("spec.suspend is true".into()), None));
+        }
+        let applied = apply(factory, ctx, status).await?;
+        Ok(report(factory, applied, status))
+    }
+}
+
+/// How often the platform repository is polled.
+fn interval(factory: &Factory) -> Duration {
+    factory
         .spec
         .source
         .as_ref()
         .and_then(|s| s.interval.as_deref())
         .and_then(|i| duration::parse(i).ok())
-        .unwrap_or(DEFAULT_INTERVAL);
-    let mut new_status = factory.status.clone().unwrap_or_default();
-    new_status.observed_generation = factory.metadata.generation;
-    if factory.spec.suspend {
-        status::suspended(&mut new_status.conditions, factory.metadata.generation, "spec.suspend is true");
-        status::write(&Api::all(ctx.client.clone()), factory.as_ref(), factory.status.as_ref(), new_status).await?;
-        return Ok(Action::await_change());
-    }
-    let started = std::time::Instant::now();
-    let result = run(&factory, &ctx, &mut new_status).await;
-    match &result {
-        Ok(applied) => {
-            let o = &applied.outcome;
-            let mut message = format!(
-                "applied revision {}: {} objects ({} created, {} updated, {} unchanged, {} pruned)",
-                applied.revision,
-                o.inventory.len(),
-                o.created.len(),
-                o.updated.len(),
-                o.unchanged,
-                o.pruned.len()
-            );
-            // An inventory too large for the status is not written: the previous one stays, so
-            // nothing is pruned on its account, and the factory says so.
-            let oversize = factory_core::inventory::too_large_for_status(&o.inventory).map(|size| {
-                format!(
-                    "the inventory of {} objects takes {} KiB, more than a status may hold ({} KiB): it is not recorded, so objects that leave git from now on are not pruned; split the factories path across several platform factories",
-                    o.inventory.len(),
-                    size / 1024,
-                    factory_core::inventory::STATUS_BUDGET / 1024
-                )
-            });
-            for note in applied.notes.iter().chain(&applied.info).chain(&oversize) {
-                message.push_str("; ");
-                message.push_str(note);
-            }
-            if let Some(why) = &oversize {
-                status::held_back(
-                    &mut new_status.conditions,
-                    factory.metadata.generation,
-                    reasons::INVENTORY_TOO_LARGE,
-                    &message,
-                );
-                status::event(&ctx, factory.as_ref(), EventType::Warning, reasons::INVENTORY_TOO_LARGE, why).await;
-            } else if applied.notes.is_empty() {
-                status::succeeded(&mut new_status.conditions, factory.metadata.generation, &message);
-            } else {
-                // Applied, but pruning was held back: not Ready until someone looks.
-                status::held_back(
-                    &mut new_status.conditions,
-                    factory.metadata.generation,
-                    reasons::PRUNE_SKIPPED,
-                    &message,
-                );
-            }
-            new_status.last_applied_revision = Some(applied.revision.clone());
-            new_status.objects = i32::try_from(o.inventory.len()).ok();
-            if oversize.is_none() {
-                new_status.inventory = o.inventory.clone();
-            }
-            if o.wrote() {
-                info!(%message, "reconciled");
-                status::event(&ctx, factory.as_ref(), EventType::Normal, "Applied", &message).await;
-            }
-            if !o.pruned.is_empty() {
-                let note = format!("pruned {}", o.pruned.join(", "));
-                status::event(&ctx, factory.as_ref(), EventType::Normal, "Pruned", &note).await;
-            }
-            if !applied.notes.is_empty() && o.pruned.is_empty() {
-                status::event(
-                    &ctx,
-                    factory.as_ref(),
-                    EventType::Warning,
-                    reasons::PRUNE_SKIPPED,
-                    &applied.notes.join("; "),
-                )
-                .await;
-            }
-        }
-        Err(error) => {
-            status::failed(&mut new_status.conditions, factory.metadata.generation, error);
-            status::report_failure(&ctx, factory.as_ref(), error).await;
-        }
-    }
-    status::record(&ctx, "factory", result.as_ref().map(|a| &a.outcome), started.elapsed());
-    status::write(&Api::all(ctx.client.clone()), factory.as_ref(), factory.status.as_ref(), new_status).await?;
-    Ok(match result {
-        Ok(_) => Action::requeue(jitter(interval, &factory.name_any())),
-        Err(e) if e.is_permanent() => Action::requeue(jitter(interval, &factory.name_any())),
-        Err(_) => Action::requeue(Duration::from_secs(10).min(interval)),
-    })
+        .unwrap_or(DEFAULT_INTERVAL)
 }
 
-/// Spreads polls of many objects over ±10% of the interval.
-pub(crate) fn jitter(interval: Duration, name: &str) -> Duration {
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    let seed = name.bytes().fold(u64::from(nanos), |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-    let span = interval.as_millis() as u64 / 5;
-    if span == 0 {
-        return interval;
+/// What an applied revision means for status, Events and the next poll.
+fn report(factory: &Factory, applied: Applied, status: &mut FactoryStatus) -> Report {
+    let o = &applied.outcome;
+    let mut message = format!(
+        "applied revision {}: {} objects ({} created, {} updated, {} unchanged, {} pruned)",
+        applied.revision,
+        o.inventory.len(),
+        o.created.len(),
+        o.updated.len(),
+        o.unchanged,
+        o.pruned.len()
+    );
+    // An inventory too large for the status is not written: the previous one stays, so
+    // nothing is pruned on its account, and the factory says so.
+    let oversize = factory_core::inventory::too_large_for_status(&o.inventory).map(|size| {
+        format!(
+            "the inventory of {} objects takes {} KiB, more than a status may hold ({} KiB): it is not recorded, so objects that leave git from now on are not pruned; split the factories path across several platform factories",
+            o.inventory.len(),
+            size / 1024,
+            factory_core::inventory::STATUS_BUDGET / 1024
+        )
+    });
+    for note in applied.notes.iter().chain(&applied.info).chain(&oversize) {
+        message.push_str("; ");
+        message.push_str(note);
     }
-    Duration::from_millis(interval.as_millis() as u64 - span / 2 + seed % span)
+    let verdict = if oversize.is_some() {
+        Verdict::HeldBack { reason: Reason::InventoryTooLarge, message: message.clone() }
+    } else if applied.notes.is_empty() {
+        Verdict::Ready(message.clone())
+    } else {
+        // Applied, but pruning was held back: not Ready until someone looks.
+        Verdict::HeldBack { reason: Reason::PruneSkipped, message: message.clone() }
+    };
+    let mut report = Report::new(verdict, Some(jitter(interval(factory), &factory.name_any()))).counting(o);
+    if let Some(why) = &oversize {
+        report.note(EventType::Warning, Reason::InventoryTooLarge, why.clone());
+    }
+    status.reconcile.last_applied_revision = Some(applied.revision.clone());
+    status.objects = i32::try_from(o.inventory.len()).ok();
+    if o.wrote() {
+        info!(%message, "reconciled");
+        report.note(EventType::Normal, Reason::Applied, message);
+    }
+    if !o.pruned.is_empty() {
+        report.note(EventType::Normal, Reason::Pruned, format!("pruned {}", o.pruned.join(", ")));
+    }
+    if !applied.notes.is_empty() && o.pruned.is_empty() {
+        report.note(EventType::Warning, Reason::PruneSkipped, applied.notes.join("; "));
+    }
+    if oversize.is_none() {
+        status.inventory = applied.outcome.inventory;
+    }
+    report
 }
 
-async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Result<Applied, ReconcileError> {
+/// Where each part of a platform revision is read from.
+struct Layout {
+    cluster: Slot,
+    factories: Slot,
+    /// One per environment class, in `spec.environmentClasses` order.
+    classes: Vec<Slot>,
+    templates: Slot,
+    images: Option<ImageSlots>,
+}
+
+/// Where the shared images' parts are read from.
+struct ImageSlots {
+    /// The build Pipelines and Tasks.
+    pipelines: Slot,
+    /// Each image's context, in `spec.images.images` order (for their ids).
+    contexts: Vec<Slot>,
+    /// The CA bundle (for its id).
+    ca: Slot,
+}
+
+impl Layout {
+    fn of(spec: &factory_api::FactorySpec, paths: &mut Paths) -> Self {
+        let path = |p: &Option<factory_api::PathSpec>| p.as_ref().map(|p| p.path.clone());
+        Layout {
+            cluster: paths.add(path(&spec.cluster)),
+            factories: paths.add(path(&spec.factories)),
+            classes: spec.environment_classes.iter().flatten().map(|c| paths.add(Some(c.path.clone()))).collect(),
+            templates: paths.add(spec.pipeline_templates.as_ref().map(|p| p.path.clone())),
+            images: spec.images.as_ref().map(|images| ImageSlots {
+                pipelines: paths.add(Some(images.path.clone())),
+                contexts: images.images.iter().map(|i| paths.add(Some(i.context.clone()))).collect(),
+                ca: paths.add(images.ca_path.clone()),
+            }),
+        }
+    }
+}
+
+async fn apply(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Result<Applied, ReconcileError> {
     let name = factory.name_any();
     let spec = &factory.spec;
     let problems = validate::factory(&name, spec);
@@ -171,22 +191,12 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
     let factories = spec.factories.clone();
     let classes = spec.environment_classes.clone().unwrap_or_default();
     let images = spec.images.clone();
-    // Paths read, in order: cluster, factories, the classes, the pipeline templates, then (with
-    // images) the build pipelines, each image's context and the CA bundle (for their ids).
-    let mut paths = vec![cluster.as_ref().map(|p| p.path.clone()), factories.as_ref().map(|p| p.path.clone())];
-    paths.extend(classes.iter().map(|c| Some(c.path.clone())));
-    let templates_at = paths.len();
-    paths.push(spec.pipeline_templates.as_ref().map(|p| p.path.clone()));
-    let images_at = paths.len();
-    if let Some(images) = &images {
-        paths.push(Some(images.path.clone()));
-        paths.extend(images.images.iter().map(|i| Some(i.context.clone())));
-        paths.push(images.ca_path.clone());
-    }
+    let mut paths = Paths::default();
+    let layout = Layout::of(spec, &mut paths);
     // Its git Secret is read with its own rights, like everything it applies.
     let (reader, secrets_namespace) = ctx.identity(factory)?;
     let checkout = checkout(ctx, source, &reader, &secrets_namespace, paths).await?;
-    status.last_attempted_revision = Some(checkout.synced.revision.clone());
+    status.reconcile.last_attempted_revision = Some(checkout.synced.revision.clone());
 
     let mut vars: BTreeMap<String, String> = spec.variables.clone();
     vars.insert("factory".into(), name.clone());
@@ -195,7 +205,7 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
     let engine = engine(ctx, &name, account)?;
     let mut desired = Desired::default();
     let mut load_errors = Vec::new();
-    for manifest in load(&checkout.files[0], &vars, &mut load_errors) {
+    for manifest in load(checkout.files(layout.cluster), &vars, &mut load_errors) {
         engine.prepare(&mut desired, &manifest).await?;
     }
     // Classes are applied per environment; here they only have to parse.
@@ -203,17 +213,17 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
     for key in ["namespace", "environment", "class"] {
         class_vars.insert(key.into(), "validation".into());
     }
-    for files in &checkout.files[2..templates_at] {
-        load(files, &class_vars, &mut load_errors);
+    for slot in &layout.classes {
+        load(checkout.files(*slot), &class_vars, &mut load_errors);
     }
     // Templates and image pipelines are applied elsewhere (where Tekton may be absent); here
     // they only have to parse, so a broken one fails the revision that broke it.
     let mut tekton_vars = vars.clone();
     tekton_vars.insert("namespace".into(), "validation".into());
     tekton_vars.insert("platform".into(), name.clone());
-    let tekton_end = if images.is_some() { images_at + 1 } else { images_at };
-    for files in &checkout.files[templates_at..tekton_end] {
-        load(files, &tekton_vars, &mut load_errors);
+    let tekton = std::iter::once(layout.templates).chain(layout.images.as_ref().map(|i| i.pipelines));
+    for slot in tekton {
+        load(checkout.files(slot), &tekton_vars, &mut load_errors);
     }
     if let Some(images) = &images {
         // The platform's own cicd namespace, where its images are built.
@@ -223,7 +233,7 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
         let manifest =
             Manifest { file: format!("Factory {name} spec.images"), line: 0, document: 0, object: namespace };
         engine.prepare(&mut desired, &manifest).await?;
-        crate::images::observe(ctx, factory, images, status).await;
+        images::observe(ctx, factory, images, status).await;
     }
     let references = factory_core::images::references(&status.images);
     // A class named `cicd` is the baseline of every team's cicd namespace; without one, the
@@ -234,12 +244,12 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
             .unwrap_or_default()
             .iter()
             .filter_map(|path| classes.iter().position(|c| &c.path == path))
-            .map(|i| checkout.files[2 + i].as_slice())
+            .map(|i| checkout.files(layout.classes[i]))
             .collect();
     let mut render_errors = Vec::new();
     let mut cicd_errors = Vec::new();
     // One file of definitions at a time, for the same reason.
-    for file in &checkout.files[1] {
+    for file in checkout.files(layout.factories) {
         for definition in load(std::slice::from_ref(file), &vars, &mut load_errors) {
             match render::team_factory(&name, &definition, &references, &ctx.tenant_namespace) {
                 Ok(objects) => {
@@ -285,7 +295,9 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
     // A configured path that became empty is far more often a mistake than a wish to delete
     // everything it held: without `allowEmpty`, nothing is pruned.
     let mut notes = Vec::new();
-    for (spec_path, files) in [(&cluster, &checkout.files[0]), (&factories, &checkout.files[1])] {
+    for (spec_path, files) in
+        [(&cluster, checkout.files(layout.cluster)), (&factories, checkout.files(layout.factories))]
+    {
         if let Some(p) = spec_path
             && files.is_empty()
             && !p.allow_empty
@@ -300,17 +312,16 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
 
     let outcome = engine.apply(desired, &status.inventory, prune, DriftMode::Correct).await?;
     let mut info = Vec::new();
-    if let Some(images) = &images {
-        let ids = &checkout.ids[images_at + 1..];
-        let revision = crate::images::Revision {
+    if let (Some(images), Some(slots)) = (&images, &layout.images) {
+        let revision = images::Revision {
             spec: images,
-            files: &checkout.files[images_at],
-            context_ids: ids[..images.images.len()].to_vec(),
-            ca_id: ids.last().cloned().flatten(),
+            files: checkout.files(slots.pipelines),
+            context_ids: slots.contexts.iter().map(|slot| checkout.id(*slot)).collect(),
+            ca_id: checkout.id(slots.ca),
             url: &source.url,
             revision: &checkout.synced.revision,
         };
-        info.extend(crate::images::build(ctx, factory, account, revision, status).await);
+        info.extend(images::build(ctx, factory, account, revision, status).await);
     } else {
         status.images.clear();
     }

@@ -7,8 +7,30 @@ use factory_source::{Auth, Limits, Reference, Synced, path_id, read_paths};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 
-use crate::context::Context;
-use crate::error::ReconcileError;
+use crate::services::context::Context;
+use crate::services::error::ReconcileError;
+
+/// The paths a checkout reads, each handed a [`Slot`] to find its files by afterwards.
+#[derive(Debug, Default, Clone)]
+pub struct Paths(Vec<Option<String>>);
+
+/// Where one requested path's files are in a [`Checkout`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot(usize);
+
+impl Paths {
+    /// Asks for `path` (`None` reads nothing, and its slot holds no files).
+    pub fn add(&mut self, path: Option<String>) -> Slot {
+        self.0.push(path);
+        Slot(self.0.len() - 1)
+    }
+}
+
+impl From<Vec<String>> for Paths {
+    fn from(paths: Vec<String>) -> Self {
+        Self(paths.into_iter().map(Some).collect())
+    }
+}
 
 /// A synced revision and the files read from it.
 pub struct Checkout {
@@ -18,6 +40,18 @@ pub struct Checkout {
     pub files: Vec<Vec<SourceFile>>,
     /// The git object id of each requested path (a content hash), in the same order.
     pub ids: Vec<Option<String>>,
+}
+
+impl Checkout {
+    /// The files under the path of `slot`.
+    pub fn files(&self, slot: Slot) -> &[SourceFile] {
+        self.files.get(slot.0).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// The git object id of the path of `slot` (a content hash), if it exists.
+    pub fn id(&self, slot: Slot) -> Option<String> {
+        self.ids.get(slot.0).cloned().flatten()
+    }
 }
 
 /// Which revision a `GitRef` asks for; a missing ref means branch `main`.
@@ -69,7 +103,7 @@ pub async fn checkout(
     source: &GitSource,
     reader: &Client,
     default_namespace: &str,
-    paths: Vec<Option<String>>,
+    paths: Paths,
 ) -> Result<Checkout, ReconcileError> {
     checkout_at(ctx, source, reader, default_namespace, reference(source.git_ref.as_ref()), paths).await
 }
@@ -82,7 +116,7 @@ pub async fn checkout_at(
     reader: &Client,
     default_namespace: &str,
     reference: Reference,
-    paths: Vec<Option<String>>,
+    paths: Paths,
 ) -> Result<Checkout, ReconcileError> {
     let (auth, credential) = auth(reader, source, default_namespace).await?;
     let repos = ctx.repos.clone();
@@ -94,17 +128,17 @@ pub async fn checkout_at(
         let outcome = match &synced {
             Ok(s) if s.fetched => "fetched",
             Ok(_) => "unchanged",
-            Err(e) => e.reason(),
+            Err(e) => e.reason().as_str(),
         };
         metrics
             .git_fetch
-            .get_or_create(&crate::metrics::FetchLabels { outcome: outcome.into() })
+            .get_or_create(&crate::services::metrics::FetchLabels { outcome: outcome.into() })
             .observe(started.elapsed().as_secs_f64());
         let synced = synced?;
         let repo = repos.open(&url, &credential)?;
-        let mut files = Vec::with_capacity(paths.len());
-        let mut ids = Vec::with_capacity(paths.len());
-        for path in &paths {
+        let mut files = Vec::with_capacity(paths.0.len());
+        let mut ids = Vec::with_capacity(paths.0.len());
+        for path in &paths.0 {
             files.push(match path {
                 Some(path) => read_paths(&repo, &synced.commit, &[path.as_str()], Limits::default())?,
                 None => Vec::new(),

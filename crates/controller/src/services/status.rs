@@ -1,15 +1,15 @@
 //! Writing status: conditions from a step's result, written only when something changed,
 //! and Events for what matters.
 
-use factory_api::conditions::{READY, RECONCILING, STALLED, reasons};
+use factory_api::conditions::{READY, RECONCILING, Reason, STALLED};
 use factory_core::conditions::{self, Status};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
-use crate::context::Context;
-use crate::error::ReconcileError;
+use crate::services::context::Context;
+use crate::services::error::ReconcileError;
 
 /// The current time, for condition transitions.
 pub fn now() -> Time {
@@ -31,8 +31,8 @@ pub fn bounded(message: &str, max: usize) -> String {
 /// Sets Ready/Reconciling/Stalled for a successful reconcile.
 pub fn succeeded(list: &mut Vec<Condition>, generation: Option<i64>, message: &str) {
     let now = now();
-    conditions::set(list, READY, Status::True, reasons::RECONCILED, bounded(message, 4096), generation, &now);
-    conditions::set(list, RECONCILING, Status::False, reasons::RECONCILED, "", generation, &now);
+    conditions::set(list, READY, Status::True, Reason::Reconciled, bounded(message, 4096), generation, &now);
+    conditions::set(list, RECONCILING, Status::False, Reason::Reconciled, "", generation, &now);
     conditions::remove(list, STALLED);
 }
 
@@ -49,12 +49,12 @@ pub fn suspension(own: bool, team: Option<&factory_api::Factory>) -> Option<Stri
 /// Marks a resource suspended (`Reconciling=False`, reason `Suspended`, saying `why`); Ready
 /// keeps describing what was last applied.
 pub fn suspended(list: &mut Vec<Condition>, generation: Option<i64>, why: &str) {
-    conditions::set(list, RECONCILING, Status::False, reasons::SUSPENDED, bounded(why, 4096), generation, &now());
+    conditions::set(list, RECONCILING, Status::False, Reason::Suspended, bounded(why, 4096), generation, &now());
 }
 
 /// Sets Ready=False and Stalled=True with `reason` for a revision that was applied but needs a
 /// human decision (such as pruning held back on an emptied path).
-pub fn held_back(list: &mut Vec<Condition>, generation: Option<i64>, reason: &str, message: &str) {
+pub fn held_back(list: &mut Vec<Condition>, generation: Option<i64>, reason: Reason, message: &str) {
     let now = now();
     let message = bounded(message, 4096);
     conditions::set(list, READY, Status::False, reason, message.clone(), generation, &now);
@@ -72,18 +72,13 @@ pub fn failed(list: &mut Vec<Condition>, generation: Option<i64>, error: &Reconc
         conditions::set(list, RECONCILING, Status::False, error.reason(), "", generation, &now);
     } else {
         conditions::remove(list, STALLED);
-        conditions::set(list, RECONCILING, Status::True, reasons::PROGRESSING, "retrying", generation, &now);
+        conditions::set(list, RECONCILING, Status::True, Reason::Progressing, "retrying", generation, &now);
     }
 }
 
 /// Writes `new` as the status subresource of `object` through `api` (server-side apply under
 /// the operator's field manager) unless it equals `current`: a steady state writes nothing.
-pub async fn write<K, S>(
-    api: &kube::Api<K>,
-    object: &K,
-    current: Option<&S>,
-    new: S,
-) -> Result<(), crate::error::ReconcileError>
+pub async fn write<K, S>(api: &kube::Api<K>, object: &K, current: Option<&S>, new: S) -> Result<(), ReconcileError>
 where
     K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
     S: PartialEq + serde::Serialize,
@@ -97,18 +92,27 @@ where
     Ok(())
 }
 
-/// Records a finished reconcile of `controller` in the metrics.
-pub fn record(
-    ctx: &Context,
-    controller: &str,
-    result: Result<&factory_apply::Outcome, &crate::error::ReconcileError>,
-    took: std::time::Duration,
-) {
-    let (reason, applied, pruned) = match result {
-        Ok(o) => (factory_api::conditions::reasons::RECONCILED, o.created.len() + o.updated.len(), o.pruned.len()),
-        Err(e) => (e.reason(), 0, 0),
-    };
-    ctx.metrics.reconciled(controller, reason, took, applied, pruned);
+/// One Event to publish about the object being reconciled.
+#[derive(Debug, Clone)]
+pub struct Note {
+    /// Normal or Warning.
+    pub type_: EventType,
+    /// Why.
+    pub reason: Reason,
+    /// What happened.
+    pub message: String,
+}
+
+impl Note {
+    /// A Warning.
+    pub fn warning(reason: Reason, message: impl Into<String>) -> Self {
+        Self { type_: EventType::Warning, reason, message: message.into() }
+    }
+
+    /// A Normal Event.
+    pub fn normal(reason: Reason, message: impl Into<String>) -> Self {
+        Self { type_: EventType::Normal, reason, message: message.into() }
+    }
 }
 
 /// Publishes an Event about `object`; failures to publish are logged, never fatal.
@@ -116,12 +120,12 @@ pub async fn event<K: Resource<DynamicType = ()>>(
     ctx: &Context,
     object: &K,
     type_: EventType,
-    reason: &str,
+    reason: Reason,
     note: &str,
 ) {
     let ev = Event {
         type_,
-        reason: reason.to_string(),
+        reason: reason.as_str().to_string(),
         note: Some(bounded(note, 1024)),
         action: "Reconcile".into(),
         secondary: None,
@@ -129,6 +133,11 @@ pub async fn event<K: Resource<DynamicType = ()>>(
     if let Err(e) = ctx.recorder.publish(&ev, &object.object_ref(&())).await {
         warn!(object = %object.name_any(), error = %e, "could not publish event");
     }
+}
+
+/// Publishes `note` about `object`.
+pub async fn publish<K: Resource<DynamicType = ()>>(ctx: &Context, object: &K, note: &Note) {
+    event(ctx, object, note.type_, note.reason, &note.message).await;
 }
 
 /// Says that a reconcile of `object` failed: logged, and a Warning Event — except for waiting
@@ -139,6 +148,6 @@ pub async fn report_failure<K: Resource<DynamicType = ()>>(ctx: &Context, object
         info!(%error, "waiting");
         return;
     }
-    warn!(%error, reason = error.reason(), "reconcile failed");
+    warn!(%error, reason = %error.reason(), "reconcile failed");
     event(ctx, object, EventType::Warning, error.reason(), &error.to_string()).await;
 }

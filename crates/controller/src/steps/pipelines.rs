@@ -17,36 +17,16 @@ use factory_core::pipelines::{TRIGGERS_API_VERSION, application_triggers};
 use factory_core::runs;
 use factory_source::Reference;
 use kube::ResourceExt;
-use kube::api::{Api, ApiResource, DynamicObject, ListParams};
+use kube::api::{Api, DynamicObject, ListParams};
 
-use crate::context::Context;
-use crate::error::ReconcileError;
-use crate::source::{checkout, checkout_at};
-
-/// Tekton's PipelineRun, storage version `tekton.dev/v1`.
-pub fn pipeline_run_resource() -> ApiResource {
-    ApiResource {
-        group: "tekton.dev".into(),
-        version: "v1".into(),
-        api_version: "tekton.dev/v1".into(),
-        kind: "PipelineRun".into(),
-        plural: "pipelineruns".into(),
-    }
-}
+use crate::services::context::Context;
+use crate::services::error::ReconcileError;
+use crate::services::source::{Paths, checkout, checkout_at};
+use crate::services::tekton::{pipeline_run_resource, served};
 
 /// Name of the `status.pipelines` entry for the platform's pipeline templates (not a valid
 /// application name, so it cannot collide with one).
 pub const TEMPLATES_ENTRY: &str = "platform:templates";
-
-/// Whether the cluster serves `api_version`/`kind` (discovery, cached).
-async fn served(ctx: &Context, api_version: &str, kind: &str) -> bool {
-    matches!(ctx.resolver.is_served(api_version, kind).await, Ok(true))
-}
-
-/// Whether Tekton Pipelines is installed.
-pub async fn tekton_served(ctx: &Context) -> bool {
-    served(ctx, "tekton.dev/v1", "PipelineRun").await
-}
 
 fn previous_or_new(previous: &[ApplicationStatus], name: &str) -> ApplicationStatus {
     previous
@@ -109,7 +89,7 @@ async fn apply_one(
     let team = factory.name_any();
     let cicd = cicd_namespace(&team);
     let client = ctx.tenant(&team)?;
-    let checkout = checkout(ctx, source, &client, &cicd, vec![Some(path.to_string())]).await?;
+    let checkout = checkout(ctx, source, &client, &cicd, Paths::from(vec![path.to_string()])).await?;
     let vars = BTreeMap::from([
         ("factory".to_string(), team.clone()),
         ("application".to_string(), app.to_string()),
@@ -143,7 +123,8 @@ fn in_namespace(objects: &mut [Manifest], namespace: &str) {
 /// platform offers none.
 async fn templates(ctx: &Context, factory: &Factory, previous: &[ApplicationStatus]) -> Option<ApplicationStatus> {
     let mut status = previous_or_new(previous, TEMPLATES_ENTRY);
-    let platform = match crate::environment::platform_of(ctx, factory, crate::context::Read::Store).await {
+    let platform = match crate::steps::baseline::platform_of(ctx, factory, crate::services::context::Read::Store).await
+    {
         Ok(p) => p,
         // Not built by a platform factory, or it has not applied yet: nothing to offer now.
         Err(_) => return previous.iter().find(|s| s.name == TEMPLATES_ENTRY).cloned(),
@@ -160,7 +141,7 @@ async fn templates(ctx: &Context, factory: &Factory, previous: &[ApplicationStat
             &client,
             &platform.account.namespace,
             Reference::Commit(platform.commit.clone()),
-            vec![Some(path)],
+            Paths::from(vec![path]),
         )
         .await?;
         let mut vars = platform.platform.spec.variables.clone();

@@ -1,5 +1,6 @@
 //! Reconcile errors: each says what failed and where, and maps to a condition reason.
 
+use factory_api::conditions::Reason;
 use factory_apply::ApplyError;
 use factory_core::manifests::LoadError;
 use factory_core::render::RenderError;
@@ -49,18 +50,16 @@ pub enum ReconcileError {
 
 impl ReconcileError {
     /// PascalCase reason for conditions, Events and metrics.
-    pub fn reason(&self) -> &'static str {
-        use factory_api::conditions::reasons;
+    pub fn reason(&self) -> Reason {
         match self {
-            ReconcileError::InvalidSpec(_) => reasons::INVALID_SPEC,
-            ReconcileError::Credentials { .. } => reasons::AUTHENTICATION_FAILED,
+            ReconcileError::InvalidSpec(_) | ReconcileError::Render(_) => Reason::InvalidSpec,
+            ReconcileError::Credentials { .. } => Reason::AuthenticationFailed,
             ReconcileError::Source(e) => e.reason(),
-            ReconcileError::Load(_) => reasons::PARSE_FAILED,
-            ReconcileError::Render(_) => reasons::INVALID_SPEC,
+            ReconcileError::Load(_) => Reason::ParseFailed,
             ReconcileError::Apply(e) => e.reason(),
-            ReconcileError::PruneSkipped(_) => reasons::PRUNE_SKIPPED,
-            ReconcileError::Waiting(_) => "DependencyNotReady",
-            ReconcileError::Kube(_) | ReconcileError::Internal(_) => "InternalError",
+            ReconcileError::PruneSkipped(_) => Reason::PruneSkipped,
+            ReconcileError::Waiting(_) => Reason::DependencyNotReady,
+            ReconcileError::Kube(_) | ReconcileError::Internal(_) => Reason::InternalError,
         }
     }
 

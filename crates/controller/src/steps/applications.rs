@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use factory_api::conditions::reasons;
+use factory_api::conditions::Reason;
 use factory_api::environment::ApplicationStatus;
 use factory_api::factory::{Application, ApplicationRemoval};
 use factory_api::{Environment, labels};
@@ -16,10 +16,10 @@ use factory_core::baseline;
 use factory_core::manifests;
 use factory_core::names::cicd_namespace;
 
-use crate::context::Context;
-use crate::error::ReconcileError;
-use crate::source::checkout;
-use kube::runtime::events::EventType;
+use crate::services::context::Context;
+use crate::services::error::ReconcileError;
+use crate::services::source::{Paths, checkout};
+use crate::services::status::Note;
 
 /// Where an application's configuration goes.
 pub struct Target<'a> {
@@ -96,13 +96,30 @@ pub async fn wait_for_new_rights(
     false
 }
 
-/// Applies `app` into `target`; returns its new status (with the error, if any).
+/// One application after a reconcile: its status entry, and why it failed if it did.
+#[derive(Debug, Clone, Default)]
+pub struct AppState {
+    /// Its entry in the environment's (or preview's) status; the error says what failed.
+    pub status: ApplicationStatus,
+    /// The reason of the failure, if any.
+    pub failed: Option<Reason>,
+}
+
+impl AppState {
+    /// An application that failed for `reason`, keeping what `status` says it last applied.
+    pub fn failing(mut status: ApplicationStatus, reason: Reason, message: &str) -> Self {
+        status.error = format!("{reason}: {message}");
+        Self { status, failed: Some(reason) }
+    }
+}
+
+/// Applies `app` into `target`; returns its new state.
 pub async fn apply(
     ctx: &Context,
     target: &Target<'_>,
     app: &Application,
     previous: Option<&ApplicationStatus>,
-) -> ApplicationStatus {
+) -> AppState {
     let mut status =
         previous.cloned().unwrap_or_else(|| ApplicationStatus { name: app.name.clone(), ..Default::default() });
     match run(ctx, target, app, &status).await {
@@ -111,15 +128,15 @@ pub async fn apply(
             status.last_attempted_revision = Some(revision);
             status.inventory = inventory;
             status.error.clear();
+            AppState { status, failed: None }
         }
         Err((attempted, error)) => {
             if attempted.is_some() {
                 status.last_attempted_revision = attempted;
             }
-            status.error = format!("{}: {error}", error.reason());
+            AppState::failing(status, error.reason(), &error.to_string())
         }
     }
-    status
 }
 
 async fn run(
@@ -130,7 +147,7 @@ async fn run(
 ) -> Result<(String, Vec<factory_api::InventoryEntry>), (Option<String>, ReconcileError)> {
     let environment = target.environment;
     let Some(config) = &app.config else { return Ok((String::new(), Vec::new())) };
-    let paths = baseline::application_paths(&config.path, target.class, environment).into_iter().map(Some).collect();
+    let paths = Paths::from(baseline::application_paths(&config.path, target.class, environment));
     // The factory's own account reads the git Secret (from the cicd namespace unless named).
     let client = ctx.tenant(target.factory).map_err(|e| (None, e.into()))?;
     let checkout =
@@ -151,16 +168,13 @@ async fn run(
     for files in &checkout.files {
         layers.push(manifests::load(files, &vars).map_err(|e| fail(ReconcileError::Load(e)))?);
     }
-    let desired = baseline::layered_objects(layers, target.namespace);
+    let desired = factory_core::objects::layered_objects(layers, target.namespace);
     let engine_labels = BTreeMap::from([
         (labels::APPLIED_BY.to_string(), format!("application.{}", app.name)),
         (labels::FACTORY.to_string(), target.factory.to_string()),
     ]);
     let engine = Engine::new(client, ctx.resolver.clone(), engine_labels);
-    let drift = match target.drift {
-        factory_api::DriftPolicy::Correct => DriftMode::Correct,
-        factory_api::DriftPolicy::Report => DriftMode::Report,
-    };
+    let drift = DriftMode::from(target.drift);
     let outcome =
         engine.run(&desired, &status.inventory, PruneMode::Enabled, drift).await.map_err(|e| fail(e.into()))?;
     tracing::debug!(namespace = target.namespace, application = %app.name, created = outcome.created.len(), "application applied");
@@ -169,10 +183,10 @@ async fn run(
 
 /// What became of an application that left its factory (or lost its `config`) in one place.
 pub struct Removal {
-    /// Its status entry from now on: `None` once everything it applied is gone.
-    pub status: Option<ApplicationStatus>,
+    /// Its state from now on: `None` once everything it applied is gone.
+    pub state: Option<AppState>,
     /// What happened, for an Event; `None` when nothing did.
-    pub note: Option<(EventType, &'static str, String)>,
+    pub note: Option<Note>,
 }
 
 /// Removes what `previous` (an application no longer in the factory, or without config)
@@ -187,7 +201,8 @@ pub async fn remove(
     previous: &ApplicationStatus,
 ) -> Removal {
     if previous.orphaned || previous.inventory.is_empty() {
-        return Removal { status: previous.orphaned.then(|| previous.clone()), note: None };
+        let state = previous.orphaned.then(|| AppState { status: previous.clone(), failed: None });
+        return Removal { state, note: None };
     }
     let name = &previous.name;
     let count = previous.inventory.len();
@@ -198,7 +213,10 @@ pub async fn remove(
         let note = format!(
             "application {name} was removed from factory {factory}: its {count} objects in {namespace} are left in place (applicationRemoval: Orphan)"
         );
-        return Removal { status: Some(status), note: Some((EventType::Warning, reasons::ORPHANED, note)) };
+        return Removal {
+            state: Some(AppState { status, failed: None }),
+            note: Some(Note::warning(Reason::Orphaned, note)),
+        };
     }
     let labels = BTreeMap::from([(labels::APPLIED_BY.to_string(), format!("application.{name}"))]);
     let result = match ctx.tenant(factory) {
@@ -216,12 +234,12 @@ pub async fn remove(
             if !outcome.prune_skipped.is_empty() {
                 note.push_str(&format!("; left {}", outcome.prune_skipped.join("; ")));
             }
-            return Removal { status: None, note: Some((EventType::Normal, "Pruned", note)) };
+            return Removal { state: None, note: Some(Note::normal(Reason::Pruned, note)) };
         }
         Ok(outcome) => (outcome.inventory, outcome.prune_skipped.join("; ")),
         Err(e) => (previous.inventory.clone(), e.to_string()),
     };
-    let error = format!("{}: removed from factory {factory}, not pruned yet: {why}", reasons::PRUNE_FAILED);
-    let status = ApplicationStatus { inventory, error: error.clone(), ..previous.clone() };
-    Removal { status: Some(status), note: Some((EventType::Warning, reasons::PRUNE_FAILED, error)) }
+    let message = format!("removed from factory {factory}, not pruned yet: {why}");
+    let state = AppState::failing(ApplicationStatus { inventory, ..previous.clone() }, Reason::PruneFailed, &message);
+    Removal { state: Some(state), note: Some(Note::warning(Reason::PruneFailed, message)) }
 }

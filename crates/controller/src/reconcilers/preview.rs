@@ -6,44 +6,41 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use factory_api::conditions::reasons;
-use factory_api::{Factory, PreviewEnvironment, PreviewEnvironmentStatus, PreviewPhase, labels};
+use factory_api::conditions::Reason;
+use factory_api::{Factory, PreviewEnvironment, PreviewEnvironmentStatus, PreviewPhase, ReconcileStatus, labels};
 use factory_apply::{DriftMode, Engine, PruneMode};
 use factory_core::manifests::Manifest;
-use factory_core::names::sanitize_label;
 use factory_core::previews;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::ResourceExt;
 use kube::api::{Api, DeleteParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::{Client, ResourceExt};
 use serde_json::json;
-use tracing::{info, instrument, warn};
+use tracing::{info, warn};
 
-use crate::context::{Context, Read};
-use crate::environment::{Baseline, Target, baseline};
-use crate::error::ReconcileError;
-use crate::status;
+use crate::reconcilers::skeleton::{self, RETRY, Reconciler, Report, Verdict};
+use crate::services::context::{Context, Read};
+use crate::services::error::ReconcileError;
+use crate::services::status;
+use crate::steps::applications::{self, AppState};
+use crate::steps::baseline::{Baseline, Target, baseline};
+use crate::steps::previews::namespace_of;
 
 /// Finalizer that holds a preview until its namespace is gone.
 pub const FINALIZER: &str = "factories.dev/preview-namespace";
 
-/// The namespace of preview `name` of factory `factory`: a DNS-1123 label, unique per preview.
-pub fn namespace_of(factory: &str, name: &str) -> String {
-    sanitize_label(&format!("{factory}-pv-{name}"), 63)
-}
-
-/// Reconciles one preview through its finalizer.
-#[instrument(skip_all, fields(preview = %format!("{}/{}", preview.namespace().unwrap_or_default(), preview.name_any())))]
+/// Reconciles one preview through its finalizer: building it through the skeleton, or
+/// removing its namespace once it is deleted.
 pub async fn reconcile(preview: Arc<PreviewEnvironment>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     let ns = preview.namespace().unwrap_or_default();
     let api: Api<PreviewEnvironment> = Api::namespaced(ctx.client.clone(), &ns);
     finalizer(&api, FINALIZER, preview, |event| async {
         match event {
-            Finalizer::Apply(p) => apply(p, &ctx).await,
+            Finalizer::Apply(p) => skeleton::reconcile::<Preview>(p, &ctx).await,
             Finalizer::Cleanup(p) => cleanup(p, &ctx).await,
         }
     })
@@ -52,6 +49,83 @@ pub async fn reconcile(preview: Arc<PreviewEnvironment>, ctx: Arc<Context>) -> R
         kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
         other => ReconcileError::Internal(other.to_string()),
     })
+}
+
+/// The preview as the skeleton runs it.
+pub struct Preview;
+
+impl Reconciler for Preview {
+    type Object = PreviewEnvironment;
+    type Status = PreviewEnvironmentStatus;
+    const NAME: &'static str = "preview";
+
+    fn status(preview: &PreviewEnvironment) -> Option<&PreviewEnvironmentStatus> {
+        preview.status.as_ref()
+    }
+
+    fn shared(status: &mut PreviewEnvironmentStatus) -> &mut ReconcileStatus {
+        &mut status.reconcile
+    }
+
+    fn api(preview: &PreviewEnvironment, client: Client) -> Api<PreviewEnvironment> {
+        Api::namespaced(client, &preview.namespace().unwrap_or_default())
+    }
+
+    fn resync(_: &PreviewEnvironment, ctx: &Context) -> Duration {
+        ctx.resync
+    }
+
+    async fn run(
+        preview: &PreviewEnvironment,
+        ctx: &Context,
+        status: &mut PreviewEnvironmentStatus,
+    ) -> Result<Report, ReconcileError> {
+        let cicd = preview.namespace().unwrap_or_default();
+        let built = build(preview, ctx, &cicd, status).await?;
+        // Looked at again when it expires, and at least every resync.
+        let requeue = match built.lifetime.expires {
+            Some(expires) => {
+                let left = expires.duration_since(Timestamp::now());
+                if left.is_negative() {
+                    info!("expired; deleting");
+                    let mut report = Report::new(Verdict::Gone, None);
+                    report.note(EventType::Normal, Reason::Expired, "expired; removing the preview and its namespace");
+                    Api::<PreviewEnvironment>::namespaced(ctx.client.clone(), &cicd)
+                        .delete(&preview.name_any(), &DeleteParams::default())
+                        .await?;
+                    return Ok(report);
+                }
+                Duration::try_from(left).unwrap_or(Duration::ZERO).min(ctx.resync) + Duration::from_millis(200)
+            }
+            None => ctx.resync,
+        };
+        let verdict = match (built.suspended, built.application) {
+            (Some(why), _) => Verdict::Suspended(why),
+            (None, Some(AppState { failed: Some(reason), status: app })) => {
+                status.phase = Some(PreviewPhase::Pending);
+                let message = format!("application {}: {}", app.name, app.error);
+                let mut report =
+                    Report::new(Verdict::HeldBack { reason, message: message.clone() }, Some(requeue.min(RETRY)));
+                report.note(EventType::Warning, reason, message);
+                return Ok(report);
+            }
+            (None, _) => {
+                let mut message =
+                    format!("preview namespace {} is ready", status.namespace.clone().unwrap_or_default());
+                if let Some(capped) = &built.lifetime.capped {
+                    message.push_str(&format!("; {capped}"));
+                }
+                status.phase = Some(PreviewPhase::Ready);
+                Verdict::Ready(message)
+            }
+        };
+        Ok(Report::new(verdict, Some(requeue)))
+    }
+
+    fn failed(status: &mut PreviewEnvironmentStatus, error: &ReconcileError) {
+        warn!(%error, "preview failed");
+        status.phase = Some(if error.is_permanent() { PreviewPhase::Failed } else { PreviewPhase::Pending });
+    }
 }
 
 /// The team factory owning a cicd namespace.
@@ -74,66 +148,14 @@ fn expiry(preview: &PreviewEnvironment, team: &Factory) -> Result<previews::Life
     previews::lifetime(&policy, &preview.spec, keep, created).map_err(ReconcileError::InvalidSpec)
 }
 
-async fn apply(preview: Arc<PreviewEnvironment>, ctx: &Context) -> Result<Action, ReconcileError> {
-    let cicd = preview.namespace().unwrap_or_default();
-    let name = preview.name_any();
-    let mut new_status = preview.status.clone().unwrap_or_default();
-    new_status.observed_generation = preview.metadata.generation;
-    let result = build(&preview, ctx, &cicd, &mut new_status).await;
-    let requeue = match &result {
-        Ok(Built { lifetime: previews::Lifetime { expires: Some(expires), .. }, .. }) => {
-            let left = expires.duration_since(Timestamp::now());
-            if left.is_negative() {
-                info!(%name, "expired; deleting");
-                status::event(
-                    ctx,
-                    preview.as_ref(),
-                    EventType::Normal,
-                    reasons::EXPIRED,
-                    "expired; removing the preview and its namespace",
-                )
-                .await;
-                Api::<PreviewEnvironment>::namespaced(ctx.client.clone(), &cicd)
-                    .delete(&name, &DeleteParams::default())
-                    .await?;
-                return Ok(Action::await_change());
-            }
-            Duration::try_from(left).unwrap_or(Duration::ZERO).min(ctx.resync) + Duration::from_millis(200)
-        }
-        Ok(_) => ctx.resync,
-        Err(e) if e.is_permanent() => ctx.resync,
-        Err(_) => Duration::from_secs(10),
-    };
-    match &result {
-        Ok(Built { suspended: Some(why), .. }) => {
-            status::suspended(&mut new_status.conditions, preview.metadata.generation, why);
-        }
-        Ok(Built { lifetime, .. }) => {
-            let mut message =
-                format!("preview namespace {} is ready", new_status.namespace.clone().unwrap_or_default());
-            if let Some(capped) = &lifetime.capped {
-                message.push_str(&format!("; {capped}"));
-            }
-            new_status.phase = Some(PreviewPhase::Ready);
-            status::succeeded(&mut new_status.conditions, preview.metadata.generation, &message);
-        }
-        Err(error) => {
-            warn!(%error, "preview failed");
-            new_status.phase = Some(if error.is_permanent() { PreviewPhase::Failed } else { PreviewPhase::Pending });
-            status::failed(&mut new_status.conditions, preview.metadata.generation, error);
-            status::event(ctx, preview.as_ref(), EventType::Warning, error.reason(), &error.to_string()).await;
-        }
-    }
-    status::write(&Api::namespaced(ctx.client.clone(), &cicd), preview.as_ref(), preview.status.as_ref(), new_status)
-        .await?;
-    Ok(Action::requeue(requeue))
-}
-
-/// What a reconcile of a preview found: when it expires, and whether it is suspended.
+/// What a reconcile of a preview found: when it expires, whether it is suspended, and how its
+/// application went.
 struct Built {
     lifetime: previews::Lifetime,
     /// Why nothing was applied, when the preview or its factory is suspended.
     suspended: Option<String>,
+    /// The application, once applied (or tried).
+    application: Option<AppState>,
 }
 
 /// Builds the preview, unless it or its factory is suspended (it expires all the same).
@@ -150,7 +172,11 @@ async fn build(
     let namespace = namespace_of(&factory, &preview.name_any());
     status.namespace = Some(namespace.clone());
     if let Some(why) = status::suspension(preview.spec.suspend, Some(&team)) {
-        return Ok(Built { lifetime, suspended: Some(format!("{why} (the preview still expires)")) });
+        return Ok(Built {
+            lifetime,
+            suspended: Some(format!("{why} (the preview still expires)")),
+            application: None,
+        });
     }
     let app =
         team.spec.applications.iter().flatten().find(|a| a.name == preview.spec.application).cloned().ok_or_else(
@@ -177,7 +203,7 @@ async fn build(
     let owners = team.spec.owners.clone().unwrap_or_default();
     let grants = previews::access(&policy, &owners);
     desired.extend(
-        factory_core::render::access_bindings(&factory, &namespace, &grants)
+        factory_core::objects::access_bindings(&factory, &namespace, &grants)
             .into_iter()
             .map(|object| Manifest { object, ..origin.clone() }),
     );
@@ -189,27 +215,25 @@ async fn build(
     let outcome = Engine::new(client, ctx.resolver.clone(), engine_labels)
         .run(&desired, &status.inventory, PruneMode::Enabled, DriftMode::Correct)
         .await?;
-    crate::application::wait_for_new_rights(ctx, &outcome, &factory, &namespace).await;
+    applications::wait_for_new_rights(ctx, &outcome, &factory, &namespace).await;
     status.inventory = outcome.inventory;
 
     // The one application, at the preview's ref.
     let mut app = app;
     app.source.git_ref = Some(preview.spec.git_ref.clone());
-    let app_target = crate::application::Target {
+    let app_target = applications::Target {
         factory: &factory,
         namespace: &namespace,
         class: &class,
         environment: "preview",
         drift: factory_api::DriftPolicy::Correct,
     };
-    let applied = crate::application::apply(ctx, &app_target, &app, status.application.as_ref()).await;
-    status.source_revision = applied.last_applied_revision.clone();
-    let error = applied.error.clone();
-    status.application = Some(applied);
-    if !error.is_empty() {
-        return Err(ReconcileError::Waiting(format!("application {}: {error}", preview.spec.application)));
-    }
-    Ok(Built { lifetime, suspended: None })
+    let applied = applications::apply(ctx, &app_target, &app, status.application.as_ref()).await;
+    status.source_revision = applied.status.last_applied_revision.clone();
+    status.reconcile.last_applied_revision = applied.status.last_applied_revision.clone();
+    status.reconcile.last_attempted_revision = applied.status.last_attempted_revision.clone();
+    status.application = Some(applied.status.clone());
+    Ok(Built { lifetime, suspended: None, application: Some(applied) })
 }
 
 /// Deletes the preview's namespace and holds the finalizer until it is gone.
@@ -237,7 +261,7 @@ async fn cleanup(preview: Arc<PreviewEnvironment>, ctx: &Context) -> Result<Acti
                     ctx,
                     preview.as_ref(),
                     EventType::Normal,
-                    "Deleting",
+                    Reason::Deleting,
                     &format!("deleting namespace {namespace}"),
                 )
                 .await;

@@ -2,63 +2,63 @@
 //! environment of the spec, and summarise them on status. An environment removed from the
 //! spec is left in place (its Environment reports itself orphaned); nothing here deletes one.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use factory_api::conditions::{READY, reasons};
+use factory_api::conditions::READY;
 use factory_api::factory::{EnvironmentCounts, PreviewCounts};
-use factory_api::{Factory, FactoryStatus, PreviewEnvironment, labels};
+use factory_api::{Factory, FactoryStatus, ReconcileStatus, labels};
 use factory_apply::{DriftMode, Engine, PruneMode};
 use factory_core::manifests::Manifest;
 use factory_core::{conditions, render, validate};
-use kube::api::{Api, ListParams};
-use kube::runtime::controller::Action;
-use kube::{Resource, ResourceExt};
+use kube::api::Api;
+use kube::{Client, ResourceExt};
 use serde_json::json;
-use tracing::{debug, info, instrument};
+use tracing::{debug, info};
 
-use crate::context::{Applied, Context, Read};
-use crate::error::ReconcileError;
-use crate::status;
+use crate::reconcilers::skeleton::{Reconciler, Report, Verdict};
+use crate::services::context::{Applied, Context, Read};
+use crate::services::error::ReconcileError;
+use crate::services::metrics::FactoryLabels;
+use crate::services::triggers;
+use crate::steps::{pipelines, previews};
 
-/// Reconciles one team factory.
-#[instrument(skip_all, fields(factory = %factory.name_any()))]
-pub async fn reconcile(factory: Arc<Factory>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
-    let started = std::time::Instant::now();
-    let mut new_status = factory.status.clone().unwrap_or_default();
-    new_status.observed_generation = factory.metadata.generation;
-    if factory.spec.suspend {
-        // Nothing applied, pruned or started: no Environment objects, pipelines, runs or branch previews.
-        let why = "spec.suspend is true: its environments and previews are suspended too";
-        status::suspended(&mut new_status.conditions, factory.metadata.generation, why);
-        ctx.metrics.reconciled("team", reasons::SUSPENDED, started.elapsed(), 0, 0);
-        status::write(&Api::all(ctx.client.clone()), factory.as_ref(), factory.status.as_ref(), new_status).await?;
-        return Ok(Action::await_change());
+/// The team factory as the skeleton runs it.
+pub struct Team;
+
+impl Reconciler for Team {
+    type Object = Factory;
+    type Status = FactoryStatus;
+    const NAME: &'static str = "team";
+
+    fn status(factory: &Factory) -> Option<&FactoryStatus> {
+        factory.status.as_ref()
     }
-    let result = run(&factory, &ctx, &mut new_status).await;
-    match &result {
-        Ok(message) => {
-            status::succeeded(&mut new_status.conditions, factory.metadata.generation, message);
-        }
-        Err(error) => {
-            status::failed(&mut new_status.conditions, factory.metadata.generation, error);
-            status::report_failure(&ctx, factory.as_ref(), error).await;
-        }
+
+    fn shared(status: &mut FactoryStatus) -> &mut ReconcileStatus {
+        &mut status.reconcile
     }
-    let reason = match &result {
-        Ok(_) => reasons::RECONCILED,
-        Err(e) => e.reason(),
-    };
-    ctx.metrics.reconciled("team", reason, started.elapsed(), 0, 0);
-    status::write(&Api::all(ctx.client.clone()), factory.as_ref(), factory.status.as_ref(), new_status).await?;
-    Ok(match result {
-        Err(e) if !e.is_permanent() => Action::requeue(Duration::from_secs(10)),
+
+    fn api(_: &Factory, client: Client) -> Api<Factory> {
+        Api::all(client)
+    }
+
+    fn resync(_: &Factory, ctx: &Context) -> Duration {
+        ctx.resync
+    }
+
+    async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Result<Report, ReconcileError> {
+        if factory.spec.suspend {
+            // Nothing applied, pruned or started: no Environment objects, pipelines, runs or branch previews.
+            let why = "spec.suspend is true: its environments and previews are suspended too";
+            return Ok(Report::new(Verdict::Suspended(why.into()), None));
+        }
+        let message = summarise(factory, ctx, status).await?;
         // As long as a summary-only reconcile trusts the last apply: a full apply follows.
-        _ => Action::requeue(ctx.resync),
-    })
+        Ok(Report::new(Verdict::Ready(message), Some(ctx.resync)))
+    }
 }
 
-async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Result<String, ReconcileError> {
+async fn summarise(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Result<String, ReconcileError> {
     let name = factory.name_any();
     let problems = validate::factory(&name, &factory.spec);
     if !problems.is_empty() {
@@ -80,7 +80,7 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
         Some(platform) => ctx.factory(platform, Read::Store).await?,
         None => None,
     };
-    let platform_revision = platform.as_ref().and_then(|p| p.status.as_ref()?.last_applied_revision.clone());
+    let platform_revision = platform.as_ref().and_then(|p| p.status.as_ref()?.reconcile.last_applied_revision.clone());
     if let (Some(p), None) = (&platform, &platform_revision) {
         return Err(ReconcileError::Waiting(format!(
             "platform factory {} has not applied a revision yet; environments are created from it",
@@ -93,7 +93,7 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
     // objects it renders) differ from what this process applied, or once every resync interval.
     let fingerprint = factory_core::inventory::digest(&json!([
         desired.iter().map(|m| &m.object).collect::<Vec<_>>(),
-        crate::triggers::inputs(factory),
+        triggers::inputs(factory),
         platform_revision.unwrap_or_default(),
     ]));
     if let Some(applied) = ctx.applied_recently(&name, &fingerprint, ctx.resync) {
@@ -109,14 +109,14 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
             info!(created = ?outcome.created, "environments materialised");
         }
         status.inventory = outcome.inventory.into_iter().filter(|e| wanted.iter().any(|w| *w == e.name)).collect();
-        status.pipelines = crate::pipelines::apply(ctx, factory, &status.pipelines).await;
+        status.pipelines = pipelines::apply(ctx, factory, &status.pipelines).await;
         let applied = Applied { inventory: status.inventory.clone(), pipelines: status.pipelines.clone() };
         ctx.remember_applied(&name, fingerprint, applied);
     }
 
     let mut counts = EnvironmentCounts { total: i32::try_from(wanted.len()).unwrap_or(i32::MAX), ..Default::default() };
     for env in ctx.environments_of(&name).await? {
-        let ready = env.status.as_ref().is_some_and(|s| conditions::is_true(&s.conditions, READY));
+        let ready = env.status.as_ref().is_some_and(|s| conditions::is_true(&s.reconcile.conditions, READY));
         if !wanted.contains(&env.name_any()) {
             counts.orphaned += 1;
         } else if ready {
@@ -126,13 +126,13 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
     status.environments = Some(counts.clone());
 
     let cicd = factory_core::names::cicd_namespace(&name);
-    let notes = branch_previews(factory, ctx, &cicd).await?;
+    let notes = previews::branch_previews(factory, ctx, &cicd).await?;
     let previews = ctx.previews_in(&cicd).await?;
     let soon = k8s_openapi::jiff::Timestamp::now() + k8s_openapi::jiff::SignedDuration::from_secs(3600);
     let mut pc = PreviewCounts { total: i32::try_from(previews.len()).unwrap_or(i32::MAX), ..Default::default() };
     for pv in &previews {
         let s = pv.status.clone().unwrap_or_default();
-        if conditions::is_true(&s.conditions, READY) {
+        if conditions::is_true(&s.reconcile.conditions, READY) {
             pc.ready += 1;
         }
         if s.expires_at.is_some_and(|t| t.0 < soon) {
@@ -140,9 +140,9 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
         }
     }
     status.previews = Some(pc.clone());
-    let labels = crate::metrics::FactoryLabels { factory: name.clone() };
+    let labels = FactoryLabels { factory: name.clone() };
     ctx.metrics.previews_active.get_or_create(&labels).set(i64::from(pc.total));
-    let view = crate::pipelines::summary(ctx, factory).await;
+    let view = pipelines::summary(ctx, factory).await;
     let pipeline_errors: Vec<String> = status
         .pipelines
         .iter()
@@ -170,47 +170,4 @@ async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Re
         message.push_str(&note);
     }
     Ok(message)
-}
-
-/// Keeps one preview per branch matching `previews.branches` for every application with
-/// config: creates missing ones, deletes those whose branch is gone. Only previews this
-/// function made (label `factories.dev/branch`) are ever deleted here. Returns notes for status
-/// (such as a preview refused by the cap).
-async fn branch_previews(factory: &Factory, ctx: &Context, cicd: &str) -> Result<Vec<String>, ReconcileError> {
-    let Some(pattern) = factory.spec.previews.as_ref().and_then(|p| p.branches.clone()) else { return Ok(Vec::new()) };
-    let api: Api<PreviewEnvironment> = Api::namespaced(ctx.client.clone(), cicd);
-    let existing = api.list(&ListParams::default().labels(labels::BRANCH_PREVIEW)).await?;
-    let mut wanted = Vec::new();
-    let mut notes = Vec::new();
-    for app in factory.spec.applications.iter().flatten().filter(|a| a.config.is_some()) {
-        let reader = ctx.tenant(&factory.name_any())?;
-        let branches = crate::source::branches(ctx, &app.source, &reader, cicd).await?;
-        for branch in branches.into_iter().filter(|b| factory_core::names::glob_match(&pattern, b)) {
-            let name = factory_core::names::branch_preview_name(&app.name, &branch);
-            wanted.push(name.clone());
-            if existing.items.iter().any(|p| p.name_any() == name) {
-                continue;
-            }
-            let preview: PreviewEnvironment = serde_json::from_value(json!({
-                "apiVersion": PreviewEnvironment::api_version(&()), "kind": "PreviewEnvironment",
-                "metadata": {"name": name, "namespace": cicd,
-                             "labels": {labels::BRANCH_PREVIEW: "true", labels::MANAGED_BY: labels::MANAGED_BY_VALUE},
-                             "annotations": {labels::BRANCH_PREVIEW: branch}},
-                "spec": {"application": app.name, "ref": {"branch": branch}}
-            }))
-            .map_err(|e| ReconcileError::Internal(e.to_string()))?;
-            match api.create(&kube::api::PostParams::default(), &preview).await {
-                Ok(_) => info!(%name, %branch, "branch preview created"),
-                Err(kube::Error::Api(s)) if s.code == 403 => {
-                    notes.push(format!("preview for branch {branch} refused: {}", s.message))
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-    for gone in existing.items.iter().filter(|p| !wanted.contains(&p.name_any())) {
-        info!(preview = %gone.name_any(), "branch gone; deleting its preview");
-        api.delete(&gone.name_any(), &kube::api::DeleteParams::default()).await?;
-    }
-    Ok(notes)
 }

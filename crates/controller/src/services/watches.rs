@@ -16,7 +16,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tracing::warn;
 
-use crate::backoff::WatchBackoff;
+use crate::services::backoff::WatchBackoff;
 
 /// How many object references a subscriber may lag behind its watch before the watch waits.
 const SUBSCRIBER_BUFFER: usize = 4096;
@@ -253,7 +253,7 @@ mod tests {
 
     #[test]
     fn a_change_counts_once_and_a_recreated_object_is_new() {
-        let mut changes = Changes::new(crate::triggers::inputs::<Environment>);
+        let mut changes = Changes::new(crate::services::triggers::inputs::<Environment>);
         assert!(changes.changed(&env("a", 1)));
         assert!(!changes.changed(&env("a", 1)));
         assert!(changes.changed(&env("a", 2)));

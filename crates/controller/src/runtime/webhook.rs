@@ -27,7 +27,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use tracing::{info, warn};
 
-use crate::context::Context;
+use crate::services::context::Context;
 
 /// What the receiver needs.
 #[derive(Clone)]

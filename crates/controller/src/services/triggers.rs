@@ -40,7 +40,7 @@ pub fn factory_for_environments(factory: &Factory) -> Option<u64> {
 
 /// The revision a factory last applied (a platform factory's; team factories have none).
 fn platform_revision(factory: &Factory) -> Option<u64> {
-    finish(factory.status.as_ref().and_then(|s| s.last_applied_revision.as_deref()))
+    finish(factory.status.as_ref().and_then(|s| s.reconcile.last_applied_revision.as_deref()))
 }
 
 /// The revision each platform factory applied, to tell its team factories when it moves.
@@ -62,7 +62,7 @@ impl Revisions {
             return Vec::new();
         }
         let name = factory.name_any();
-        let revision = factory.status.as_ref().and_then(|s| s.last_applied_revision.clone());
+        let revision = factory.status.as_ref().and_then(|s| s.reconcile.last_applied_revision.clone());
         match self.seen.insert(name.clone(), revision.clone()) {
             Some(before) if before != revision => self
                 .factories
@@ -85,9 +85,9 @@ pub fn environment_summary(env: &Environment) -> Option<u64> {
     let status = env.status.as_ref();
     finish((
         inputs(env),
-        status.and_then(|s| ready(&s.conditions)),
+        status.and_then(|s| ready(&s.reconcile.conditions)),
         status.is_some_and(|s| s.orphaned),
-        status.and_then(|s| s.last_applied_revision.as_deref()),
+        status.and_then(|s| s.reconcile.last_applied_revision.as_deref()),
     ))
 }
 
@@ -96,7 +96,7 @@ pub fn preview_summary(preview: &PreviewEnvironment) -> Option<u64> {
     let status = preview.status.as_ref();
     finish((
         inputs(preview),
-        status.and_then(|s| ready(&s.conditions)),
+        status.and_then(|s| ready(&s.reconcile.conditions)),
         status.and_then(|s| s.expires_at.as_ref()).map(|t| t.0.as_second()),
     ))
 }
@@ -133,7 +133,10 @@ mod tests {
     fn a_status_write_is_not_an_input_but_spec_annotations_and_deletion_are() {
         let base = env();
         let mut written = base.clone();
-        written.status = Some(EnvironmentStatus { conditions: vec![condition("True")], ..Default::default() });
+        written.status = Some(EnvironmentStatus {
+            reconcile: factory_api::ReconcileStatus { conditions: vec![condition("True")], ..Default::default() },
+            ..Default::default()
+        });
         written.metadata.resource_version = Some("42".into());
         assert_eq!(inputs(&base), inputs(&written));
 
@@ -156,13 +159,19 @@ mod tests {
     #[test]
     fn a_summary_changes_with_readiness_only() {
         let mut progressing = env();
-        progressing.status = Some(EnvironmentStatus { conditions: vec![condition("False")], ..Default::default() });
+        progressing.status = Some(EnvironmentStatus {
+            reconcile: factory_api::ReconcileStatus { conditions: vec![condition("False")], ..Default::default() },
+            ..Default::default()
+        });
         let mut ready = progressing.clone();
-        ready.status = Some(EnvironmentStatus { conditions: vec![condition("True")], ..Default::default() });
+        ready.status = Some(EnvironmentStatus {
+            reconcile: factory_api::ReconcileStatus { conditions: vec![condition("True")], ..Default::default() },
+            ..Default::default()
+        });
         let mut ready_again = ready.clone();
         if let Some(s) = ready_again.status.as_mut() {
             s.objects = Some(11);
-            s.conditions[0].message = "applied 11 objects".into();
+            s.reconcile.conditions[0].message = "applied 11 objects".into();
         }
         assert_ne!(environment_summary(&progressing), environment_summary(&ready));
         assert_eq!(environment_summary(&ready), environment_summary(&ready_again));
@@ -183,7 +192,7 @@ mod tests {
         }
         let mut moved = platform.clone();
         if let Some(s) = moved.status.as_mut() {
-            s.last_applied_revision = Some("main@sha1:bbb".into());
+            s.reconcile.last_applied_revision = Some("main@sha1:bbb".into());
         }
         assert_eq!(factory_for_environments(&platform), factory_for_environments(&counted));
         assert_ne!(factory_for_environments(&platform), factory_for_environments(&moved));

@@ -14,7 +14,7 @@ use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, ResourceExt};
 
-use crate::watches::Cached;
+use crate::services::watches::Cached;
 
 /// The default of [`Context::resync`].
 pub const DEFAULT_RESYNC: Duration = Duration::from_secs(300);
@@ -28,11 +28,11 @@ pub struct Context {
     /// Git repositories, shared by every factory pointing at the same URL and credential.
     pub repos: Arc<RepoCache>,
     /// Kubernetes Events.
-    pub recorder: crate::events::Recorder,
+    pub recorder: crate::services::events::Recorder,
     /// Prometheus metrics.
-    pub metrics: Arc<crate::metrics::Metrics>,
+    pub metrics: Arc<crate::services::metrics::Metrics>,
     /// What `/readyz` answers.
-    pub health: Arc<crate::health::Health>,
+    pub health: Arc<crate::services::health::Health>,
     /// How often an environment, preview or team factory is re-applied when nothing triggers it
     /// (hand-made changes are corrected then).
     pub resync: Duration,
@@ -44,7 +44,7 @@ pub struct Context {
     stores: OnceLock<Stores>,
 }
 
-/// The objects the controllers' shared watches last delivered (`crate::watches`).
+/// The objects the controllers' shared watches last delivered (`crate::services::watches`).
 #[derive(Clone)]
 pub struct Stores {
     /// Every Factory.
@@ -91,9 +91,9 @@ impl Context {
         Ok(Self {
             resolver: Arc::new(Resolver::new(client.clone())),
             repos: Arc::new(RepoCache::new(cache_dir)),
-            recorder: crate::events::Recorder::new(client.clone(), reporter),
-            metrics: Arc::new(crate::metrics::Metrics::default()),
-            health: Arc::new(crate::health::Health::new(client.clone())),
+            recorder: crate::services::events::Recorder::new(client.clone(), reporter),
+            metrics: Arc::new(crate::services::metrics::Metrics::default()),
+            health: Arc::new(crate::services::health::Health::new(client.clone())),
             resync: DEFAULT_RESYNC,
             tenant_namespace: factory_api::DEFAULT_TENANT_NAMESPACE.to_string(),
             client,
@@ -179,9 +179,13 @@ impl Context {
         let client = Client::try_from(config).map_err(|e| format!("cannot build a client: {e}"))?;
         let remote = Remote { resolver: Arc::new(Resolver::new(client.clone())), client };
         // Protected environments there are guarded at admission there, before anything is applied.
-        crate::admission::install(remote.client.clone(), remote.resolver.clone(), factory_core::admission::policies())
-            .await
-            .map_err(|e| format!("installing the admission policies in that cluster: {e}"))?;
+        crate::services::admission::install(
+            remote.client.clone(),
+            remote.resolver.clone(),
+            factory_core::admission::policies(),
+        )
+        .await
+        .map_err(|e| format!("installing the admission policies in that cluster: {e}"))?;
         self.remotes.lock().unwrap_or_else(|p| p.into_inner()).insert(key, remote.clone());
         Ok(remote)
     }

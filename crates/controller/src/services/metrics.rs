@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use factory_api::conditions::Reason;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -16,7 +17,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::health::Health;
+use crate::services::health::Health;
 
 /// Labels of reconcile outcomes.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -120,9 +121,11 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Records one finished reconcile.
-    pub fn reconciled(&self, controller: &str, reason: &str, took: Duration, applied: usize, pruned: usize) {
+    pub fn reconciled(&self, controller: &str, reason: Reason, took: Duration, applied: usize, pruned: usize) {
         let c = ControllerLabels { controller: controller.into() };
-        self.reconciles.get_or_create(&ReconcileLabels { controller: controller.into(), reason: reason.into() }).inc();
+        self.reconciles
+            .get_or_create(&ReconcileLabels { controller: controller.into(), reason: reason.as_str().into() })
+            .inc();
         self.duration.get_or_create(&c).observe(took.as_secs_f64());
         self.applied.get_or_create(&c).inc_by(applied as u64);
         self.pruned.get_or_create(&c).inc_by(pruned as u64);

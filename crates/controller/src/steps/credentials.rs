@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
-use crate::error::ReconcileError;
+use crate::services::error::ReconcileError;
 
 /// The copy of `credential`'s source Secret for `namespace`, read with `client` (the platform
 /// factory's account).
@@ -43,4 +43,21 @@ fn kube_reason(error: &kube::Error) -> String {
         kube::Error::Api(status) => format!("{} ({})", status.reason, status.message),
         other => other.to_string(),
     }
+}
+
+/// The kubeconfig in key `value` (or `value.yaml`) of Secret `namespace/name`.
+pub async fn remote_kubeconfig(client: &kube::Client, namespace: &str, name: &str) -> Result<String, ReconcileError> {
+    let err =
+        |why: String| ReconcileError::Credentials { namespace: namespace.to_string(), name: name.to_string(), why };
+    let secret = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), namespace)
+        .get_opt(name)
+        .await
+        .map_err(|e| err(e.to_string()))?
+        .ok_or_else(|| err("not found".into()))?;
+    let data = secret.data.unwrap_or_default();
+    let value = data
+        .get("value")
+        .or_else(|| data.get("value.yaml"))
+        .ok_or_else(|| err("needs a `value` key holding a kubeconfig".into()))?;
+    String::from_utf8(value.0.clone()).map_err(|_| err("the kubeconfig is not UTF-8".into()))
 }
