@@ -6,6 +6,8 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 
+use factory_integration_tests::testdata;
+
 use crate::world::World;
 
 /// The application's ConfigMaps present in `namespace`, by name, sorted.
@@ -39,13 +41,10 @@ async fn wait_config_maps(w: &World, env: &str, expected: &[&str]) {
     }
 }
 
-const KEEP: &str =
-    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cart-keep\n  annotations: {factories.dev/prune: disabled}\n";
-
 #[tokio::test]
 async fn emptied_and_removed_applications_prune_only_what_is_meant() {
     let w = World::new("emptied_and_removed_applications_prune_only_what_is_meant", "").await;
-    w.cart.write("deploy/base/keep.yaml", KEEP).expect("write");
+    w.cart.write("deploy/base/keep.yaml", &testdata("boundary/cart/configmap-cart-keep.yaml", &[])).expect("write");
     w.cart.commit("a kept object").expect("commit");
     w.poke("test").await;
     w.wait_cart("test").await;
@@ -74,9 +73,7 @@ async fn emptied_and_removed_applications_prune_only_what_is_meant() {
 
     // Back, then the application's config removed from the factory: pruned from every
     // environment (after a dry-run), the opted-out object left.
-    w.cart
-        .write("deploy/base/config.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cart-config}\n")
-        .expect("write");
+    w.cart.write("deploy/base/config.yaml", &testdata("common/cart/configmap-cart-config.yaml", &[])).expect("write");
     w.cart.commit("config back").expect("commit");
     w.poke("test").await;
     wait_config_maps(&w, "test", &["cart-config", "cart-keep"]).await;
@@ -106,9 +103,7 @@ async fn orphaned_applications_are_left_and_said_and_suspended_factories_apply_n
     let (code, out, err) = w.p.ctx.kubectl_factory(&["suspend", &shop]).expect("kubectl factory");
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains(&format!("factory.factories.dev/{shop} suspended")), "{out}");
-    w.cart
-        .write("deploy/base/new.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cart-new}\n")
-        .expect("write");
+    w.cart.write("deploy/base/new.yaml", &testdata("boundary/cart/configmap-cart-new.yaml", &[])).expect("write");
     w.cart.commit("while suspended").expect("commit");
     w.poke("test").await;
     w.wait_env("test", "Suspended", |s| {

@@ -14,6 +14,8 @@ use kube::discovery::ApiResource;
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
+use factory_integration_tests::testdata;
+
 use crate::world::{World, allowed, object, refused};
 
 /// A service account of the team, by namespace and name.
@@ -330,7 +332,7 @@ async fn a_member_cannot_write_prod_or_read_its_credentials() {
 
     // …and no pipeline deploys to prod: the factory refuses a deploy task aimed at it.
     w.edit_team("runOnChange: {pipeline: ci, environment: test", "runOnChange: {pipeline: ci, environment: prod").await;
-    w.cart.write("deploy/base/more.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: more}\n").expect("write");
+    w.cart.write("deploy/base/more.yaml", &testdata("boundary/cart/configmap-more.yaml", &[])).expect("write");
     w.cart.commit("a new revision starts a run").expect("commit");
     w.p.poke().await;
     let shop = format!("{}-shop", w.x);

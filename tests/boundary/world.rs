@@ -11,21 +11,17 @@ use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
+use factory_integration_tests::{Tree, testdata, testdata_tree};
+
 use crate::fixture::Platform;
 
 /// The token the application repositories are served with.
 pub const APP_TOKEN: &str = "cart-token";
 
-pub const CLASSES: &[(&str, &str)] = &[
-    ("classes/base/marker.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: baseline}\n"),
-    (
-        "classes/preview/quota.yaml",
-        "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: preview-quota}\nspec:\n  hard: {pods: '5', services.nodeports: '0'}\n",
-    ),
-    ("classes/wide/marker.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: no-quota-here}\n"),
-];
-
-const PIPELINE: &str = "apiVersion: tekton.dev/v1\nkind: Pipeline\nmetadata: {name: ci}\nspec:\n  tasks:\n  - name: hello\n    taskSpec:\n      steps:\n      - {name: say, image: busybox, script: echo hi}\n";
+/// The environment classes every boundary test's platform serves: base, preview, wide.
+pub fn classes() -> Tree {
+    testdata_tree("boundary/platform", &[])
+}
 
 pub struct World {
     pub p: Platform,
@@ -40,26 +36,32 @@ pub struct World {
 impl World {
     /// Builds the world for `test`; `team_extra` adds lines to shop's spec (two-space indented).
     pub async fn new(test: &str, team_extra: &str) -> Self {
-        let p = Platform::new(test, CLASSES, "cluster-admin").await;
+        let p = Platform::new(test, &classes().files(), "cluster-admin").await;
         let x = p.ctx.prefix.clone();
         let apps = GitRoot::new().expect("root");
         let cart = apps
             .repo(
                 "cart",
                 &[
-                    ("deploy/base/config.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cart-config}\n"),
-                    (".tekton/ci.yaml", PIPELINE),
+                    ("deploy/base/config.yaml", &testdata("common/cart/configmap-cart-config.yaml", &[])),
+                    (".tekton/ci.yaml", &testdata("boundary/ci/pipeline.yaml", &[])),
                 ],
             )
             .expect("cart repo");
         let server = GitHttpServer::start(apps.path().to_path_buf(), Some(APP_TOKEN.into())).await.expect("git");
         let url = server.url("cart");
-        p.repo.write("factories/shop.yaml", &format!(
-            "apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata: {{name: {x}-shop}}\nspec:\n  type: Applications\n  owners: {{groups: [{x}-shop-team]}}\n  environments:\n  - {{name: test, access: [{{clusterRole: edit}}]}}\n  - {{name: prod, protected: true, access: [{{clusterRole: view}}]}}\n  previews: {{maxTTL: 48h}}\n{team_extra}  applications:\n  - name: cart\n    source: {{url: '{url}', secretRef: {{name: cart-git}}}}\n    config: {{path: deploy/}}\n    pipelines: {{path: .tekton/, runOnChange: {{pipeline: ci, environment: test, deployTask: hello}}, onPush: {{pipeline: ci, environment: test}}}}\n"
-        )).expect("write shop");
-        p.repo.write("factories/other.yaml", &format!(
-            "apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata: {{name: {x}-other}}\nspec:\n  type: Applications\n  owners: {{groups: [{x}-other-team]}}\n  environments: [{{name: test}}]\n"
-        )).expect("write other");
+        p.repo
+            .write(
+                "factories/shop.yaml",
+                &testdata(
+                    "boundary/factories/shop.yaml",
+                    &[("prefix", &x), ("team_extra", team_extra), ("url", &url)],
+                ),
+            )
+            .expect("write shop");
+        p.repo
+            .write("factories/other.yaml", &testdata("boundary/factories/other.yaml", &[("prefix", &x)]))
+            .expect("write other");
         p.repo.commit("teams").expect("commit");
         let admin = p.ctx.client.clone();
         Api::<Secret>::namespaced(admin.clone(), &p.system)

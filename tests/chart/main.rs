@@ -22,6 +22,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, PostParams};
 use serde_json::json;
 
+use factory_integration_tests::testdata;
 use fixture::Platform;
 
 fn root() -> PathBuf {
@@ -178,16 +179,13 @@ async fn the_operator_runs_with_only_the_charts_rbac() {
 
     // A platform factory, a team factory with an environment, and an application in it.
     let apps = GitRoot::new().expect("root");
-    apps.repo(
-        "cart",
-        &[("deploy/base/config.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cart-config}\n")],
-    )
-    .expect("app");
+    apps.repo("cart", &[("deploy/base/config.yaml", &testdata("common/cart/configmap-cart-config.yaml", &[]))])
+        .expect("app");
     let server = GitHttpServer::start(apps.path().to_path_buf(), None).await.expect("server");
     p.repo
-        .write("cluster/ns.yaml", &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {x}-shared}}\n"))
+        .write("cluster/ns.yaml", &testdata("chart/cluster/namespace-shared.yaml", &[("prefix", &x)]))
         .expect("write");
-    p.repo.write("classes/base/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: base}\n").expect("write");
+    p.repo.write("classes/base/cm.yaml", &testdata("common/classes/configmap-base.yaml", &[])).expect("write");
     p.repo.write("factories/shop.yaml", &fixture::team_with_cart(&x, "shop", &server.url("cart"), "")).expect("write");
     p.repo.commit("platform").expect("commit");
     p.create_factory(json!({})).await;

@@ -21,15 +21,8 @@ use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use serde_json::json;
 
+use factory_integration_tests::{bulk_config_maps, testdata};
 use fixture::Platform;
-
-fn bulk(x: &str, range: std::ops::Range<usize>) -> String {
-    let mut out = format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {x}-bulk}}\n");
-    for i in range {
-        out.push_str(&format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cm-{i:04}, namespace: {x}-bulk}}\ndata: {{i: '{i}'}}\n"));
-    }
-    out
-}
 
 /// Names of the ConfigMaps the operator manages in the bulk namespace.
 async fn managed(p: &Platform) -> BTreeSet<String> {
@@ -58,7 +51,7 @@ async fn converged(p: &Platform, expected: &BTreeSet<String>, phase: &str) {
 async fn the_operator_converges_through_faults() {
     let p = Platform::without_operator("the_operator_converges_through_faults", &[], "cluster-admin").await;
     let x = p.ctx.prefix.clone();
-    p.repo.write("cluster/bulk.yaml", &bulk(&x, 0..300)).expect("write");
+    p.repo.write("cluster/bulk.yaml", &bulk_config_maps(&x, 0..300)).expect("write");
     p.repo.commit("300 objects").expect("commit");
     p.create_factory(json!({"factories": null, "environmentClasses": null})).await;
 
@@ -83,10 +76,10 @@ async fn the_operator_converges_through_faults() {
     converged(&p, &names(0..300), "apiserver restart").await;
 
     // 2. Rapid commits: A (above), B with a broken document, C dropping 100 and adding 10.
-    p.repo.write("cluster/broken.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: [oops\n").expect("write");
+    p.repo.write("cluster/broken.yaml", &testdata("faults/cluster/broken.yaml", &[])).expect("write");
     p.repo.commit("B: broken").expect("commit");
     p.repo.remove("cluster/broken.yaml").expect("rm");
-    p.repo.write("cluster/bulk.yaml", &bulk(&x, 100..310)).expect("write");
+    p.repo.write("cluster/bulk.yaml", &bulk_config_maps(&x, 100..310)).expect("write");
     p.repo.commit("C: good again").expect("commit");
     p.poke().await;
     // Watches broken by the restart come back after the watch backoff (capped at 2 s; kube's
@@ -113,7 +106,7 @@ async fn the_operator_converges_through_faults() {
     for round in 0..3 {
         low += 40;
         high += 20;
-        p.repo.write("cluster/bulk.yaml", &bulk(&x, low..high)).expect("write");
+        p.repo.write("cluster/bulk.yaml", &bulk_config_maps(&x, low..high)).expect("write");
         p.repo.commit(&format!("round {round}")).expect("commit");
         p.poke().await;
         let newest = format!("cm-{:04}", high - 1);
@@ -133,7 +126,7 @@ async fn the_operator_converges_through_faults() {
 
     // 4. The git server fails: the factory says so, nothing is pruned; then it recovers.
     p.http.set_unavailable(true);
-    p.repo.write("cluster/bulk.yaml", &bulk(&x, low..low + 10)).expect("write");
+    p.repo.write("cluster/bulk.yaml", &bulk_config_maps(&x, low..low + 10)).expect("write");
     p.repo.commit("D: prune most").expect("commit");
     p.poke().await;
     eventually("FetchFailed", Duration::from_secs(60), || async {

@@ -16,6 +16,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, PostParams};
 use serde_json::json;
 
+use factory_integration_tests::testdata;
 use fixture::Platform;
 
 fn free_port() -> u16 {
@@ -73,7 +74,7 @@ async fn a_standby_takes_over_from_a_killed_leader_and_metrics_name_the_series()
     assert!(metrics(port_a).await.contains("factory_operator_leader 1"));
 
     // The leader reconciles; the standby only waits.
-    p.repo.write("cluster/cm.yaml", &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {x}-app}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: one, namespace: {x}-app}}\n")).expect("write");
+    p.repo.write("cluster/cm.yaml", &testdata("leader/cluster/cm.yaml", &[("prefix", &x)])).expect("write");
     p.repo.commit("one").expect("commit");
     p.create_factory(json!({"factories": null, "environmentClasses": null})).await;
     p.wait_ready("True", "Reconciled").await;
@@ -105,12 +106,7 @@ async fn a_standby_takes_over_from_a_killed_leader_and_metrics_name_the_series()
     eprintln!("takeover after SIGKILL of the leader: {:.1}s", takeover.as_secs_f64());
     assert!(takeover < Duration::from_secs(17), "takeover took {takeover:?}");
     // The new leader reconciles: a new commit reaches the cluster.
-    p.repo
-        .write(
-            "cluster/cm2.yaml",
-            &format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: two, namespace: {x}-app}}\n"),
-        )
-        .expect("write");
+    p.repo.write("cluster/cm2.yaml", &testdata("leader/cluster/configmap-two.yaml", &[("prefix", &x)])).expect("write");
     p.repo.commit("two").expect("commit");
     p.poke().await;
     let configmaps: Api<ConfigMap> = Api::namespaced(p.ctx.client.clone(), &format!("{x}-app"));

@@ -11,12 +11,13 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 use serde_json::json;
 
+use factory_integration_tests::{Tree, testdata, testdata_tree};
+
 use crate::fixture::Platform;
 
-const CLASSES: &[(&str, &str)] = &[(
-    "classes/base/network.yaml",
-    "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: default-deny}\nspec:\n  podSelector: {}\n  policyTypes: [Ingress]\n",
-)];
+fn classes() -> Tree {
+    testdata_tree("platform/applications/platform", &[])
+}
 
 async fn app_error(envs: &Api<Environment>, name: &str, expected: &[&str]) -> String {
     let result = eventually(&format!("{name}: application error {expected:?}"), Duration::from_secs(60), || async {
@@ -42,7 +43,7 @@ async fn app_error(envs: &Api<Environment>, name: &str, expected: &[&str]) -> St
 async fn applications_are_applied_as_the_team_and_refused_objects_fail_cleanly() {
     let p = Platform::new(
         "applications_are_applied_as_the_team_and_refused_objects_fail_cleanly",
-        CLASSES,
+        &classes().files(),
         "cluster-admin",
     )
     .await;
@@ -52,13 +53,10 @@ async fn applications_are_applied_as_the_team_and_refused_objects_fail_cleanly()
         .repo(
             "cart",
             &[
-                (
-                    "deploy/base/config.yaml",
-                    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cart-config}\ndata: {env: '${environment}'}\n",
-                ),
+                ("deploy/base/config.yaml", &testdata("platform/applications/cart/configmap-cart-config.yaml", &[])),
                 (
                     "deploy/environments/prod/extra.yaml",
-                    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cart-prod-only}\n",
+                    &testdata("platform/applications/cart/configmap-cart-prod-only.yaml", &[]),
                 ),
             ],
         )
@@ -67,10 +65,7 @@ async fn applications_are_applied_as_the_team_and_refused_objects_fail_cleanly()
     p.repo
         .write(
             "factories/shop.yaml",
-            &format!(
-                "apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata: {{name: {x}-shop}}\nspec:\n  type: Applications\n  environments: [{{name: test}}, {{name: prod}}]\n  applications:\n  - name: cart\n    source: {{url: '{}', ref: {{branch: main}}}}\n    config: {{path: deploy/}}\n",
-                server.url("cart")
-            ),
+            &testdata("platform/applications/factories/shop.yaml", &[("prefix", &x), ("url", &server.url("cart"))]),
         )
         .expect("write");
     p.repo.commit("shop with cart").expect("commit");
@@ -95,7 +90,11 @@ async fn applications_are_applied_as_the_team_and_refused_objects_fail_cleanly()
     let envs: Api<Environment> = Api::all(client.clone());
 
     // A cluster-scoped object: refused by RBAC as the team; the good object beside it is not applied.
-    cart.write("deploy/base/escape.yaml", &format!("apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {{name: {x}-cart-escape}}\nrules: []\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cart-new}}\n")).expect("write");
+    cart.write(
+        "deploy/base/escape.yaml",
+        &testdata("platform/applications/cart/escape-clusterrole.yaml", &[("prefix", &x)]),
+    )
+    .expect("write");
     cart.commit("escape").expect("commit");
     poke_env(&envs, &test_ns).await;
     let error =
@@ -117,13 +116,21 @@ async fn applications_are_applied_as_the_team_and_refused_objects_fail_cleanly()
     );
 
     // Binding cluster-admin inside its own namespace: escalation, refused.
-    cart.write("deploy/base/escape.yaml", "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: escalate}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}\nsubjects: [{kind: Group, name: system:authenticated, apiGroup: rbac.authorization.k8s.io}]\n").expect("write");
+    cart.write(
+        "deploy/base/escape.yaml",
+        &testdata("platform/applications/cart/escape-rolebinding-to-cluster-admin.yaml", &[]),
+    )
+    .expect("write");
     cart.commit("escalate").expect("commit");
     poke_env(&envs, &test_ns).await;
     app_error(&envs, &test_ns, &["Forbidden", "RoleBinding", "escalate"]).await;
 
     // Overwriting the platform's baseline network policy: refused by the admission policy.
-    cart.write("deploy/base/escape.yaml", "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: default-deny}\nspec:\n  podSelector: {}\n  policyTypes: []\n").expect("write");
+    cart.write(
+        "deploy/base/escape.yaml",
+        &testdata("platform/applications/cart/escape-networkpolicy-default-deny.yaml", &[]),
+    )
+    .expect("write");
     cart.commit("weaken the baseline").expect("commit");
     poke_env(&envs, &test_ns).await;
     app_error(&envs, &test_ns, &["Forbidden", "NetworkPolicy", "owned by factory-operator"]).await;
@@ -144,11 +151,8 @@ async fn applications_are_applied_as_the_team_and_refused_objects_fail_cleanly()
     .expect("recovered");
 
     // A signed push webhook for the application repository reaches its environments at once.
-    cart.write(
-        "deploy/base/config.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cart-config}\ndata: {env: '${environment}', version: '2'}\n",
-    )
-    .expect("write");
+    cart.write("deploy/base/config.yaml", &testdata("platform/applications/cart/configmap-cart-config-v2.yaml", &[]))
+        .expect("write");
     cart.commit("version 2").expect("commit");
     let body = serde_json::to_vec(&json!({"ref": "refs/heads/main", "repository": {"clone_url": server.url("cart")}}))
         .expect("json");

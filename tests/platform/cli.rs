@@ -10,40 +10,26 @@ use factory_testkit::git::{GitHttpServer, GitRoot};
 use kube::api::Api;
 use serde_json::json;
 
+use factory_integration_tests::testdata;
+
 use crate::fixture::Platform;
 
 #[tokio::test]
 async fn every_plugin_command_works_against_the_cluster() {
     let files: &[(&str, &str)] = &[
-        (
-            "classes/base/limits.yaml",
-            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: class-settings}\ndata: {tier: base}\n",
-        ),
-        ("classes/preview/ttl.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: preview-settings}\n"),
+        ("classes/base/limits.yaml", &testdata("platform/cli/classes/base/limits.yaml", &[])),
+        ("classes/preview/ttl.yaml", &testdata("platform/cli/classes/preview/ttl.yaml", &[])),
     ];
     let p = Platform::new("every_plugin_command_works_against_the_cluster", files, "cluster-admin").await;
     let x = p.ctx.prefix.clone();
     let apps = GitRoot::new().expect("root");
     let cart = apps
-        .repo(
-            "cart",
-            &[(
-                "deploy/base/config.yaml",
-                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cart-config}\ndata: {level: info}\n",
-            )],
-        )
+        .repo("cart", &[("deploy/base/config.yaml", &testdata("platform/cli/cart/deploy/base/config.yaml", &[]))])
         .expect("app repo");
     let server = GitHttpServer::start(apps.path().to_path_buf(), None).await.expect("server");
-    let keep = format!(
-        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {x}-tools}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: keep, namespace: {x}-tools}}\ndata: {{a: '1'}}\n"
-    );
+    let keep = testdata("platform/cli/cluster/tools.yaml", &[("prefix", &x)]);
     p.repo.write("cluster/tools.yaml", &keep).expect("write");
-    p.repo
-        .write(
-            "cluster/old.yaml",
-            &format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: old, namespace: {x}-tools}}\n"),
-        )
-        .expect("write");
+    p.repo.write("cluster/old.yaml", &testdata("platform/cli/cluster/old.yaml", &[("prefix", &x)])).expect("write");
     p.repo
         .write(
             "factories/shop.yaml",
@@ -78,9 +64,7 @@ async fn every_plugin_command_works_against_the_cluster() {
     let (code, out, err) = p.ctx.kubectl_factory(&["validate", &root]).expect("validate");
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("platform repository valid"), "{out}");
-    p.repo
-        .write("cluster/broken.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: [unclosed\n")
-        .expect("write");
+    p.repo.write("cluster/broken.yaml", &testdata("platform/cli/cluster-broken.yaml", &[])).expect("write");
     let (code, out, _) = p.ctx.kubectl_factory(&["validate", &root]).expect("validate");
     assert_ne!(code, 0);
     assert!(out.contains("cluster/broken.yaml") && out.contains("INVALID"), "{out}");
@@ -88,18 +72,10 @@ async fn every_plugin_command_works_against_the_cluster() {
 
     // plan (platform): one object changed, one new, one removed, and a class change reaching the environment.
     p.repo.write("cluster/tools.yaml", &keep.replace("a: '1'", "a: '2'")).expect("write");
-    p.repo
-        .write(
-            "cluster/new.yaml",
-            &format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: new, namespace: {x}-tools}}\n"),
-        )
-        .expect("write");
+    p.repo.write("cluster/new.yaml", &testdata("platform/cli/cluster/new.yaml", &[("prefix", &x)])).expect("write");
     p.repo.remove("cluster/old.yaml").expect("remove");
     p.repo
-        .write(
-            "classes/base/limits.yaml",
-            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: class-settings}\ndata: {tier: gold}\n",
-        )
+        .write("classes/base/limits.yaml", &testdata("platform/cli/class-base-limits-gold.yaml", &[]))
         .expect("write");
     let (code, out, err) = p.ctx.kubectl_factory(&["plan", &p.name, &root, "--detailed-exitcode"]).expect("plan");
     assert_eq!(code, 2, "changes → exit 2: {out}{err}");
@@ -122,11 +98,8 @@ async fn every_plugin_command_works_against_the_cluster() {
     assert!(out.contains("plan: ") && !out.contains("+ create") && !out.contains("~ change"), "{out}");
 
     // plan (application): the team's change to its config, in each of its environments.
-    cart.write(
-        "deploy/base/config.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cart-config}\ndata: {level: debug}\n",
-    )
-    .expect("write");
+    cart.write("deploy/base/config.yaml", &testdata("platform/cli/cart/deploy/base/config-debug.yaml", &[]))
+        .expect("write");
     let cart_root = cart.work_tree().display().to_string();
     let (code, out, err) =
         p.ctx.kubectl_factory(&["plan", &shop, &cart_root, "--application", "cart", "-o", "json"]).expect("plan app");

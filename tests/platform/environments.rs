@@ -12,38 +12,14 @@ use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
+use factory_integration_tests::{Tree, testdata, testdata_tree};
+
 use crate::fixture::Platform;
 
-const BASE: &[(&str, &str)] = &[
-    (
-        "classes/base/namespace.yaml",
-        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${namespace}\n  labels:\n    pod-security.kubernetes.io/enforce: restricted\n",
-    ),
-    (
-        "classes/base/limits.yaml",
-        "apiVersion: v1\nkind: LimitRange\nmetadata: {name: defaults}\nspec:\n  limits:\n  - type: Container\n    default: {cpu: 500m, memory: 256Mi}\n",
-    ),
-    (
-        "classes/base/quota.yaml",
-        "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: environment}\nspec:\n  hard: {requests.cpu: '4', services.nodeports: '0'}\n",
-    ),
-    (
-        "classes/base/network.yaml",
-        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: default-deny}\nspec:\n  podSelector: {}\n  policyTypes: [Ingress, Egress]\n  egress:\n  - ports: [{protocol: UDP, port: 53}, {protocol: TCP, port: 53}]\n",
-    ),
-    (
-        "classes/base/defaults.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: platform-defaults}\ndata: {environment: '${environment}', tier: standard}\n",
-    ),
-    (
-        "classes/prod/quota.yaml",
-        "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: environment}\nspec:\n  hard: {requests.cpu: '16', services.nodeports: '0'}\n",
-    ),
-    (
-        "classes/prod/defaults.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: platform-defaults}\ndata: {environment: '${environment}', tier: critical}\n",
-    ),
-];
+/// The classes `base` and `prod` (which the tests make extend `base`).
+fn classes() -> Tree {
+    testdata_tree("platform/environments/classes-base-and-prod", &[])
+}
 
 async fn environment(p: &Platform, short: &str, class: &str, extra: serde_json::Value) -> String {
     let x = &p.ctx.prefix;
@@ -68,7 +44,7 @@ async fn environment(p: &Platform, short: &str, class: &str, extra: serde_json::
 async fn with_team_and_classes(p: &Platform, class: &str, path: &str) {
     let x = &p.ctx.prefix;
     p.repo
-        .write("factories/shop.yaml", &format!("apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata: {{name: {x}-shop}}\nspec: {{type: Applications}}\n"))
+        .write("factories/shop.yaml", &testdata("common/factories/shop-without-environments.yaml", &[("prefix", x)]))
         .expect("write");
     p.repo.commit("team factory").expect("commit");
     p.create_factory(json!({"cluster": null, "environmentClasses": [
@@ -97,7 +73,12 @@ async fn wait_env(p: &Platform, name: &str, type_: &str, status: &str, reason: &
 
 #[tokio::test]
 async fn environments_get_their_class_baseline_and_follow_the_platform() {
-    let p = Platform::new("environments_get_their_class_baseline_and_follow_the_platform", BASE, "cluster-admin").await;
+    let p = Platform::new(
+        "environments_get_their_class_baseline_and_follow_the_platform",
+        &classes().files(),
+        "cluster-admin",
+    )
+    .await;
     let x = p.ctx.prefix.clone();
     with_team_and_classes(&p, "prod", "classes/prod/").await;
 
@@ -168,7 +149,7 @@ async fn environments_get_their_class_baseline_and_follow_the_platform() {
 
     // A class change in git reaches every environment of the class.
     p.repo
-        .write("classes/base/limits.yaml", "apiVersion: v1\nkind: LimitRange\nmetadata: {name: defaults}\nspec:\n  limits:\n  - type: Container\n    default: {cpu: 250m, memory: 256Mi}\n")
+        .write("classes/base/limits.yaml", &testdata("platform/environments/limits-smaller-cpu.yaml", &[]))
         .expect("write");
     p.repo.commit("smaller default cpu").expect("commit");
     p.poke().await;
@@ -254,12 +235,8 @@ async fn environments_get_their_class_baseline_and_follow_the_platform() {
 async fn a_new_environment_whose_class_is_refused_keeps_only_its_namespace() {
     // The first apply into a new namespace is validated by writing (no dry-run first): one
     // refused object must roll back the rest, as a refused dry-run would have written nothing.
-    let mut files = BASE.to_vec();
-    files.push(("classes/broken/good.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: good}\ndata: {a: b}\n"));
-    files.push((
-        "classes/broken/bad.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bad}\ndata: {'not a key!': b}\n",
-    ));
+    let (base, broken) = (classes(), testdata_tree("platform/environments/class-broken", &[]));
+    let files = [base.files(), broken.files()].concat();
     let p = Platform::new("a_new_environment_whose_class_is_refused_keeps_only_its_namespace", &files, "cluster-admin")
         .await;
     with_team_and_classes(&p, "broken", "classes/broken/").await;

@@ -11,6 +11,8 @@ use k8s_openapi::api::scheduling::v1::PriorityClass;
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 
+use factory_integration_tests::{Tree, testdata, testdata_tree};
+
 use crate::fixture::{Platform, ready_message};
 
 /// Enough for this test's content, and nothing more: no RBAC objects, no bindings.
@@ -28,19 +30,10 @@ async fn limited_role(p: &Platform) -> String {
     name
 }
 
-fn good(x: &str) -> [(String, String); 2] {
-    [
-        (
-            "cluster/priority.yaml".into(),
-            format!("apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {{name: {x}-p1}}\nvalue: 10\n"),
-        ),
-        (
-            "cluster/team.yaml".into(),
-            format!(
-                "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {x}-ns}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cm1, namespace: {x}-ns}}\ndata: {{a: '1'}}\n"
-            ),
-        ),
-    ]
+/// The good revision every failure is measured against: a PriorityClass, a namespace and a
+/// ConfigMap.
+fn good(x: &str) -> Tree {
+    testdata_tree("platform/failures/good", &[("prefix", x)])
 }
 
 async fn still_there(p: &Platform) {
@@ -66,8 +59,8 @@ async fn bad_revisions_fail_clearly_and_lose_nothing() {
         .await
         .expect("binding");
     let x = p.ctx.prefix.clone();
-    for (path, content) in good(&x) {
-        p.repo.write(&path, &content).expect("write");
+    for (path, content) in good(&x).files() {
+        p.repo.write(path, content).expect("write");
     }
     let first = p.repo.commit("good").expect("commit");
     p.create_factory(json!({"factories": null, "environmentClasses": null})).await;
@@ -76,9 +69,7 @@ async fn bad_revisions_fail_clearly_and_lose_nothing() {
     still_there(&p).await;
 
     // Invalid YAML: ParseFailed naming the file and line; Stalled; an Event.
-    p.repo
-        .write("cluster/bad.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm2, namespace: x\n")
-        .expect("write");
+    p.repo.write("cluster/bad.yaml", &testdata("platform/failures/bad/invalid-yaml.yaml", &[])).expect("write");
     p.repo.commit("broken yaml").expect("commit");
     p.poke().await;
     let f = p.wait_ready("False", "ParseFailed").await;
@@ -105,11 +96,9 @@ async fn bad_revisions_fail_clearly_and_lose_nothing() {
     .expect("event");
 
     // An unknown kind next to a good new object: nothing of the revision is applied.
-    p.repo.write(
-        "cluster/bad.yaml",
-        &format!("apiVersion: example.com/v1\nkind: Widget\nmetadata: {{name: w}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cm2, namespace: {x}-ns}}\n"),
-    )
-    .expect("write");
+    p.repo
+        .write("cluster/bad.yaml", &testdata("platform/failures/bad/unknown-kind.yaml", &[("prefix", &x)]))
+        .expect("write");
     p.repo.commit("unknown kind").expect("commit");
     p.poke().await;
     let f = p.wait_ready("False", "ValidationFailed").await;
@@ -119,11 +108,9 @@ async fn bad_revisions_fail_clearly_and_lose_nothing() {
 
     // A forbidden object (a binding the platform account may not create): refused by RBAC
     // at validation, and the good object of the same revision is not applied either.
-    p.repo.write(
-        "cluster/bad.yaml",
-        &format!("apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {{name: {x}-escalate}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}}\nsubjects: [{{kind: User, name: mallory, apiGroup: rbac.authorization.k8s.io}}]\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cm2, namespace: {x}-ns}}\n"),
-    )
-    .expect("write");
+    p.repo
+        .write("cluster/bad.yaml", &testdata("platform/failures/bad/forbidden-binding.yaml", &[("prefix", &x)]))
+        .expect("write");
     p.repo.commit("forbidden").expect("commit");
     p.poke().await;
     let f = p.wait_ready("False", "Forbidden").await;

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use factory_api::Factory;
+use factory_integration_tests::testdata;
 use factory_testkit::git::{GitHttpServer, GitRoot, Repo};
 use factory_testkit::{TestContext, ensure_operator, eventually};
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
@@ -184,7 +185,8 @@ pub fn ready_message(f: &Factory) -> String {
 /// A team factory definition `<prefix>-<name>` with one environment `test`, the application
 /// `cart` from `url` (config under `deploy/`), and `extra` spec lines (such as `  previews: {max: 3}\n`).
 pub fn team_with_cart(prefix: &str, name: &str, url: &str, extra: &str) -> String {
-    format!(
-        "apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata: {{name: {prefix}-{name}}}\nspec:\n  type: Applications\n  environments: [{{name: test}}]\n{extra}  applications:\n  - name: cart\n    source: {{url: '{url}'}}\n    config: {{path: deploy/}}\n"
+    testdata(
+        "platform/factories/team-with-cart.yaml",
+        &[("prefix", prefix), ("name", name), ("extra", extra), ("url", url)],
     )
 }

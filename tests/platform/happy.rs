@@ -11,45 +11,52 @@ use k8s_openapi::api::scheduling::v1::PriorityClass;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
+use factory_integration_tests::testdata;
+
 use crate::fixture::{Platform, ready_message};
 
 fn roles(prefix: &str, verbs: &str) -> String {
-    format!(
-        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: {prefix}-viewer\nrules:\n- apiGroups: [\"\"]\n  resources: [pods]\n  verbs: [{verbs}]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: ${{prefix}}-auditor\nrules: []\n"
-    )
+    testdata("platform/happy/roles.yaml", &[("prefix", prefix), ("verbs", verbs)])
 }
 
-fn priority(prefix: &str) -> String {
-    format!("apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata:\n  name: {prefix}-high\nvalue: 1000\n")
+fn fixture(name: &str, prefix: &str) -> String {
+    testdata(&format!("platform/happy/{name}"), &[("prefix", prefix)])
 }
-
-fn team(prefix: &str) -> String {
-    format!(
-        "apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata:\n  name: {prefix}-shop\nspec:\n  type: Applications\n  owners: {{groups: [team-shop]}}\n  environments:\n  - {{name: test, class: base}}\n"
-    )
-}
-
-fn widgets(x: &str) -> String {
-    format!(
-        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {{name: widgets.{x}.example.com}}\nspec:\n  group: {x}.example.com\n  scope: Cluster\n  names: {{plural: widgets, singular: widget, kind: Widget}}\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        properties:\n          spec: {{type: object, properties: {{size: {{type: integer}}}}}}\n---\napiVersion: {x}.example.com/v1\nkind: Widget\nmetadata: {{name: first}}\nspec: {{size: 3}}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: {x}-tools}}\n---\napiVersion: tekton.dev/v1\nkind: Task\nmetadata: {{name: hello, namespace: {x}-tools}}\nspec:\n  steps:\n  - name: hello\n    image: busybox\n    script: echo hello\n"
-    )
-}
-
-const BASE_CLASS: &str = "apiVersion: v1\nkind: LimitRange\nmetadata:\n  name: defaults\nspec:\n  limits:\n  - type: Container\n    default: {cpu: 500m, memory: 256Mi}\n";
 
 #[tokio::test]
 async fn platform_repository_converges_changes_and_prunes_safely() {
     let p = Platform::new("platform_repository_converges_changes_and_prunes_safely", &[], "cluster-admin").await;
     let x = p.ctx.prefix.clone();
     p.repo.write("cluster/roles.yaml", &roles(&x, "get")).expect("write");
-    p.repo.write("cluster/priority.yaml", &priority(&x)).expect("write");
-    p.repo.write("factories/shop.yaml", &team(&x)).expect("write");
-    p.repo.write("classes/base/limits.yaml", BASE_CLASS).expect("write");
-    // A CRD and an object of its kind in one revision, and a Tekton Task judged by Tekton's schema.
-    p.repo.write("cluster/widgets.yaml", &widgets(&x)).expect("write");
+    p.repo.write("cluster/priority.yaml", &fixture("priority.yaml", &x)).expect("write");
+    p.repo.write("factories/shop.yaml", &fixture("team.yaml", &x)).expect("write");
+    p.repo.write("classes/base/limits.yaml", &testdata("platform/happy/base-limits.yaml", &[])).expect("write");
+    p.repo.write("cluster/widgets.yaml", &fixture("widgets.yaml", &x)).expect("write");
     p.repo.write("README.md", "not applied\n").expect("write");
     p.repo.commit("platform content").expect("commit");
 
+    let first = the_first_revision_is_applied_in_order(&p).await;
+    a_foreign_object_with_our_labels_is_created(&p).await;
+    steady_state_writes_nothing_and_fetches_nothing(&p, &first).await;
+    a_one_file_change_writes_only_that_object(&p, &first).await;
+    hand_made_drift_is_corrected(&p).await;
+    removed_files_are_pruned_except_annotated_and_foreign(&p).await;
+}
+
+/// The roles as first applied, to compare resource versions with later.
+struct FirstApplied {
+    viewer: ClusterRole,
+    auditor: ClusterRole,
+}
+
+fn cluster_roles(p: &Platform) -> Api<ClusterRole> {
+    Api::all(p.ctx.client.clone())
+}
+
+/// Everything in the revision is applied (a CRD before its objects), labelled, counted and
+/// announced by an Event.
+async fn the_first_revision_is_applied_in_order(p: &Platform) -> FirstApplied {
+    let x = p.ctx.prefix.clone();
     p.create_factory(json!({})).await;
     let f = p.wait_ready("True", "Reconciled").await;
     let status = f.status.clone().expect("status");
@@ -84,7 +91,7 @@ async fn platform_repository_converges_changes_and_prunes_safely() {
         .expect("tekton task");
 
     let client = p.ctx.client.clone();
-    let roles_api: Api<ClusterRole> = Api::all(client.clone());
+    let roles_api = cluster_roles(p);
     let viewer = roles_api.get(&format!("{x}-viewer")).await.expect("viewer applied");
     let auditor = roles_api.get(&format!("{x}-auditor")).await.expect("auditor applied (variable substituted)");
     assert_eq!(
@@ -113,14 +120,25 @@ async fn platform_repository_converges_changes_and_prunes_safely() {
     .await
     .expect("event");
 
-    // A foreign object carrying our labels is not ours: it must survive every prune.
+    FirstApplied { viewer, auditor }
+}
+
+/// A foreign object carrying our labels is not ours: it must survive every prune.
+async fn a_foreign_object_with_our_labels_is_created(p: &Platform) {
+    let x = &p.ctx.prefix;
     let foreign = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
         "metadata": {"name": format!("{x}-foreign"), "labels": {"app.kubernetes.io/managed-by": "factory-operator",
             "factories.dev/applied-by": format!("factory.{}", p.name)}}, "rules": []});
-    roles_api.create(&PostParams::default(), &serde_json::from_value(foreign).expect("role")).await.expect("foreign");
+    cluster_roles(p)
+        .create(&PostParams::default(), &serde_json::from_value(foreign).expect("role"))
+        .await
+        .expect("foreign");
+}
 
-    // Steady state writes nothing: a reconcile with no change leaves every object as it was,
-    // and costs git only a ref listing, no pack negotiation.
+/// A reconcile with no change leaves every object as it was, and costs git only a ref listing,
+/// no pack negotiation.
+async fn steady_state_writes_nothing_and_fetches_nothing(p: &Platform, first: &FirstApplied) {
+    let x = &p.ctx.prefix;
     let packs = p.http.upload_packs();
     p.poke().await;
     eventually("a no-change reconcile", Duration::from_secs(30), || async {
@@ -130,10 +148,15 @@ async fn platform_repository_converges_changes_and_prunes_safely() {
     .await
     .expect("steady state");
     assert_eq!(p.http.upload_packs(), packs, "a poll with nothing new must not fetch");
-    let viewer_again = roles_api.get(&format!("{x}-viewer")).await.expect("viewer");
-    assert_eq!(viewer_again.metadata.resource_version, viewer.metadata.resource_version);
+    let viewer_again = cluster_roles(p).get(&format!("{x}-viewer")).await.expect("viewer");
+    assert_eq!(viewer_again.metadata.resource_version, first.viewer.metadata.resource_version);
+}
 
-    // A commit changing one file writes only the changed object.
+/// A commit changing one file writes only the changed object.
+async fn a_one_file_change_writes_only_that_object(p: &Platform, first: &FirstApplied) {
+    let x = p.ctx.prefix.clone();
+    let client = p.ctx.client.clone();
+    let roles_api = cluster_roles(p);
     let pcs: Api<PriorityClass> = Api::all(client.clone());
     let high = pcs.get(&format!("{x}-high")).await.expect("priority class");
     p.repo.write("cluster/roles.yaml", &roles(&x, "get, list")).expect("write");
@@ -147,16 +170,20 @@ async fn platform_repository_converges_changes_and_prunes_safely() {
     })
     .await
     .expect("updated");
-    assert_ne!(viewer_new.metadata.resource_version, viewer.metadata.resource_version);
+    assert_ne!(viewer_new.metadata.resource_version, first.viewer.metadata.resource_version);
     let auditor_new = roles_api.get(&format!("{x}-auditor")).await.expect("auditor");
     assert_eq!(
-        auditor_new.metadata.resource_version, auditor.metadata.resource_version,
+        auditor_new.metadata.resource_version, first.auditor.metadata.resource_version,
         "untouched objects are not written"
     );
     let high_new = pcs.get(&format!("{x}-high")).await.expect("priority class");
     assert_eq!(high_new.metadata.resource_version, high.metadata.resource_version, "untouched objects are not written");
+}
 
-    // Hand-made drift is corrected on the next reconcile.
+/// Hand-made drift is corrected on the next reconcile.
+async fn hand_made_drift_is_corrected(p: &Platform) {
+    let x = &p.ctx.prefix;
+    let roles_api = cluster_roles(p);
     let drift = json!({"rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]});
     roles_api.patch(&format!("{x}-viewer"), &PatchParams::default(), &Patch::Merge(&drift)).await.expect("drift");
     p.poke().await;
@@ -169,8 +196,13 @@ async fn platform_repository_converges_changes_and_prunes_safely() {
     })
     .await
     .expect("drift corrected");
+}
 
-    // A removed file is pruned; an object annotated prune: disabled is kept; the foreign one too.
+/// A removed file is pruned; an object annotated `prune: disabled` is kept; the foreign one too.
+async fn removed_files_are_pruned_except_annotated_and_foreign(p: &Platform) {
+    let x = p.ctx.prefix.clone();
+    let client = p.ctx.client.clone();
+    let roles_api = cluster_roles(p);
     roles_api
         .patch(
             &format!("{x}-auditor"),

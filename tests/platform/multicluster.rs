@@ -10,16 +10,21 @@ use k8s_openapi::api::core::v1::{LimitRange, Namespace, Secret};
 use kube::api::{Api, PostParams};
 use serde_json::json;
 
+use factory_integration_tests::testdata;
+
 use crate::fixture::Platform;
 
 #[tokio::test]
 async fn an_environment_in_a_second_cluster_is_built_there() {
-    let p = Platform::new("an_environment_in_a_second_cluster_is_built_there", &[
-        ("classes/base/limits.yaml", "apiVersion: v1\nkind: LimitRange\nmetadata: {name: defaults}\nspec:\n  limits:\n  - type: Container\n    default: {cpu: 300m}\n"),
-    ], "cluster-admin").await;
+    let p = Platform::new(
+        "an_environment_in_a_second_cluster_is_built_there",
+        &[("classes/base/limits.yaml", &testdata("platform/multicluster/classes/base/limits.yaml", &[]))],
+        "cluster-admin",
+    )
+    .await;
     let x = p.ctx.prefix.clone();
     p.repo
-        .write("factories/shop.yaml", &format!("apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata: {{name: {x}-shop}}\nspec: {{type: Applications}}\n"))
+        .write("factories/shop.yaml", &testdata("common/factories/shop-without-environments.yaml", &[("prefix", &x)]))
         .expect("write");
     p.repo.commit("team").expect("commit");
     p.create_factory(json!({"cluster": null})).await;

@@ -11,9 +11,9 @@ use kube::ResourceExt;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use crate::fixture::Platform;
+use factory_integration_tests::{testdata, testdata_tree};
 
-const PIPELINE: &str = "apiVersion: tekton.dev/v1\nkind: Pipeline\nmetadata: {name: build}\nspec:\n  params: [{name: application, type: string}, {name: revision, type: string}, {name: environment, type: string}]\n  tasks:\n  - name: build\n    taskSpec:\n      steps:\n      - {name: build, image: busybox, script: 'echo build'}\n";
+use crate::fixture::Platform;
 
 fn resource(kind: &str, plural: &str) -> ApiResource {
     ApiResource {
@@ -31,16 +31,16 @@ async fn pipelines_are_applied_and_runs_of_all_applications_are_summarised() {
         Platform::new("pipelines_are_applied_and_runs_of_all_applications_are_summarised", &[], "cluster-admin").await;
     let x = p.ctx.prefix.clone();
     let apps = GitRoot::new().expect("root");
-    let ci = apps.repo("ci", &[(".tekton/pipeline.yaml", PIPELINE)]).expect("repo");
+    let ci = apps
+        .repo("ci", &[(".tekton/pipeline.yaml", &testdata("platform/pipelines/app/pipeline.yaml", &[]))])
+        .expect("repo");
     let first = ci.head().expect("head");
     let server = GitHttpServer::start(apps.path().to_path_buf(), None).await.expect("server");
-    let app = |name: &str| {
-        format!("  - name: {name}\n    source: {{url: '{}'}}\n    pipelines: {{path: .tekton/}}\n", server.url("ci"))
-    };
     p.repo
-        .write("factories/shop.yaml", &format!(
-            "apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata: {{name: {x}-shop}}\nspec:\n  type: Applications\n  applications:\n{}{}{}",
-            app("cart").replace(".tekton/}", ".tekton/, runOnChange: {pipeline: build, environment: test}}"), app("search"), app("checkout")))
+        .write(
+            "factories/shop.yaml",
+            &testdata("platform/pipelines/factories/three-apps.yaml", &[("prefix", &x), ("url", &server.url("ci"))]),
+        )
         .expect("write");
     p.repo.commit("shop").expect("commit");
     p.create_factory(json!({"cluster": null})).await;
@@ -129,58 +129,27 @@ async fn pipelines_are_applied_and_runs_of_all_applications_are_summarised() {
     assert!(missing.to_string().contains("not found"), "{missing}");
 }
 
-const TEMPLATES: &str = r#"apiVersion: tekton.dev/v1
-kind: Task
-metadata: {name: scan}
-spec:
-  params: [{name: image, type: string}]
-  steps:
-  - {name: scan, image: 'aquasec/trivy:0.58.0', args: [image, --exit-code, '1', $(params.image)]}
----
-apiVersion: tekton.dev/v1
-kind: Task
-metadata: {name: deploy}
-spec:
-  params: [{name: environment, type: string}]
-  steps:
-  - {name: apply, image: 'bitnami/kubectl:1.31', args: [apply, -n, '${factory}-$(params.environment)', -f, deploy/]}
----
-apiVersion: tekton.dev/v1
-kind: Pipeline
-metadata: {name: build-scan-deploy}
-spec:
-  params: [{name: application, type: string}, {name: revision, type: string}, {name: environment, type: string}]
-  tasks:
-  - name: build
-    taskSpec:
-      steps:
-      - {name: build, image: 'gcr.io/kaniko-project/executor:v1.23.2', args: ['--destination=registry.local/$(params.application):$(params.revision)']}
-  - {name: scan, runAfter: [build], taskRef: {name: scan}, params: [{name: image, value: 'registry.local/$(params.application):$(params.revision)'}]}
-  - {name: deploy, runAfter: [scan], taskRef: {name: deploy}, params: [{name: environment, value: $(params.environment)}]}
-"#;
-
-const IMAGE_PIPELINE: &str = "apiVersion: tekton.dev/v1\nkind: Pipeline\nmetadata: {name: build-image}\nspec:\n  params: [{name: image, type: string}, {name: context, type: string}, {name: ca-path, type: string}, {name: url, type: string}, {name: revision, type: string}]\n  results: [{name: IMAGE_URL, value: $(tasks.build.results.IMAGE_URL)}, {name: IMAGE_DIGEST, value: $(tasks.build.results.IMAGE_DIGEST)}]\n  tasks:\n  - name: build\n    taskSpec:\n      results: [{name: IMAGE_URL}, {name: IMAGE_DIGEST}]\n      steps:\n      - {name: build, image: 'gcr.io/kaniko-project/executor:v1.23.2', args: ['--context=$(params.context)']}\n";
-
 /// The platform offers pipeline templates, a deploy account per environment and shared images;
 /// a team's application gets its push listener; the deploy account reaches its environment only.
 #[tokio::test]
 async fn platform_templates_triggers_deploy_accounts_and_shared_images() {
     let test = "platform_templates_triggers_deploy_accounts_and_shared_images";
-    let files = [
-        ("pipelines/templates.yaml", TEMPLATES),
-        ("images/pipeline.yaml", IMAGE_PIPELINE),
-        ("images/base/Dockerfile", "FROM debian:12\nCOPY ca/ /usr/local/share/ca-certificates/\n"),
-        ("ca/ca.crt", "-----BEGIN CERTIFICATE-----\nfirst\n-----END CERTIFICATE-----\n"),
-    ];
-    let p = Platform::new(test, &files, "cluster-admin").await;
+    let files = testdata_tree("platform/pipelines/platform", &[]);
+    let p = Platform::new(test, &files.files(), "cluster-admin").await;
     let x = p.ctx.prefix.clone();
     let apps = GitRoot::new().expect("root");
-    let cart = apps.repo("cart", &[(".tekton/pipeline.yaml", PIPELINE)]).expect("repo");
+    let cart = apps
+        .repo("cart", &[(".tekton/pipeline.yaml", &testdata("platform/pipelines/app/pipeline.yaml", &[]))])
+        .expect("repo");
     let server = GitHttpServer::start(apps.path().to_path_buf(), None).await.expect("server");
     p.repo
-        .write("factories/shop.yaml", &format!(
-            "apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata: {{name: {x}-shop}}\nspec:\n  type: Applications\n  environments: [{{name: test}}, {{name: prod}}]\n  applications:\n  - name: cart\n    source: {{url: '{}'}}\n    pipelines:\n      path: .tekton/\n      runOnChange: {{pipeline: build-scan-deploy, environment: test, deployTask: deploy}}\n      onPush: {{pipeline: build-scan-deploy, environment: test}}\n",
-            server.url("cart")))
+        .write(
+            "factories/shop.yaml",
+            &testdata(
+                "platform/pipelines/factories/shop-with-triggers.yaml",
+                &[("prefix", &x), ("url", &server.url("cart"))],
+            ),
+        )
         .expect("write");
     p.repo.commit("shop").expect("commit");
     p.create_factory(json!({"cluster": null, "pipelineTemplates": {"path": "pipelines/"},

@@ -12,18 +12,13 @@ use k8s_openapi::api::core::v1::{ConfigMap, LimitRange, Namespace};
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
 
+use factory_integration_tests::{Tree, testdata, testdata_tree};
+
 use crate::fixture::Platform;
 
-const CLASSES: &[(&str, &str)] = &[
-    (
-        "classes/base/limits.yaml",
-        "apiVersion: v1\nkind: LimitRange\nmetadata: {name: defaults}\nspec:\n  limits:\n  - type: Container\n    default: {cpu: 100m}\n",
-    ),
-    (
-        "classes/preview/quota.yaml",
-        "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: preview}\nspec:\n  hard: {requests.cpu: '1', pods: '5'}\n",
-    ),
-];
+fn classes() -> Tree {
+    testdata_tree("platform/previews/platform", &[])
+}
 
 fn preview(name: &str, extra: serde_json::Value) -> PreviewEnvironment {
     let mut spec = json!({"application": "cart", "ref": {"branch": "feature/login"}});
@@ -44,9 +39,9 @@ fn soon(seconds: i64) -> String {
 async fn shop_with_cart(p: &Platform, apps: &GitRoot, previews: &str) -> GitHttpServer {
     let x = &p.ctx.prefix;
     let server = GitHttpServer::start(apps.path().to_path_buf(), None).await.expect("server");
-    let factory = format!(
-        "apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata: {{name: {x}-shop}}\nspec:\n  type: Applications\n  owners: {{groups: [{x}-team]}}\n  previews: {previews}\n  applications:\n  - name: cart\n    source: {{url: '{}'}}\n    config: {{path: deploy/}}\n",
-        server.url("cart")
+    let factory = testdata(
+        "platform/previews/factories/shop.yaml",
+        &[("prefix", x), ("previews", previews), ("url", &server.url("cart"))],
     );
     p.repo.write("factories/shop.yaml", &factory).expect("write");
     p.repo.commit("shop").expect("commit");
@@ -59,22 +54,24 @@ async fn shop_with_cart(p: &Platform, apps: &GitRoot, previews: &str) -> GitHttp
 
 #[tokio::test]
 async fn previews_live_within_their_limits_and_leave_nothing_behind() {
-    let p = Platform::new("previews_live_within_their_limits_and_leave_nothing_behind", CLASSES, "cluster-admin").await;
+    let p = Platform::new(
+        "previews_live_within_their_limits_and_leave_nothing_behind",
+        &classes().files(),
+        "cluster-admin",
+    )
+    .await;
     let x = p.ctx.prefix.clone();
     let apps = GitRoot::new().expect("root");
     let cart = apps
         .repo(
             "cart",
-            &[(
-                "deploy/base/config.yaml",
-                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cart-config}\ndata: {branch: main}\n",
-            )],
+            &[("deploy/base/config.yaml", &testdata("platform/previews/cart/configmap-cart-config-main.yaml", &[]))],
         )
         .expect("repo");
     cart.branch("feature/login").expect("branch");
     cart.write(
         "deploy/base/config.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cart-config}\ndata: {branch: feature-login}\n",
+        &testdata("platform/previews/cart/configmap-cart-config-feature-login.yaml", &[]),
     )
     .expect("write");
     let feature = cart.commit("login work").expect("commit");
@@ -187,16 +184,16 @@ async fn previews_live_within_their_limits_and_leave_nothing_behind() {
 
 #[tokio::test]
 async fn branches_matching_the_pattern_get_previews_that_go_with_the_branch() {
-    let p =
-        Platform::new("branches_matching_the_pattern_get_previews_that_go_with_the_branch", CLASSES, "cluster-admin")
-            .await;
+    let p = Platform::new(
+        "branches_matching_the_pattern_get_previews_that_go_with_the_branch",
+        &classes().files(),
+        "cluster-admin",
+    )
+    .await;
     let x = p.ctx.prefix.clone();
     let apps = GitRoot::new().expect("root");
     let cart = apps
-        .repo(
-            "cart",
-            &[("deploy/base/config.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cart-config}\n")],
-        )
+        .repo("cart", &[("deploy/base/config.yaml", &testdata("common/cart/configmap-cart-config.yaml", &[]))])
         .expect("repo");
     cart.branch("feature/search").expect("branch");
     cart.checkout("main").expect("checkout");

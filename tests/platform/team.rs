@@ -12,32 +12,17 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
+use factory_integration_tests::{Tree, testdata, testdata_tree};
+
 use crate::fixture::Platform;
 
-const CLASSES: &[(&str, &str)] = &[
-    (
-        "classes/base/quota.yaml",
-        "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: environment}\nspec:\n  hard: {requests.cpu: '4'}\n",
-    ),
-    (
-        "classes/base/network.yaml",
-        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: default-deny}\nspec:\n  podSelector: {}\n  policyTypes: [Ingress]\n",
-    ),
-];
-
-fn shop(x: &str, prod: &str) -> String {
-    format!(
-        "apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata: {{name: {x}-shop}}\nspec:\n  type: Applications\n  owners: {{groups: [{x}-team-shop]}}\n  shared: {{labels: {{cost-center: shop}}, config: {{team: shop}}}}\n  environments:\n  - {{name: test, access: [{{clusterRole: edit}}]}}\n  - {{name: stage}}\n{prod}"
-    )
+fn classes() -> Tree {
+    testdata_tree("platform/team/platform", &[])
 }
 
-const PROD: &str =
-    "  - {name: prod, class: base, protected: true, access: [{clusterRole: view}], quota: {requests.cpu: '8'}}\n";
-
-fn cart(x: &str) -> String {
-    format!(
-        "apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata: {{name: {x}-cart}}\nspec:\n  type: Applications\n  environments:\n  - {{name: test}}\n"
-    )
+/// The team factories `<prefix>-shop` (as `variant`) and `<prefix>-cart`.
+fn factory(variant: &str, x: &str) -> String {
+    testdata(&format!("platform/team/factories/{variant}.yaml"), &[("prefix", x)])
 }
 
 fn object<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
@@ -103,12 +88,15 @@ async fn tries_to_cross(who: &str, client: &Client, x: &str) {
 
 #[tokio::test]
 async fn team_environments_hold_the_tenant_boundary_and_outlive_their_factory() {
-    let p =
-        Platform::new("team_environments_hold_the_tenant_boundary_and_outlive_their_factory", CLASSES, "cluster-admin")
-            .await;
+    let p = Platform::new(
+        "team_environments_hold_the_tenant_boundary_and_outlive_their_factory",
+        &classes().files(),
+        "cluster-admin",
+    )
+    .await;
     let x = p.ctx.prefix.clone();
-    p.repo.write("factories/shop.yaml", &shop(&x, PROD)).expect("write");
-    p.repo.write("factories/cart.yaml", &cart(&x)).expect("write");
+    p.repo.write("factories/shop.yaml", &factory("shop", &x)).expect("write");
+    p.repo.write("factories/cart.yaml", &factory("cart", &x)).expect("write");
     p.repo.commit("two teams").expect("commit");
     p.create_factory(json!({"cluster": null})).await;
     p.wait_ready("True", "Reconciled").await;
@@ -215,13 +203,11 @@ async fn team_environments_hold_the_tenant_boundary_and_outlive_their_factory() 
     assert!(m.contains("protected permanent environment"), "{m}");
 
     // Removing prod from the spec (after unprotecting it, as the API demands) leaves it in place.
-    p.repo
-        .write("factories/shop.yaml", &shop(&x, &PROD.replace("protected: true", "protected: false")))
-        .expect("write");
+    p.repo.write("factories/shop.yaml", &factory("shop-prod-unprotected", &x)).expect("write");
     p.repo.commit("unprotect prod").expect("commit");
     p.poke().await;
     p.wait_ready("True", "Reconciled").await;
-    p.repo.write("factories/shop.yaml", &shop(&x, "")).expect("write");
+    p.repo.write("factories/shop.yaml", &factory("shop-without-prod", &x)).expect("write");
     p.repo.commit("drop prod").expect("commit");
     p.poke().await;
     p.wait_ready("True", "Reconciled").await;

@@ -13,6 +13,8 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use sha2::Sha256;
 
+use factory_integration_tests::testdata;
+
 use crate::fixture::Platform;
 
 fn sign(body: &[u8], secret: &str) -> String {
@@ -27,14 +29,14 @@ async fn a_signed_push_reconciles_at_once_and_a_bad_signature_is_refused() {
         Platform::new("a_signed_push_reconciles_at_once_and_a_bad_signature_is_refused", &[], "cluster-admin").await;
     let x = p.ctx.prefix.clone();
     p.repo
-        .write("cluster/cm.yaml", &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {x}-hooked}}\n"))
+        .write("cluster/cm.yaml", &testdata("platform/webhook_and_credentials/cluster/hooked.yaml", &[("prefix", &x)]))
         .expect("write");
     p.repo.commit("first").expect("commit");
     p.create_factory(json!({"factories": null, "environmentClasses": null})).await;
     p.wait_ready("True", "Reconciled").await;
 
     p.repo
-        .write("cluster/cm.yaml", &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {x}-hooked}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: pushed, namespace: {x}-hooked}}\n"))
+        .write("cluster/cm.yaml", &testdata("platform/webhook_and_credentials/cluster/pushed.yaml", &[("prefix", &x)]))
         .expect("write");
     p.repo.commit("second").expect("commit");
     let payload = json!({"ref": "refs/heads/main", "repository": {"clone_url": p.http.url("platform"), "html_url": "https://example.invalid/x"}});
@@ -80,14 +82,14 @@ async fn a_signed_push_reconciles_at_once_and_a_bad_signature_is_refused() {
 async fn credentials_are_delivered_updated_and_removed_without_leaking() {
     let p = Platform::new(
         "credentials_are_delivered_updated_and_removed_without_leaking",
-        &[("classes/base/limits.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: base}\n")],
+        &[("classes/base/limits.yaml", &testdata("common/classes/configmap-base.yaml", &[]))],
         "cluster-admin",
     )
     .await;
     let x = p.ctx.prefix.clone();
     let client = p.ctx.client.clone();
     p.repo
-        .write("factories/shop.yaml", &format!("apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata: {{name: {x}-shop}}\nspec: {{type: Applications}}\n"))
+        .write("factories/shop.yaml", &testdata("common/factories/shop-without-environments.yaml", &[("prefix", &x)]))
         .expect("write");
     p.repo.commit("team").expect("commit");
     // The source lives in the platform's own namespace, which tenants cannot read.
@@ -179,8 +181,9 @@ async fn a_team_push_triggers_its_own_factory_only() {
     let p = Platform::new("a_team_push_triggers_its_own_factory_only", &[], "cluster-admin").await;
     let x = p.ctx.prefix.clone();
     let team = |name: &str, url: &str| {
-        format!(
-            "apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata: {{name: {x}-{name}}}\nspec:\n  type: Applications\n  webhookSecretRef: {{name: hook}}\n  applications:\n  - name: app\n    source: {{url: '{url}'}}\n"
+        testdata(
+            "platform/webhook_and_credentials/factories/team-with-hook.yaml",
+            &[("prefix", &x), ("name", name), ("url", url)],
         )
     };
     p.repo.write("factories/shop.yaml", &team("shop", "https://git.example.invalid/shop/cart.git")).expect("write");

@@ -14,17 +14,10 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams};
 use serde_json::json;
 
+use factory_integration_tests::bulk_config_maps;
 use fixture::Platform;
 
 const OBJECTS: usize = 400;
-
-fn content(x: &str, count: usize) -> String {
-    let mut out = format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {x}-bulk}}\n");
-    for i in 0..count {
-        out.push_str(&format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cm-{i:04}, namespace: {x}-bulk}}\ndata: {{i: '{i}'}}\n"));
-    }
-    out
-}
 
 async fn count(p: &Platform) -> usize {
     let api: Api<ConfigMap> = Api::namespaced(p.ctx.client.clone(), &format!("{}-bulk", p.ctx.prefix));
@@ -49,7 +42,7 @@ async fn killed_mid_apply_and_mid_prune_the_operator_converges() {
     let p =
         Platform::without_operator("killed_mid_apply_and_mid_prune_the_operator_converges", &[], "cluster-admin").await;
     let x = p.ctx.prefix.clone();
-    p.repo.write("cluster/bulk.yaml", &content(&x, OBJECTS)).expect("write");
+    p.repo.write("cluster/bulk.yaml", &bulk_config_maps(&x, 0..OBJECTS)).expect("write");
     p.repo.commit("bulk").expect("commit");
     p.create_factory(json!({"factories": null, "environmentClasses": null})).await;
 
@@ -72,7 +65,7 @@ async fn killed_mid_apply_and_mid_prune_the_operator_converges() {
     assert_eq!(count(&p).await, OBJECTS, "every object exists");
 
     // Kill in the middle of pruning half of them.
-    p.repo.write("cluster/bulk.yaml", &content(&x, OBJECTS / 2)).expect("write");
+    p.repo.write("cluster/bulk.yaml", &bulk_config_maps(&x, 0..OBJECTS / 2)).expect("write");
     p.repo.commit("halve").expect("commit");
     p.poke().await;
     let seen = when(&p, "pruning to start", |n| n < OBJECTS).await;

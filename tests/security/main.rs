@@ -19,23 +19,12 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
+use factory_integration_tests::{Tree, testdata, testdata_tree};
 use fixture::Platform;
 
-const CLASSES: &[(&str, &str)] = &[
-    (
-        "classes/base/limits.yaml",
-        "apiVersion: v1\nkind: LimitRange\nmetadata: {name: defaults}\nspec:\n  limits:\n  - type: Container\n    default: {cpu: 200m, memory: 128Mi, ephemeral-storage: 256Mi}\n    defaultRequest: {cpu: 50m, memory: 64Mi, ephemeral-storage: 64Mi}\n",
-    ),
-    (
-        "classes/base/quota.yaml",
-        "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: tenant-quota}\nspec:\n  hard:\n    requests.cpu: '2'\n    requests.memory: 4Gi\n    limits.cpu: '4'\n    limits.memory: 8Gi\n    requests.ephemeral-storage: 10Gi\n    limits.ephemeral-storage: 20Gi\n    pods: '20'\n    services: '10'\n    services.nodeports: '0'\n    services.loadbalancers: '0'\n    configmaps: '50'\n    secrets: '50'\n    count/deployments.apps: '20'\n",
-    ),
-    (
-        "classes/base/network.yaml",
-        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: default-deny}\nspec:\n  podSelector: {}\n  policyTypes: [Ingress, Egress]\n",
-    ),
-    ("classes/preview/small.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: preview-marker}\n"),
-];
+fn classes() -> Tree {
+    testdata_tree("security/platform", &[])
+}
 
 fn object<T: serde::de::DeserializeOwned>(value: Value) -> T {
     serde_json::from_value(value).expect("object")
@@ -210,11 +199,11 @@ async fn checks(tenant: &Client, admin: &Client, ns: &str, kind: &str, other: &s
 
 #[tokio::test]
 async fn multi_tenancy_benchmarks_hold_in_every_namespace_kind() {
-    let p = Platform::new("multi_tenancy_benchmarks_hold_in_every_namespace_kind", CLASSES, "cluster-admin").await;
+    let p = Platform::new("multi_tenancy_benchmarks_hold_in_every_namespace_kind", &classes().files(), "cluster-admin")
+        .await;
     let x = p.ctx.prefix.clone();
     let apps = GitRoot::new().expect("root");
-    apps.repo("cart", &[("deploy/base/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cart}\n")])
-        .expect("app");
+    apps.repo("cart", &[("deploy/base/cm.yaml", &testdata("security/cart/configmap-cart.yaml", &[]))]).expect("app");
     let server = GitHttpServer::start(apps.path().to_path_buf(), None).await.expect("server");
     let team = |name: &str| {
         let extra = format!("  owners: {{groups: [{x}-{name}]}}\n  previews: {{max: 2}}\n");
@@ -288,16 +277,14 @@ async fn a_repository_of_100000_files_is_contained() {
     let p = Platform::new("a_repository_of_100000_files_is_contained", &[], "cluster-admin").await;
     let x = p.ctx.prefix.clone();
     p.repo
-        .write("cluster/ns.yaml", &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {x}-kept}}\n"))
+        .write("cluster/ns.yaml", &testdata("security/cluster/namespace-kept.yaml", &[("prefix", &x)]))
         .expect("write");
     p.repo.commit("one namespace").expect("commit");
     p.create_factory(json!({"factories": null, "environmentClasses": null})).await;
     p.wait_ready("True", "Reconciled").await;
 
     let started = std::time::Instant::now();
-    p.repo
-        .commit_many("cluster/many", 100_000, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: same}\n")
-        .expect("commit");
+    p.repo.commit_many("cluster/many", 100_000, &testdata("security/configmap-same.yaml", &[])).expect("commit");
     eprintln!("100,000-file commit made in {:.1}s", started.elapsed().as_secs_f64());
     p.poke().await;
     // The commit cannot even be read, so the condition (not lastAttemptedRevision) tells.

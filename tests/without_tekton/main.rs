@@ -15,6 +15,7 @@ use factory_testkit::{control_plane, eventually};
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use serde_json::json;
 
+use factory_integration_tests::{testdata, testdata_tree};
 use fixture::Platform;
 
 #[tokio::test]
@@ -22,23 +23,20 @@ async fn pipelines_wait_for_tekton_and_everything_else_does_not() {
     factory_testkit::cluster::start_without_tekton();
     let p = Platform::new(
         "pipelines_wait_for_tekton_and_everything_else_does_not",
-        &[
-            ("classes/base/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: base}\n"),
-            ("images/pipeline.yaml", "apiVersion: tekton.dev/v1\nkind: Pipeline\nmetadata: {name: build-image}\nspec:\n  tasks:\n  - name: build\n    taskSpec:\n      steps:\n      - {name: build, image: busybox, script: 'echo'}\n"),
-            ("images/base/Dockerfile", "FROM debian:12\n"),
-        ],
+        &testdata_tree("without_tekton/platform", &[]).files(),
         "cluster-admin",
     )
     .await;
     let x = p.ctx.prefix.clone();
     let apps = GitRoot::new().expect("root");
-    apps.repo("ci", &[(".tekton/pipeline.yaml", "apiVersion: tekton.dev/v1\nkind: Pipeline\nmetadata: {name: build}\nspec:\n  tasks:\n  - name: build\n    taskSpec:\n      steps:\n      - {name: build, image: busybox, script: 'echo'}\n")])
+    apps.repo("ci", &[(".tekton/pipeline.yaml", &testdata("without_tekton/ci/.tekton/pipeline.yaml", &[]))])
         .expect("repo");
     let server = GitHttpServer::start(apps.path().to_path_buf(), None).await.expect("server");
     p.repo
-        .write("factories/shop.yaml", &format!(
-            "apiVersion: factories.dev/v1alpha1\nkind: Factory\nmetadata: {{name: {x}-shop}}\nspec:\n  type: Applications\n  environments: [{{name: test}}]\n  applications:\n  - name: cart\n    source: {{url: '{}'}}\n    pipelines: {{path: .tekton/}}\n",
-            server.url("ci")))
+        .write(
+            "factories/shop.yaml",
+            &testdata("without_tekton/factories/shop.yaml", &[("prefix", &x), ("url", &server.url("ci"))]),
+        )
         .expect("write");
     p.repo.commit("shop").expect("commit");
     p.create_factory(json!({"cluster": null, "images": {"path": "images/pipeline.yaml",
