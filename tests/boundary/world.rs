@@ -53,10 +53,7 @@ impl World {
         p.repo
             .write(
                 "factories/shop.yaml",
-                &testdata(
-                    "boundary/factories/shop.yaml",
-                    &[("prefix", &x), ("team_extra", team_extra), ("url", &url)],
-                ),
+                &testdata("boundary/factories/shop.yaml", &[("prefix", &x), ("team_extra", team_extra), ("url", &url)]),
             )
             .expect("write shop");
         p.repo

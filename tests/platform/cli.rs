@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use factory_api::Environment;
 use factory_testkit::eventually;
-use factory_testkit::git::{GitHttpServer, GitRoot};
+use factory_testkit::git::{GitHttpServer, GitRoot, Repo};
 use kube::api::Api;
 use serde_json::json;
 
@@ -51,33 +51,50 @@ async fn every_plugin_command_works_against_the_cluster() {
     .await
     .expect("cart applied");
 
-    // status: the tree.
+    let root = p.repo.work_tree().display().to_string();
+
+    status_prints_the_tree(&p).await;
+    validate_names_the_broken_file(&p, &root).await;
+    plan_shows_the_platforms_changes_and_writes_nothing(&p, &root, &keep).await;
+    plan_shows_an_applications_change_in_each_environment(&p, &cart).await;
+    previews_are_created_listed_and_deleted(&p).await;
+    reconcile_annotates_the_factory(&p).await;
+}
+
+/// `status`: the factory and its environments as a tree, or as JSON.
+async fn status_prints_the_tree(p: &Platform) {
+    let shop = format!("{}-shop", p.ctx.prefix);
     let (code, out, err) = p.ctx.kubectl_factory(&["status", &shop]).expect("status");
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("NAME") && out.contains(&format!("└─ {shop}-test")), "{out}");
     let (_, json_out, _) = p.ctx.kubectl_factory(&["status", &shop, "-o", "json"]).expect("status json");
     let tree: serde_json::Value = serde_json::from_str(&json_out).expect("json");
     assert_eq!(tree[0]["children"][0]["kind"], "Environment");
+}
 
-    // validate: the checkout as it is, then with a broken file (exit non-zero, file and line named).
-    let root = p.repo.work_tree().display().to_string();
-    let (code, out, err) = p.ctx.kubectl_factory(&["validate", &root]).expect("validate");
+/// `validate`: the checkout as it is, then with a broken file (exit non-zero, file and line named).
+async fn validate_names_the_broken_file(p: &Platform, root: &str) {
+    let (code, out, err) = p.ctx.kubectl_factory(&["validate", root]).expect("validate");
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("platform repository valid"), "{out}");
     p.repo.write("cluster/broken.yaml", &testdata("platform/cli/cluster-broken.yaml", &[])).expect("write");
-    let (code, out, _) = p.ctx.kubectl_factory(&["validate", &root]).expect("validate");
+    let (code, out, _) = p.ctx.kubectl_factory(&["validate", root]).expect("validate");
     assert_ne!(code, 0);
     assert!(out.contains("cluster/broken.yaml") && out.contains("INVALID"), "{out}");
     p.repo.remove("cluster/broken.yaml").expect("remove");
+}
 
-    // plan (platform): one object changed, one new, one removed, and a class change reaching the environment.
+/// `plan` (platform): one object changed, one new, one removed, and a class change reaching the
+/// environment; a plan writes nothing; as the repository is in git, nothing to do.
+async fn plan_shows_the_platforms_changes_and_writes_nothing(p: &Platform, root: &str, keep: &str) {
+    let (x, shop) = (&p.ctx.prefix, format!("{}-shop", p.ctx.prefix));
     p.repo.write("cluster/tools.yaml", &keep.replace("a: '1'", "a: '2'")).expect("write");
-    p.repo.write("cluster/new.yaml", &testdata("platform/cli/cluster/new.yaml", &[("prefix", &x)])).expect("write");
+    p.repo.write("cluster/new.yaml", &testdata("platform/cli/cluster/new.yaml", &[("prefix", x)])).expect("write");
     p.repo.remove("cluster/old.yaml").expect("remove");
     p.repo
         .write("classes/base/limits.yaml", &testdata("platform/cli/class-base-limits-gold.yaml", &[]))
         .expect("write");
-    let (code, out, err) = p.ctx.kubectl_factory(&["plan", &p.name, &root, "--detailed-exitcode"]).expect("plan");
+    let (code, out, err) = p.ctx.kubectl_factory(&["plan", &p.name, root, "--detailed-exitcode"]).expect("plan");
     assert_eq!(code, 2, "changes → exit 2: {out}{err}");
     assert!(out.contains(&format!("~ change   ConfigMap {x}-tools/keep  (data.a)")), "{out}");
     assert!(out.contains(&format!("+ create   ConfigMap {x}-tools/new")), "{out}");
@@ -93,11 +110,14 @@ async fn every_plugin_command_works_against_the_cluster() {
     // As the repository is in git: nothing to do.
     p.repo.git(&["checkout", "--", "."]).expect("reset");
     p.repo.git(&["clean", "-fdq"]).expect("clean");
-    let (code, out, err) = p.ctx.kubectl_factory(&["plan", &p.name, &root, "--detailed-exitcode"]).expect("plan");
+    let (code, out, err) = p.ctx.kubectl_factory(&["plan", &p.name, root, "--detailed-exitcode"]).expect("plan");
     assert_eq!(code, 0, "no changes → exit 0: {out}{err}");
     assert!(out.contains("plan: ") && !out.contains("+ create") && !out.contains("~ change"), "{out}");
+}
 
-    // plan (application): the team's change to its config, in each of its environments.
+/// `plan` (application): the team's change to its config, in each of its environments.
+async fn plan_shows_an_applications_change_in_each_environment(p: &Platform, cart: &Repo) {
+    let shop = format!("{}-shop", p.ctx.prefix);
     cart.write("deploy/base/config.yaml", &testdata("platform/cli/cart/deploy/base/config-debug.yaml", &[]))
         .expect("write");
     let cart_root = cart.work_tree().display().to_string();
@@ -111,8 +131,11 @@ async fn every_plugin_command_works_against_the_cluster() {
     let (code, _, err) = p.ctx.kubectl_factory(&["plan", &shop, &cart_root]).expect("plan without app");
     assert_ne!(code, 0);
     assert!(err.contains("--application"), "{err}");
+}
 
-    // preview create / list / delete.
+/// `preview create`, `list` and `delete`.
+async fn previews_are_created_listed_and_deleted(p: &Platform) {
+    let shop = format!("{}-shop", p.ctx.prefix);
     let (code, out, err) = p
         .ctx
         .kubectl_factory(&[
@@ -148,8 +171,11 @@ async fn every_plugin_command_works_against_the_cluster() {
         .expect("create");
     assert_ne!(code, 0);
     assert!(err.contains("--branch"), "says what is missing: {err}");
+}
 
-    // reconcile: the annotation the operator reacts to.
+/// `reconcile`: the annotation the operator reacts to.
+async fn reconcile_annotates_the_factory(p: &Platform) {
+    let shop = format!("{}-shop", p.ctx.prefix);
     let (code, out, err) = p.ctx.kubectl_factory(&["reconcile", &shop]).expect("reconcile");
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("reconcile requested"), "{out}");

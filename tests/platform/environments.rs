@@ -79,15 +79,37 @@ async fn environments_get_their_class_baseline_and_follow_the_platform() {
         "cluster-admin",
     )
     .await;
-    let x = p.ctx.prefix.clone();
     with_team_and_classes(&p, "prod", "classes/prod/").await;
 
-    let test = environment(&p, "test", "base", json!({})).await;
-    let prod = environment(&p, "prod", "prod", json!({"protected": true, "driftPolicy": "Report"})).await;
-    let missing = environment(&p, "other", "gold", json!({})).await;
-    wait_env(&p, &test, "Ready", "True", "Reconciled").await;
-    wait_env(&p, &prod, "Ready", "True", "Reconciled").await;
-    let stalled = wait_env(&p, &missing, "Stalled", "True", "InvalidSpec").await;
+    let envs = each_environment_gets_its_class_its_labels_and_the_teams_rights(&p).await;
+    a_class_change_in_git_reaches_every_environment_of_the_class(&p, &envs).await;
+    drift_is_corrected_or_reported_as_each_environment_asks(&p, &envs).await;
+    the_operator_is_ready_and_the_drift_gauge_goes_with_its_environment(&p, &envs).await;
+}
+
+/// The environments of the scenario: `test` (class base) and `prod` (class prod, protected,
+/// `driftPolicy: Report`).
+struct Envs {
+    test: String,
+    prod: String,
+}
+
+/// The value of `key` in the class's `platform-defaults` ConfigMap in `env`.
+async fn platform_defaults(p: &Platform, env: &str, key: &str) -> Option<String> {
+    let api: Api<ConfigMap> = Api::namespaced(p.ctx.client.clone(), env);
+    api.get("platform-defaults").await.expect("configmap").data.unwrap_or_default().get(key).cloned()
+}
+
+/// An environment of an undefined class stalls naming it; the others get their namespace
+/// labels, base objects with the class's own versions winning, and the team's rights.
+async fn each_environment_gets_its_class_its_labels_and_the_teams_rights(p: &Platform) -> Envs {
+    let x = p.ctx.prefix.clone();
+    let test = environment(p, "test", "base", json!({})).await;
+    let prod = environment(p, "prod", "prod", json!({"protected": true, "driftPolicy": "Report"})).await;
+    let missing = environment(p, "other", "gold", json!({})).await;
+    wait_env(p, &test, "Ready", "True", "Reconciled").await;
+    wait_env(p, &prod, "Ready", "True", "Reconciled").await;
+    let stalled = wait_env(p, &missing, "Stalled", "True", "InvalidSpec").await;
     let message = &stalled
         .status
         .expect("status")
@@ -140,20 +162,20 @@ async fn environments_get_their_class_baseline_and_follow_the_platform() {
     };
     assert_eq!(quota(test.clone()).await.map(|q| q.0), Some("4".into()));
     assert_eq!(quota(prod.clone()).await.map(|q| q.0), Some("16".into()));
-    let cm = |env: String| {
-        let api: Api<ConfigMap> = Api::namespaced(client.clone(), &env);
-        async move { api.get("platform-defaults").await.expect("configmap").data.unwrap_or_default() }
-    };
-    assert_eq!(cm(test.clone()).await.get("environment").map(String::as_str), Some("test"));
-    assert_eq!(cm(prod.clone()).await.get("tier").map(String::as_str), Some("critical"));
+    assert_eq!(platform_defaults(p, &test, "environment").await.as_deref(), Some("test"));
+    assert_eq!(platform_defaults(p, &prod, "tier").await.as_deref(), Some("critical"));
 
-    // A class change in git reaches every environment of the class.
+    Envs { test, prod }
+}
+
+async fn a_class_change_in_git_reaches_every_environment_of_the_class(p: &Platform, envs: &Envs) {
+    let (client, test, prod) = (p.ctx.client.clone(), &envs.test, &envs.prod);
     p.repo
         .write("classes/base/limits.yaml", &testdata("platform/environments/limits-smaller-cpu.yaml", &[]))
         .expect("write");
     p.repo.commit("smaller default cpu").expect("commit");
     p.poke().await;
-    for env in [&test, &prod] {
+    for env in [test, prod] {
         let api: Api<LimitRange> = Api::namespaced(client.clone(), env);
         eventually(&format!("new limits in {env}"), Duration::from_secs(60), || async {
             let lr = api.get("defaults").await?;
@@ -167,23 +189,26 @@ async fn environments_get_their_class_baseline_and_follow_the_platform() {
         .await
         .expect("class change propagated");
     }
+}
 
-    // Drift: corrected in test (Correct, the default), reported and left in prod (Report).
+/// Drift: corrected in test (`Correct`, the default), reported and left in prod (`Report`).
+async fn drift_is_corrected_or_reported_as_each_environment_asks(p: &Platform, envs: &Envs) {
+    let (client, test, prod) = (p.ctx.client.clone(), &envs.test, &envs.prod);
     let tamper = json!({"data": {"tier": "tampered"}});
-    for env in [&test, &prod] {
+    for env in [test, prod] {
         Api::<ConfigMap>::namespaced(client.clone(), env)
             .patch("platform-defaults", &PatchParams::default(), &Patch::Merge(&tamper))
             .await
             .expect("tamper");
     }
     let poke = json!({"metadata": {"annotations": {"factories.dev/requested-at": "drift"}}});
-    for env in [&test, &prod] {
+    for env in [test, prod] {
         Api::<Environment>::all(client.clone())
             .patch(env, &PatchParams::default(), &Patch::Merge(&poke))
             .await
             .expect("poke");
     }
-    let drifted = wait_env(&p, &prod, "Drifted", "True", "DriftDetected").await;
+    let drifted = wait_env(p, prod, "Drifted", "True", "DriftDetected").await;
     let message = drifted
         .status
         .expect("status")
@@ -194,24 +219,23 @@ async fn environments_get_their_class_baseline_and_follow_the_platform() {
         .expect("drifted")
         .message;
     assert!(message.contains("ConfigMap") && message.contains("platform-defaults"), "{message}");
-    assert_eq!(
-        cm(prod.clone()).await.get("tier").map(String::as_str),
-        Some("tampered"),
-        "Report leaves drift in place"
-    );
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &test);
+    assert_eq!(platform_defaults(p, prod, "tier").await.as_deref(), Some("tampered"), "Report leaves drift in place");
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), test);
     eventually("drift corrected in test", Duration::from_secs(30), || async {
         let data = api.get("platform-defaults").await?.data.unwrap_or_default();
         anyhow::Ok((data.get("tier").map(String::as_str) == Some("standard")).then_some(()))
     })
     .await
     .expect("Correct puts it back");
+}
 
-    // Ready: the caches have listed and the API server answers.
+/// Ready: the caches have listed and the API server answers; the drift gauge reports prod's
+/// drift and goes with the Environment.
+async fn the_operator_is_ready_and_the_drift_gauge_goes_with_its_environment(p: &Platform, envs: &Envs) {
+    let (client, prod) = (p.ctx.client.clone(), &envs.prod);
     let (status, text) =
         factory_testkit::http::get(factory_testkit::operator::metrics_addr(), "/readyz").await.expect("readyz");
     assert_eq!((status, text.as_str()), (200, "ok"));
-    // The drift gauge reports prod's drift, and goes with the Environment.
     let series = format!("factory_operator_drifted_objects{{kind=\"Environment\",name=\"{prod}\"}}");
     let metrics = || async {
         let (status, text) = factory_testkit::http::get(factory_testkit::operator::metrics_addr(), "/metrics").await?;
@@ -223,7 +247,7 @@ async fn environments_get_their_class_baseline_and_follow_the_platform() {
     })
     .await
     .expect("gauge set");
-    Api::<Environment>::all(client.clone()).delete(&prod, &Default::default()).await.expect("delete Environment");
+    Api::<Environment>::all(client.clone()).delete(prod, &Default::default()).await.expect("delete Environment");
     eventually("prod's drift gauge removed", Duration::from_secs(30), || async {
         anyhow::Ok((!metrics().await?.contains(&series)).then_some(()))
     })

@@ -101,6 +101,16 @@ async fn team_environments_hold_the_tenant_boundary_and_outlive_their_factory() 
     p.create_factory(json!({"cluster": null})).await;
     p.wait_ready("True", "Reconciled").await;
 
+    the_team_gets_its_three_environments_ready(&p).await;
+    shared_defaults_access_and_quota_reach_each_environment(&p).await;
+    let alice = members_and_the_team_account_stay_within_their_rights(&p).await;
+    admission_guards_what_rbac_alone_cannot(&p, &alice).await;
+    an_environment_dropped_from_the_spec_is_orphaned_not_deleted(&p).await;
+    deleting_the_team_factory_never_deletes_its_permanent_environments(&p).await;
+}
+
+async fn the_team_gets_its_three_environments_ready(p: &Platform) {
+    let x = p.ctx.prefix.clone();
     let client = p.ctx.client.clone();
     let factories: Api<Factory> = Api::all(client.clone());
     let shop_name = format!("{x}-shop");
@@ -113,8 +123,13 @@ async fn team_environments_hold_the_tenant_boundary_and_outlive_their_factory() 
     .expect("environments ready");
     let table = p.ctx.kubectl(&["get", "factory", &shop_name]).expect("kubectl get");
     assert!(table.lines().nth(1).is_some_and(|l| l.contains("Applications") && l.contains("True")), "{table}");
+}
 
-    // Shared defaults in every environment: labels and the factory-defaults ConfigMap.
+/// Shared defaults in every environment (labels and the factory-defaults ConfigMap), access per
+/// environment and the prod quota override.
+async fn shared_defaults_access_and_quota_reach_each_environment(p: &Platform) {
+    let x = p.ctx.prefix.clone();
+    let client = p.ctx.client.clone();
     for env in ["test", "stage", "prod"] {
         let ns = format!("{x}-shop-{env}");
         let labels =
@@ -124,7 +139,6 @@ async fn team_environments_hold_the_tenant_boundary_and_outlive_their_factory() 
         assert_eq!(cm.data.unwrap_or_default().get("team").map(String::as_str), Some("shop"));
     }
 
-    // Access per environment and the prod quota override.
     let rb = Api::<RoleBinding>::namespaced(client.clone(), &format!("{x}-shop-test"))
         .get("factory-access-edit")
         .await
@@ -142,8 +156,12 @@ async fn team_environments_hold_the_tenant_boundary_and_outlive_their_factory() 
         quota.spec.and_then(|s| s.hard).and_then(|h| h.get("requests.cpu").cloned()).map(|q| q.0),
         Some("8".into())
     );
+}
 
-    // The owner group may work in its own environment…
+/// The owner group may work in its own environment, and nowhere else; neither may the factory's
+/// service account, which holds admin in its namespaces but cannot grant more than it holds.
+async fn members_and_the_team_account_stay_within_their_rights(p: &Platform) -> Client {
+    let x = p.ctx.prefix.clone();
     let alice = p.ctx.client_as_user("alice", &[&format!("{x}-team-shop")]).await.expect("alice");
     let cm: ConfigMap = object(json!({"metadata": {"name": "alice-config"}}));
     eventually("alice's edit rights", Duration::from_secs(30), || async {
@@ -157,7 +175,6 @@ async fn team_environments_hold_the_tenant_boundary_and_outlive_their_factory() 
     })
     .await
     .expect("owner writes in own test environment");
-    // …and nowhere else; neither may the factory's service account.
     tries_to_cross("alice", &alice, &x).await;
     let tenant = p
         .ctx
@@ -165,7 +182,6 @@ async fn team_environments_hold_the_tenant_boundary_and_outlive_their_factory() 
         .await
         .expect("tenant");
     tries_to_cross("tenant", &tenant, &x).await;
-    // The tenant account holds admin in its namespaces but cannot grant more than it holds.
     let escalate: RoleBinding = object(json!({"metadata": {"name": "escalate"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
         "subjects": [{"kind": "ServiceAccount", "name": format!("{x}-shop"), "namespace": factory_api::DEFAULT_TENANT_NAMESPACE}]}));
@@ -178,8 +194,14 @@ async fn team_environments_hold_the_tenant_boundary_and_outlive_their_factory() 
     .await;
     assert!(m.contains("escalat") || m.contains("not currently held"), "{m}");
 
-    // Native admission guards what RBAC alone cannot: the owner's `edit` would allow changing
-    // the baseline network policy, and a cluster administrator could delete prod.
+    alice
+}
+
+/// Native admission guards what RBAC alone cannot: the owner's `edit` would allow changing the
+/// baseline network policy, and a cluster administrator could delete prod.
+async fn admission_guards_what_rbac_alone_cannot(p: &Platform, alice: &Client) {
+    let x = p.ctx.prefix.clone();
+    let client = p.ctx.client.clone();
     let open = json!({"spec": {"policyTypes": []}});
     let netpol =
         Api::<k8s_openapi::api::networking::v1::NetworkPolicy>::namespaced(alice.clone(), &format!("{x}-shop-test"));
@@ -201,8 +223,14 @@ async fn team_environments_hold_the_tenant_boundary_and_outlive_their_factory() 
     )
     .await;
     assert!(m.contains("protected permanent environment"), "{m}");
+}
 
-    // Removing prod from the spec (after unprotecting it, as the API demands) leaves it in place.
+/// Removing prod from the spec (after unprotecting it, as the API demands) leaves it in place.
+async fn an_environment_dropped_from_the_spec_is_orphaned_not_deleted(p: &Platform) {
+    let x = p.ctx.prefix.clone();
+    let client = p.ctx.client.clone();
+    let factories: Api<Factory> = Api::all(client.clone());
+    let shop_name = format!("{x}-shop");
     p.repo.write("factories/shop.yaml", &factory("shop-prod-unprotected", &x)).expect("write");
     p.repo.commit("unprotect prod").expect("commit");
     p.poke().await;
@@ -226,9 +254,16 @@ async fn team_environments_hold_the_tenant_boundary_and_outlive_their_factory() 
     })
     .await
     .expect("counted");
+}
 
-    // Deleting the team factory (by removing it from the platform repository) deletes its
-    // cicd namespace but never its permanent environments.
+/// Deleting the team factory (by removing it from the platform repository) deletes its cicd
+/// namespace but never its permanent environments.
+async fn deleting_the_team_factory_never_deletes_its_permanent_environments(p: &Platform) {
+    let x = p.ctx.prefix.clone();
+    let client = p.ctx.client.clone();
+    let factories: Api<Factory> = Api::all(client.clone());
+    let shop_name = format!("{x}-shop");
+    let envs: Api<Environment> = Api::all(client.clone());
     p.repo.remove("factories/shop.yaml").expect("rm");
     p.repo.commit("shop leaves").expect("commit");
     p.poke().await;

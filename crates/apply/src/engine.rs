@@ -16,6 +16,10 @@ use tracing::{debug, info, warn};
 
 use crate::desired::{Action, Desired, Item, Stage, describe, failure};
 use crate::error::{ApplyError, ObjectFailure, api_message};
+use crate::planning::{
+    checked_in_round, created_namespaces, creates_only, declared_namespaces, is_missing_namespace, roll_back_order,
+    settle,
+};
 use crate::resolve::{Resolved, Resolver};
 
 /// Whether objects that left the desired set are deleted.
@@ -145,11 +149,7 @@ impl Engine {
         let mut items = desired.finish()?;
 
         // Validate everything that can be validated before anything is written.
-        let new_namespaces: BTreeSet<Text> = items
-            .iter()
-            .filter(|i| i.entry.kind == "Namespace" && i.stage == Stage::Foundations)
-            .map(|i| i.entry.name.clone())
-            .collect();
+        let new_namespaces = declared_namespaces(&items);
         let mut failures = Vec::new();
         // Foundations first: objects in a namespace this revision creates cannot be dry-run
         // before it exists, so they are validated after the foundations instead of twice.
@@ -157,13 +157,7 @@ impl Engine {
         // nothing needs one (below).
         let mut creating: BTreeSet<Text> = BTreeSet::new();
         for foundations in [true, false] {
-            let planned: Vec<usize> = (0..items.len())
-                .filter(|&idx| {
-                    let item = &items[idx];
-                    let waits = item.entry.namespace.as_ref().is_some_and(|ns| creating.contains(ns));
-                    item.resolved.is_some() && (item.stage == Stage::Foundations) == foundations && !waits
-                })
-                .collect();
+            let planned = checked_in_round(&items, foundations, &creating);
             let checks = bounded!(planned, self.concurrency, |idx| {
                 let item = &items[idx];
                 async move { (idx, self.plan_one(item, false, false).await) }
@@ -338,14 +332,8 @@ impl Engine {
         let mut to_write = Vec::new();
         for (idx, item) in items.iter_mut().enumerate().filter(|(_, i)| i.stage == stage) {
             let key = inventory::key(&item.entry);
-            let action = match item.action {
-                // Unchanged content that differs live was changed by hand: drift.
-                Some(Action::Update) if previous_digests.get(&key) == Some(&item.entry.digest.as_str()) => {
-                    Action::Drift
-                }
-                Some(a) => a,
-                None => continue,
-            };
+            let last = previous_digests.get(&key).copied();
+            let Some(action) = settle(item.action, last, &item.entry.digest) else { continue };
             // Named only when reported: a resync of 15,000 unchanged objects names none.
             match action {
                 Action::Unchanged => outcome.unchanged += 1,
@@ -388,11 +376,7 @@ impl Engine {
     /// before an object was refused: such a run validates by writing, and a refused revision
     /// must leave nothing behind but its foundations, as a refused dry-run would.
     async fn roll_back(&self, items: &[Item], created: &[String]) {
-        let mut undo: Vec<&Item> =
-            items.iter().filter(|i| i.stage != Stage::Foundations && created.contains(&i.label())).collect();
-        // Namespaced objects before the cluster-scoped ones they may depend on.
-        undo.sort_by_key(|i| std::cmp::Reverse(i.stage));
-        for item in undo {
+        for item in roll_back_order(items, created) {
             let Some(resolved) = &item.resolved else { continue };
             let api = self.api(resolved, item.entry.namespace.as_deref());
             match api.delete(&item.entry.name, &DeleteParams::background()).await {
@@ -522,25 +506,6 @@ pub(crate) fn comparable(object: &impl serde::Serialize) -> Value {
         map.remove("status");
     }
     value
-}
-
-/// Whether the run only creates: every object it read is absent, and the others go into
-/// namespaces it creates or are of kinds its own CRDs define.
-fn creates_only(items: &[Item]) -> bool {
-    items.iter().all(|i| i.action.is_none() || i.action == Some(Action::Create))
-}
-
-/// The namespaces this run creates (planned `Create`).
-fn created_namespaces(items: &[Item]) -> BTreeSet<Text> {
-    items
-        .iter()
-        .filter(|i| i.entry.kind == "Namespace" && i.action == Some(Action::Create))
-        .map(|i| i.entry.name.clone())
-        .collect()
-}
-
-fn is_missing_namespace(failure: &ObjectFailure, item: &Item, new_namespaces: &BTreeSet<Text>) -> bool {
-    failure.reason == "NotFound" && item.entry.namespace.as_ref().is_some_and(|ns| new_namespaces.contains(ns))
 }
 
 /// A failure of a resolved object, named as the cluster sees it (no namespace on a

@@ -14,6 +14,7 @@ mod desired;
 mod engine;
 mod error;
 mod plan;
+mod planning;
 mod prepare;
 mod resolve;
 

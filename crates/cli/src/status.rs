@@ -138,3 +138,73 @@ fn row(node: &Node, indent: &str) -> [String; 5] {
         node.revision.clone(),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+    use serde_json::Value;
+
+    use super::*;
+
+    /// The objects of `tests/testdata/units/status/objects.yaml`, by kind.
+    fn objects() -> (Vec<Factory>, Vec<Environment>, Vec<PreviewEnvironment>) {
+        let path = format!("{}/../../tests/testdata/units/status/objects.yaml", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture {path}: {e}"));
+        let (mut factories, mut environments, mut previews) = (vec![], vec![], vec![]);
+        for document in serde_yaml::Deserializer::from_str(&text) {
+            let value = Value::deserialize(document).expect("a YAML document");
+            let kind = value["kind"].as_str().unwrap_or_default().to_string();
+            match kind.as_str() {
+                "Factory" => factories.push(serde_json::from_value(value).expect("a Factory")),
+                "Environment" => environments.push(serde_json::from_value(value).expect("an Environment")),
+                "PreviewEnvironment" => previews.push(serde_json::from_value(value).expect("a PreviewEnvironment")),
+                other => panic!("unexpected kind {other} in {path}"),
+            }
+        }
+        (factories, environments, previews)
+    }
+
+    fn printed(nodes: &[Node], output: Output) -> String {
+        let mut out = Vec::new();
+        print(nodes, output, &mut out).expect("print");
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn environments_and_previews_hang_under_their_factory() {
+        let (factories, environments, previews) = objects();
+        let nodes = tree(factories, &environments, &previews, None);
+        let shape: Vec<(String, Vec<String>)> =
+            nodes.iter().map(|n| (n.name.clone(), n.children.iter().map(|c| c.name.clone()).collect())).collect();
+        assert_eq!(
+            shape,
+            [
+                ("shop".to_string(), vec!["shop-test".to_string(), "shop-prod".into(), "shop-cicd/pr-7".into()]),
+                // An environment of an unlisted factory and a preview outside a cicd namespace
+                // belong to no one here.
+                ("platform".into(), vec![]),
+            ]
+        );
+        let prod = &nodes[0].children[1];
+        assert_eq!((prod.ready.as_str(), prod.reason.as_str()), ("False", "Forbidden"));
+        assert_eq!(nodes[1].ready, "Unknown", "no status yet");
+        assert_eq!(nodes[0].children[2].revision, "feature-login@sha1:3333333", "a preview shows its source revision");
+        insta::assert_yaml_snapshot!(nodes);
+    }
+
+    #[test]
+    fn one_factory_is_chosen_by_name() {
+        let (factories, environments, previews) = objects();
+        let nodes = tree(factories.clone(), &environments, &previews, Some("platform"));
+        assert_eq!(nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(), ["platform"]);
+        assert!(tree(factories, &environments, &previews, Some("nothing")).is_empty());
+    }
+
+    #[test]
+    fn the_table_draws_the_tree() {
+        let (factories, environments, previews) = objects();
+        let nodes = tree(factories, &environments, &previews, None);
+        insta::assert_snapshot!(printed(&nodes, Output::Table));
+        assert_eq!(printed(&[], Output::Table), "No factories found.\n");
+    }
+}
