@@ -90,9 +90,35 @@ pub fn bulk_config_maps(prefix: &str, range: std::ops::Range<usize>) -> String {
     out
 }
 
+/// The name of the function it stands in: a test names its context after itself, once.
+#[macro_export]
+macro_rules! test_name {
+    () => {{
+        fn here() {}
+        $crate::enclosing(std::any::type_name_of_val(&here))
+    }};
+}
+
+/// The function a `here` marker stands in, from its type's path: the last segment that is
+/// neither the marker nor an async body (`{{closure}}`).
+pub fn enclosing(path: &'static str) -> &'static str {
+    path.rsplit("::").find(|s| *s != "here" && *s != "{{closure}}").unwrap_or(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_test_knows_its_own_name() {
+        assert_eq!(test_name!(), "a_test_knows_its_own_name");
+    }
+
+    #[tokio::test]
+    async fn an_async_test_knows_its_own_name() {
+        let nested = async { test_name!() }.await;
+        assert_eq!((test_name!(), nested), ("an_async_test_knows_its_own_name", "an_async_test_knows_its_own_name"));
+    }
 
     #[test]
     fn placeholders_are_replaced_and_checked() {

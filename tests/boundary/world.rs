@@ -11,17 +11,12 @@ use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
-use factory_integration_tests::{Tree, testdata, testdata_tree};
+use factory_integration_tests::testdata;
 
 use crate::fixture::Platform;
 
 /// The token the application repositories are served with.
 pub const APP_TOKEN: &str = "cart-token";
-
-/// The environment classes every boundary test's platform serves: base, preview, wide.
-pub fn classes() -> Tree {
-    testdata_tree("boundary/platform", &[])
-}
 
 pub struct World {
     pub p: Platform,
@@ -36,7 +31,7 @@ pub struct World {
 impl World {
     /// Builds the world for `test`; `team_extra` adds lines to shop's spec (two-space indented).
     pub async fn new(test: &str, team_extra: &str) -> Self {
-        let p = Platform::new(test, &classes().files(), "cluster-admin").await;
+        let p = Platform::serving(test, "boundary/platform").await;
         let x = p.ctx.prefix.clone();
         let apps = GitRoot::new().expect("root");
         let cart = apps

@@ -15,15 +15,14 @@ use std::time::Duration;
 
 use factory_api::Environment;
 use factory_testkit::eventually;
-use factory_testkit::git::{GitHttpServer, GitRoot};
 use factory_testkit::operator::OperatorProcess;
 use k8s_openapi::api::authorization::v1::SubjectAccessReview;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, PostParams};
 use serde_json::json;
 
-use factory_integration_tests::testdata;
-use fixture::Platform;
+use factory_integration_tests::{test_name, testdata};
+use fixture::{Apps, Platform};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -69,7 +68,7 @@ fn the_chart_lints_strictly_and_deploy_is_what_it_renders() {
 
 #[tokio::test]
 async fn the_operator_runs_with_only_the_charts_rbac() {
-    let p = Platform::without_operator("the_operator_runs_with_only_the_charts_rbac", &[], "cluster-admin").await;
+    let p = Platform::without_operator(test_name!()).await;
     let x = p.ctx.prefix.clone();
     let release_ns = p.ctx.name("factory-system");
     Api::<Namespace>::all(p.ctx.client.clone())
@@ -178,18 +177,15 @@ async fn the_operator_runs_with_only_the_charts_rbac() {
     );
 
     // A platform factory, a team factory with an environment, and an application in it.
-    let apps = GitRoot::new().expect("root");
-    apps.repo("cart", &[("deploy/base/config.yaml", &testdata("common/cart/configmap-cart-config.yaml", &[]))])
-        .expect("app");
-    let server = GitHttpServer::start(apps.path().to_path_buf(), None).await.expect("server");
+    let apps = Apps::serve().await;
+    apps.repo("cart", &[("deploy/base/config.yaml", &testdata("common/cart/configmap-cart-config.yaml", &[]))]);
     p.repo
         .write("cluster/ns.yaml", &testdata("chart/cluster/namespace-shared.yaml", &[("prefix", &x)]))
         .expect("write");
-    p.repo.write("classes/base/cm.yaml", &testdata("common/classes/configmap-base.yaml", &[])).expect("write");
-    p.repo.write("factories/shop.yaml", &fixture::team_with_cart(&x, "shop", &server.url("cart"), "")).expect("write");
-    p.repo.commit("platform").expect("commit");
-    p.create_factory(json!({})).await;
-    p.wait_ready("True", "Reconciled").await;
+    p.repo
+        .write("classes/base/cm.yaml", &testdata("common/platform-base/classes/base/limits.yaml", &[]))
+        .expect("write");
+    p.start_with(&[("shop", &fixture::team_with_cart(&x, "shop", &apps.url("cart"), ""))], json!({})).await;
     let envs: Api<Environment> = Api::all(p.ctx.client.clone());
     eventually("the team environment with its application", Duration::from_secs(90), || async {
         let e = envs.get(&format!("{x}-shop-test")).await?;

@@ -21,7 +21,7 @@ use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use serde_json::json;
 
-use factory_integration_tests::{bulk_config_maps, testdata};
+use factory_integration_tests::{bulk_config_maps, test_name, testdata};
 use fixture::Platform;
 
 /// Names of the ConfigMaps the operator manages in the bulk namespace.
@@ -49,7 +49,7 @@ async fn converged(p: &Platform, expected: &BTreeSet<String>, phase: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_converges_through_faults() {
-    let p = Platform::without_operator("the_operator_converges_through_faults", &[], "cluster-admin").await;
+    let p = Platform::without_operator(test_name!()).await;
     let x = p.ctx.prefix.clone();
     p.repo.write("cluster/bulk.yaml", &bulk_config_maps(&x, 0..300)).expect("write");
     p.repo.commit("300 objects").expect("commit");

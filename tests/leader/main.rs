@@ -35,7 +35,7 @@ async fn metrics(port: u16) -> String {
 #[tokio::test]
 async fn a_standby_takes_over_from_a_killed_leader_and_metrics_name_the_series() {
     let test = "a_standby_takes_over_from_a_killed_leader_and_metrics_name_the_series";
-    let p = Platform::without_operator(test, &[], "cluster-admin").await;
+    let p = Platform::without_operator(test).await;
     let x = p.ctx.prefix.clone();
     let lease_ns = p.ctx.name("leader");
     Api::<Namespace>::all(p.ctx.client.clone())

@@ -6,18 +6,14 @@ use std::time::Duration;
 
 use factory_api::Environment;
 use factory_testkit::eventually;
-use factory_testkit::git::{GitHttpServer, GitRoot, Repo};
+use factory_testkit::git::Repo;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 use serde_json::json;
 
-use factory_integration_tests::{Tree, testdata, testdata_tree};
+use factory_integration_tests::{test_name, testdata};
 
-use crate::fixture::Platform;
-
-fn classes() -> Tree {
-    testdata_tree("platform/applications/platform", &[])
-}
+use crate::fixture::{Apps, Platform};
 
 async fn app_error(envs: &Api<Environment>, name: &str, expected: &[&str]) -> String {
     let result = eventually(&format!("{name}: application error {expected:?}"), Duration::from_secs(60), || async {
@@ -41,42 +37,27 @@ async fn app_error(envs: &Api<Environment>, name: &str, expected: &[&str]) -> St
 
 #[tokio::test]
 async fn applications_are_applied_as_the_team_and_refused_objects_fail_cleanly() {
-    let p = Platform::new(
-        "applications_are_applied_as_the_team_and_refused_objects_fail_cleanly",
-        &classes().files(),
-        "cluster-admin",
-    )
-    .await;
+    let p = Platform::serving(test_name!(), "platform/applications/platform").await;
     let x = p.ctx.prefix.clone();
-    let apps = GitRoot::new().expect("root");
-    let cart = apps
-        .repo(
-            "cart",
-            &[
-                ("deploy/base/config.yaml", &testdata("platform/applications/cart/configmap-cart-config.yaml", &[])),
-                (
-                    "deploy/environments/prod/extra.yaml",
-                    &testdata("platform/applications/cart/configmap-cart-prod-only.yaml", &[]),
-                ),
-            ],
-        )
-        .expect("app repo");
-    let server = GitHttpServer::start(apps.path().to_path_buf(), None).await.expect("server");
-    p.repo
-        .write(
-            "factories/shop.yaml",
-            &testdata("platform/applications/factories/shop.yaml", &[("prefix", &x), ("url", &server.url("cart"))]),
-        )
-        .expect("write");
-    p.repo.commit("shop with cart").expect("commit");
-    p.create_factory(json!({"cluster": null})).await;
-    p.wait_ready("True", "Reconciled").await;
+    let apps = Apps::serve().await;
+    let cart = apps.repo(
+        "cart",
+        &[
+            ("deploy/base/config.yaml", &testdata("platform/applications/cart/configmap-cart-config.yaml", &[])),
+            (
+                "deploy/environments/prod/extra.yaml",
+                &testdata("platform/applications/cart/configmap-cart-prod-only.yaml", &[]),
+            ),
+        ],
+    );
+    let shop = testdata("platform/applications/factories/shop.yaml", &[("prefix", &x), ("url", &apps.url("cart"))]);
+    p.start_with(&[("shop", &shop)], json!({"cluster": null})).await;
 
     cart_is_applied_in_each_environment_as_the_team(&p).await;
     a_cluster_scoped_object_is_refused_and_nothing_of_its_revision_applied(&p, &cart).await;
     escalation_and_weakening_the_baseline_are_refused(&p, &cart).await;
     a_fixed_revision_is_applied_again(&p, &cart).await;
-    a_signed_push_reaches_every_environment_at_once(&p, &cart, &server.url("cart")).await;
+    a_signed_push_reaches_every_environment_at_once(&p, &cart, &apps.url("cart")).await;
 }
 
 /// The ConfigMaps of `namespace`.

@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use factory_api::Environment;
 use factory_testkit::eventually;
-use factory_testkit::git::{GitHttpServer, GitRoot, Repo};
+use factory_testkit::git::Repo;
 use kube::api::Api;
 use serde_json::json;
 
-use factory_integration_tests::testdata;
+use factory_integration_tests::{test_name, testdata};
 
-use crate::fixture::Platform;
+use crate::fixture::{Apps, Platform};
 
 #[tokio::test]
 async fn every_plugin_command_works_against_the_cluster() {
@@ -20,25 +20,16 @@ async fn every_plugin_command_works_against_the_cluster() {
         ("classes/base/limits.yaml", &testdata("platform/cli/classes/base/limits.yaml", &[])),
         ("classes/preview/ttl.yaml", &testdata("platform/cli/classes/preview/ttl.yaml", &[])),
     ];
-    let p = Platform::new("every_plugin_command_works_against_the_cluster", files, "cluster-admin").await;
+    let p = Platform::with_files(test_name!(), files, "cluster-admin").await;
     let x = p.ctx.prefix.clone();
-    let apps = GitRoot::new().expect("root");
-    let cart = apps
-        .repo("cart", &[("deploy/base/config.yaml", &testdata("platform/cli/cart/deploy/base/config.yaml", &[]))])
-        .expect("app repo");
-    let server = GitHttpServer::start(apps.path().to_path_buf(), None).await.expect("server");
+    let apps = Apps::serve().await;
+    let cart =
+        apps.repo("cart", &[("deploy/base/config.yaml", &testdata("platform/cli/cart/deploy/base/config.yaml", &[]))]);
     let keep = testdata("platform/cli/cluster/tools.yaml", &[("prefix", &x)]);
     p.repo.write("cluster/tools.yaml", &keep).expect("write");
     p.repo.write("cluster/old.yaml", &testdata("platform/cli/cluster/old.yaml", &[("prefix", &x)])).expect("write");
-    p.repo
-        .write(
-            "factories/shop.yaml",
-            &crate::fixture::team_with_cart(&x, "shop", &server.url("cart"), "  previews: {max: 3}\n"),
-        )
-        .expect("write");
-    p.repo.commit("platform").expect("commit");
-    p.create_factory(json!({"environmentClasses": [{"name": "base", "path": "classes/base/"}, {"name": "preview", "path": "classes/preview/", "extends": ["base"]}]})).await;
-    p.wait_ready("True", "Reconciled").await;
+    let shop = crate::fixture::team_with_cart(&x, "shop", &apps.url("cart"), "  previews: {max: 3}\n");
+    p.start_with(&[("shop", &shop)], json!({"environmentClasses": [{"name": "base", "path": "classes/base/"}, {"name": "preview", "path": "classes/preview/", "extends": ["base"]}]})).await;
     let shop = format!("{x}-shop");
     let envs: Api<Environment> = Api::all(p.ctx.client.clone());
     eventually("the test environment with cart applied", Duration::from_secs(90), || async {

@@ -12,7 +12,7 @@ use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use factory_integration_tests::{Tree, testdata, testdata_tree};
+use factory_integration_tests::{Tree, test_name, testdata, testdata_tree};
 
 use crate::fixture::Platform;
 
@@ -73,12 +73,7 @@ async fn wait_env(p: &Platform, name: &str, type_: &str, status: &str, reason: &
 
 #[tokio::test]
 async fn environments_get_their_class_baseline_and_follow_the_platform() {
-    let p = Platform::new(
-        "environments_get_their_class_baseline_and_follow_the_platform",
-        &classes().files(),
-        "cluster-admin",
-    )
-    .await;
+    let p = Platform::serving(test_name!(), "platform/environments/classes-base-and-prod").await;
     with_team_and_classes(&p, "prod", "classes/prod/").await;
 
     let envs = each_environment_gets_its_class_its_labels_and_the_teams_rights(&p).await;
@@ -261,8 +256,7 @@ async fn a_new_environment_whose_class_is_refused_keeps_only_its_namespace() {
     // refused object must roll back the rest, as a refused dry-run would have written nothing.
     let (base, broken) = (classes(), testdata_tree("platform/environments/class-broken", &[]));
     let files = [base.files(), broken.files()].concat();
-    let p = Platform::new("a_new_environment_whose_class_is_refused_keeps_only_its_namespace", &files, "cluster-admin")
-        .await;
+    let p = Platform::with_files(test_name!(), &files, "cluster-admin").await;
     with_team_and_classes(&p, "broken", "classes/broken/").await;
 
     let env = environment(&p, "broken", "broken", json!({})).await;

@@ -11,7 +11,7 @@ use k8s_openapi::api::scheduling::v1::PriorityClass;
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 
-use factory_integration_tests::{Tree, testdata, testdata_tree};
+use factory_integration_tests::{Tree, test_name, testdata, testdata_tree};
 
 use crate::fixture::{Platform, ready_message};
 
@@ -47,7 +47,7 @@ async fn still_there(p: &Platform) {
 
 #[tokio::test]
 async fn bad_revisions_fail_clearly_and_lose_nothing() {
-    let p = Platform::new("bad_revisions_fail_clearly_and_lose_nothing", &[], "view").await;
+    let p = Platform::with_files(test_name!(), &[], "view").await;
     let role = limited_role(&p).await;
     // Rebind the platform account from `view` to the limited role.
     let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",

@@ -3,13 +3,38 @@
 use std::time::Duration;
 
 use factory_api::Factory;
-use factory_integration_tests::testdata;
+use factory_integration_tests::{testdata, testdata_tree};
 use factory_testkit::git::{GitHttpServer, GitRoot, Repo};
 use factory_testkit::{TestContext, ensure_operator, eventually};
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
+
+/// Application repositories on loopback, served over HTTP without credentials.
+pub struct Apps {
+    root: GitRoot,
+    server: GitHttpServer,
+}
+
+impl Apps {
+    /// A served folder of repositories, empty until [`Apps::repo`] adds one.
+    pub async fn serve() -> Self {
+        let root = GitRoot::new().expect("app root");
+        let server = GitHttpServer::start(root.path().to_path_buf(), None).await.expect("app server");
+        Self { root, server }
+    }
+
+    /// Repository `name` holding `files` in one commit.
+    pub fn repo(&self, name: &str, files: &[(&str, &str)]) -> Repo {
+        self.root.repo(name, files).expect("app repo")
+    }
+
+    /// The clone URL of repository `name`.
+    pub fn url(&self, name: &str) -> String {
+        self.server.url(name)
+    }
+}
 
 /// Everything one platform test needs.
 pub struct Platform {
@@ -28,15 +53,30 @@ fn object<T: serde::de::DeserializeOwned>(value: Value) -> T {
 }
 
 impl Platform {
+    /// An empty platform repository, its factory bound to `cluster-admin`.
+    pub async fn new(test: &str) -> Self {
+        Self::with_files(test, &[], "cluster-admin").await
+    }
+
+    /// A platform repository holding the tree `tests/testdata/<dir>`, its factory bound to
+    /// `cluster-admin`.
+    pub async fn serving(test: &str, dir: &str) -> Self {
+        Self::with_files(test, &testdata_tree(dir, &[]).files(), "cluster-admin").await
+    }
+
     /// A platform repository with `files`, served with a token; a system namespace holding the
     /// credentials Secret and the factory's service account, bound to `cluster_role`.
-    pub async fn new(test: &str, files: &[(&str, &str)], cluster_role: &str) -> Self {
+    pub async fn with_files(test: &str, files: &[(&str, &str)], cluster_role: &str) -> Self {
         ensure_operator();
-        Self::without_operator(test, files, cluster_role).await
+        Self::started(test, files, cluster_role).await
     }
 
     /// Like [`Platform::new`], with no operator started: the test runs its own.
-    pub async fn without_operator(test: &str, files: &[(&str, &str)], cluster_role: &str) -> Self {
+    pub async fn without_operator(test: &str) -> Self {
+        Self::started(test, &[], "cluster-admin").await
+    }
+
+    async fn started(test: &str, files: &[(&str, &str)], cluster_role: &str) -> Self {
         let ctx = TestContext::new(test).await;
         let root = GitRoot::new().expect("git root");
         let repo = root.repo("platform", files).expect("repo");
@@ -83,6 +123,17 @@ impl Platform {
             .await
             .expect("binding");
         Self { ctx, repo, http, name, system, _root: root }
+    }
+
+    /// Commits `teams` (each a file name under `factories/` and its content) with whatever else
+    /// the test wrote, creates the platform Factory with `extra_spec` and waits until it is Ready.
+    pub async fn start_with(&self, teams: &[(&str, &str)], extra_spec: Value) -> Factory {
+        for (name, team) in teams {
+            self.repo.write(&format!("factories/{name}.yaml"), team).expect("write a team factory");
+        }
+        self.repo.commit("team factories").expect("commit");
+        self.create_factory(extra_spec).await;
+        self.wait_ready("True", "Reconciled").await
     }
 
     /// Creates the platform Factory.

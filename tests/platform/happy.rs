@@ -11,7 +11,7 @@ use k8s_openapi::api::scheduling::v1::PriorityClass;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use factory_integration_tests::testdata;
+use factory_integration_tests::{test_name, testdata};
 
 use crate::fixture::{Platform, ready_message};
 
@@ -25,7 +25,7 @@ fn fixture(name: &str, prefix: &str) -> String {
 
 #[tokio::test]
 async fn platform_repository_converges_changes_and_prunes_safely() {
-    let p = Platform::new("platform_repository_converges_changes_and_prunes_safely", &[], "cluster-admin").await;
+    let p = Platform::new(test_name!()).await;
     let x = p.ctx.prefix.clone();
     p.repo.write("cluster/roles.yaml", &roles(&x, "get")).expect("write");
     p.repo.write("cluster/priority.yaml", &fixture("priority.yaml", &x)).expect("write");

@@ -5,6 +5,7 @@ mod applications;
 mod cli;
 mod environments;
 mod failures;
+#[allow(dead_code)]
 mod fixture;
 mod happy;
 mod multicluster;

@@ -10,18 +10,13 @@ use k8s_openapi::api::core::v1::{LimitRange, Namespace, Secret};
 use kube::api::{Api, PostParams};
 use serde_json::json;
 
-use factory_integration_tests::testdata;
+use factory_integration_tests::{test_name, testdata};
 
 use crate::fixture::Platform;
 
 #[tokio::test]
 async fn an_environment_in_a_second_cluster_is_built_there() {
-    let p = Platform::new(
-        "an_environment_in_a_second_cluster_is_built_there",
-        &[("classes/base/limits.yaml", &testdata("platform/multicluster/classes/base/limits.yaml", &[]))],
-        "cluster-admin",
-    )
-    .await;
+    let p = Platform::serving(test_name!(), "platform/multicluster/platform").await;
     let x = p.ctx.prefix.clone();
     p.repo
         .write("factories/shop.yaml", &testdata("common/factories/shop-without-environments.yaml", &[("prefix", &x)]))

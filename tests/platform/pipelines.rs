@@ -6,14 +6,13 @@ use std::time::Duration;
 
 use factory_api::Factory;
 use factory_testkit::eventually;
-use factory_testkit::git::{GitHttpServer, GitRoot};
 use kube::ResourceExt;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use factory_integration_tests::{testdata, testdata_tree};
+use factory_integration_tests::{test_name, testdata, testdata_tree};
 
-use crate::fixture::Platform;
+use crate::fixture::{Apps, Platform};
 
 fn resource(kind: &str, plural: &str) -> ApiResource {
     ApiResource {
@@ -27,24 +26,13 @@ fn resource(kind: &str, plural: &str) -> ApiResource {
 
 #[tokio::test]
 async fn pipelines_are_applied_and_runs_of_all_applications_are_summarised() {
-    let p =
-        Platform::new("pipelines_are_applied_and_runs_of_all_applications_are_summarised", &[], "cluster-admin").await;
+    let p = Platform::new(test_name!()).await;
     let x = p.ctx.prefix.clone();
-    let apps = GitRoot::new().expect("root");
-    let ci = apps
-        .repo("ci", &[(".tekton/pipeline.yaml", &testdata("platform/pipelines/app/pipeline.yaml", &[]))])
-        .expect("repo");
+    let apps = Apps::serve().await;
+    let ci = apps.repo("ci", &[(".tekton/pipeline.yaml", &testdata("platform/pipelines/app/pipeline.yaml", &[]))]);
     let first = ci.head().expect("head");
-    let server = GitHttpServer::start(apps.path().to_path_buf(), None).await.expect("server");
-    p.repo
-        .write(
-            "factories/shop.yaml",
-            &testdata("platform/pipelines/factories/three-apps.yaml", &[("prefix", &x), ("url", &server.url("ci"))]),
-        )
-        .expect("write");
-    p.repo.commit("shop").expect("commit");
-    p.create_factory(json!({"cluster": null})).await;
-    p.wait_ready("True", "Reconciled").await;
+    let shop = testdata("platform/pipelines/factories/three-apps.yaml", &[("prefix", &x), ("url", &apps.url("ci"))]);
+    p.start_with(&[("shop", &shop)], json!({"cluster": null})).await;
 
     let cicd = format!("{x}-shop-cicd");
     let pipelines: Api<DynamicObject> =
@@ -135,28 +123,19 @@ async fn pipelines_are_applied_and_runs_of_all_applications_are_summarised() {
 async fn platform_templates_triggers_deploy_accounts_and_shared_images() {
     let test = "platform_templates_triggers_deploy_accounts_and_shared_images";
     let files = testdata_tree("platform/pipelines/platform", &[]);
-    let p = Platform::new(test, &files.files(), "cluster-admin").await;
+    let p = Platform::with_files(test, &files.files(), "cluster-admin").await;
     let x = p.ctx.prefix.clone();
-    let apps = GitRoot::new().expect("root");
-    let cart = apps
-        .repo("cart", &[(".tekton/pipeline.yaml", &testdata("platform/pipelines/app/pipeline.yaml", &[]))])
-        .expect("repo");
-    let server = GitHttpServer::start(apps.path().to_path_buf(), None).await.expect("server");
-    p.repo
-        .write(
-            "factories/shop.yaml",
-            &testdata(
-                "platform/pipelines/factories/shop-with-triggers.yaml",
-                &[("prefix", &x), ("url", &server.url("cart"))],
-            ),
-        )
-        .expect("write");
-    p.repo.commit("shop").expect("commit");
-    p.create_factory(json!({"cluster": null, "pipelineTemplates": {"path": "pipelines/"},
-        "images": {"path": "images/pipeline.yaml", "caPath": "ca/", "schedule": "24h",
-                   "images": [{"name": "base", "pipeline": "build-image", "context": "images/base"}]}}))
-        .await;
-    p.wait_ready("True", "Reconciled").await;
+    let apps = Apps::serve().await;
+    let cart = apps.repo("cart", &[(".tekton/pipeline.yaml", &testdata("platform/pipelines/app/pipeline.yaml", &[]))]);
+    let shop =
+        testdata("platform/pipelines/factories/shop-with-triggers.yaml", &[("prefix", &x), ("url", &apps.url("cart"))]);
+    p.start_with(
+        &[("shop", &shop)],
+        json!({"cluster": null, "pipelineTemplates": {"path": "pipelines/"},
+            "images": {"path": "images/pipeline.yaml", "caPath": "ca/", "schedule": "24h",
+                       "images": [{"name": "base", "pipeline": "build-image", "context": "images/base"}]}}),
+    )
+    .await;
 
     platform_templates_are_applied_as_the_platform_into_the_teams_cicd(&p).await;
     the_application_gets_its_own_pipeline_and_push_listener(&p).await;

@@ -7,18 +7,13 @@ use std::time::Duration;
 
 use factory_api::PreviewEnvironment;
 use factory_testkit::eventually;
-use factory_testkit::git::{GitHttpServer, GitRoot};
 use k8s_openapi::api::core::v1::{ConfigMap, LimitRange, Namespace};
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
 
-use factory_integration_tests::{Tree, testdata, testdata_tree};
+use factory_integration_tests::{test_name, testdata};
 
-use crate::fixture::Platform;
-
-fn classes() -> Tree {
-    testdata_tree("platform/previews/platform", &[])
-}
+use crate::fixture::{Apps, Platform};
 
 fn preview(name: &str, extra: serde_json::Value) -> PreviewEnvironment {
     let mut spec = json!({"application": "cart", "ref": {"branch": "feature/login"}});
@@ -34,40 +29,26 @@ fn soon(seconds: i64) -> String {
     (k8s_openapi::jiff::Timestamp::now() + k8s_openapi::jiff::SignedDuration::from_secs(seconds)).to_string()
 }
 
-/// Serves `cart` (already holding its branches) and makes the platform build team factory
-/// `<prefix>-shop` with `previews` and the cart application; waits for the platform.
-async fn shop_with_cart(p: &Platform, apps: &GitRoot, previews: &str) -> GitHttpServer {
+/// Makes the platform build team factory `<prefix>-shop` with `previews` and the application
+/// `cart` of `apps`; waits for the platform.
+async fn shop_with_cart(p: &Platform, apps: &Apps, previews: &str) {
     let x = &p.ctx.prefix;
-    let server = GitHttpServer::start(apps.path().to_path_buf(), None).await.expect("server");
-    let factory = testdata(
+    let shop = testdata(
         "platform/previews/factories/shop.yaml",
-        &[("prefix", x), ("previews", previews), ("url", &server.url("cart"))],
+        &[("prefix", x), ("previews", previews), ("url", &apps.url("cart"))],
     );
-    p.repo.write("factories/shop.yaml", &factory).expect("write");
-    p.repo.commit("shop").expect("commit");
-    p.create_factory(json!({"cluster": null, "environmentClasses": [
-        {"name": "base", "path": "classes/base/"}, {"name": "preview", "path": "classes/preview/", "extends": ["base"]}]}))
-    .await;
-    p.wait_ready("True", "Reconciled").await;
-    server
+    let classes = json!([{"name": "base", "path": "classes/base/"},
+        {"name": "preview", "path": "classes/preview/", "extends": ["base"]}]);
+    p.start_with(&[("shop", &shop)], json!({"cluster": null, "environmentClasses": classes})).await;
 }
 
 #[tokio::test]
 async fn previews_live_within_their_limits_and_leave_nothing_behind() {
-    let p = Platform::new(
-        "previews_live_within_their_limits_and_leave_nothing_behind",
-        &classes().files(),
-        "cluster-admin",
-    )
-    .await;
+    let p = Platform::serving(test_name!(), "platform/previews/platform").await;
     let x = p.ctx.prefix.clone();
-    let apps = GitRoot::new().expect("root");
-    let cart = apps
-        .repo(
-            "cart",
-            &[("deploy/base/config.yaml", &testdata("platform/previews/cart/configmap-cart-config-main.yaml", &[]))],
-        )
-        .expect("repo");
+    let apps = Apps::serve().await;
+    let main = testdata("platform/previews/cart/configmap-cart-config-main.yaml", &[]);
+    let cart = apps.repo("cart", &[("deploy/base/config.yaml", &main)]);
     cart.branch("feature/login").expect("branch");
     cart.write(
         "deploy/base/config.yaml",
@@ -75,7 +56,7 @@ async fn previews_live_within_their_limits_and_leave_nothing_behind() {
     )
     .expect("write");
     let feature = cart.commit("login work").expect("commit");
-    let _server = shop_with_cart(&p, &apps, "{class: preview, ttl: 1h, max: 2}").await;
+    shop_with_cart(&p, &apps, "{class: preview, ttl: 1h, max: 2}").await;
 
     // A team member creates previews with namespaced rights in the cicd namespace only.
     let cicd = format!("{x}-shop-cicd");
@@ -184,21 +165,15 @@ async fn previews_live_within_their_limits_and_leave_nothing_behind() {
 
 #[tokio::test]
 async fn branches_matching_the_pattern_get_previews_that_go_with_the_branch() {
-    let p = Platform::new(
-        "branches_matching_the_pattern_get_previews_that_go_with_the_branch",
-        &classes().files(),
-        "cluster-admin",
-    )
-    .await;
+    let p = Platform::serving(test_name!(), "platform/previews/platform").await;
     let x = p.ctx.prefix.clone();
-    let apps = GitRoot::new().expect("root");
-    let cart = apps
-        .repo("cart", &[("deploy/base/config.yaml", &testdata("common/cart/configmap-cart-config.yaml", &[]))])
-        .expect("repo");
+    let apps = Apps::serve().await;
+    let cart =
+        apps.repo("cart", &[("deploy/base/config.yaml", &testdata("common/cart/configmap-cart-config.yaml", &[]))]);
     cart.branch("feature/search").expect("branch");
     cart.checkout("main").expect("checkout");
     cart.branch("hotfix/x").expect("branch");
-    let _server = shop_with_cart(&p, &apps, "{class: preview, branches: 'feature/*'}").await;
+    shop_with_cart(&p, &apps, "{class: preview, branches: 'feature/*'}").await;
 
     let cicd = format!("{x}-shop-cicd");
     let previews: Api<PreviewEnvironment> = Api::namespaced(p.ctx.client.clone(), &cicd);

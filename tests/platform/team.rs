@@ -12,13 +12,9 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
-use factory_integration_tests::{Tree, testdata, testdata_tree};
+use factory_integration_tests::{test_name, testdata};
 
 use crate::fixture::Platform;
-
-fn classes() -> Tree {
-    testdata_tree("platform/team/platform", &[])
-}
 
 /// The team factories `<prefix>-shop` (as `variant`) and `<prefix>-cart`.
 fn factory(variant: &str, x: &str) -> String {
@@ -88,12 +84,7 @@ async fn tries_to_cross(who: &str, client: &Client, x: &str) {
 
 #[tokio::test]
 async fn team_environments_hold_the_tenant_boundary_and_outlive_their_factory() {
-    let p = Platform::new(
-        "team_environments_hold_the_tenant_boundary_and_outlive_their_factory",
-        &classes().files(),
-        "cluster-admin",
-    )
-    .await;
+    let p = Platform::serving(test_name!(), "platform/team/platform").await;
     let x = p.ctx.prefix.clone();
     p.repo.write("factories/shop.yaml", &factory("shop", &x)).expect("write");
     p.repo.write("factories/cart.yaml", &factory("cart", &x)).expect("write");

@@ -13,7 +13,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use sha2::Sha256;
 
-use factory_integration_tests::testdata;
+use factory_integration_tests::{test_name, testdata};
 
 use crate::fixture::Platform;
 
@@ -25,8 +25,7 @@ fn sign(body: &[u8], secret: &str) -> String {
 
 #[tokio::test]
 async fn a_signed_push_reconciles_at_once_and_a_bad_signature_is_refused() {
-    let p =
-        Platform::new("a_signed_push_reconciles_at_once_and_a_bad_signature_is_refused", &[], "cluster-admin").await;
+    let p = Platform::new(test_name!()).await;
     let x = p.ctx.prefix.clone();
     p.repo
         .write("cluster/cm.yaml", &testdata("platform/webhook_and_credentials/cluster/hooked.yaml", &[("prefix", &x)]))
@@ -80,12 +79,7 @@ async fn a_signed_push_reconciles_at_once_and_a_bad_signature_is_refused() {
 
 #[tokio::test]
 async fn credentials_are_delivered_updated_and_removed_without_leaking() {
-    let p = Platform::new(
-        "credentials_are_delivered_updated_and_removed_without_leaking",
-        &[("classes/base/limits.yaml", &testdata("common/classes/configmap-base.yaml", &[]))],
-        "cluster-admin",
-    )
-    .await;
+    let p = Platform::serving(test_name!(), "common/platform-base").await;
     let x = p.ctx.prefix.clone();
     let client = p.ctx.client.clone();
     p.repo
@@ -178,7 +172,7 @@ async fn credentials_are_delivered_updated_and_removed_without_leaking() {
 
 #[tokio::test]
 async fn a_team_push_triggers_its_own_factory_only() {
-    let p = Platform::new("a_team_push_triggers_its_own_factory_only", &[], "cluster-admin").await;
+    let p = Platform::new(test_name!()).await;
     let x = p.ctx.prefix.clone();
     let team = |name: &str, url: &str| {
         testdata(

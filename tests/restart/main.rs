@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams};
 use serde_json::json;
 
-use factory_integration_tests::bulk_config_maps;
+use factory_integration_tests::{bulk_config_maps, test_name};
 use fixture::Platform;
 
 const OBJECTS: usize = 400;
@@ -39,8 +39,7 @@ async fn when(p: &Platform, what: &str, done: impl Fn(usize) -> bool) -> usize {
 
 #[tokio::test]
 async fn killed_mid_apply_and_mid_prune_the_operator_converges() {
-    let p =
-        Platform::without_operator("killed_mid_apply_and_mid_prune_the_operator_converges", &[], "cluster-admin").await;
+    let p = Platform::without_operator(test_name!()).await;
     let x = p.ctx.prefix.clone();
     p.repo.write("cluster/bulk.yaml", &bulk_config_maps(&x, 0..OBJECTS)).expect("write");
     p.repo.commit("bulk").expect("commit");

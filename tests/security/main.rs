@@ -12,19 +12,14 @@ use std::time::Duration;
 
 use factory_api::{Environment, PreviewEnvironment};
 use factory_testkit::eventually;
-use factory_testkit::git::{GitHttpServer, GitRoot};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, ResourceQuota, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
-use factory_integration_tests::{Tree, testdata, testdata_tree};
-use fixture::Platform;
-
-fn classes() -> Tree {
-    testdata_tree("security/platform", &[])
-}
+use factory_integration_tests::{test_name, testdata};
+use fixture::{Apps, Platform};
 
 fn object<T: serde::de::DeserializeOwned>(value: Value) -> T {
     serde_json::from_value(value).expect("object")
@@ -199,25 +194,22 @@ async fn checks(tenant: &Client, admin: &Client, ns: &str, kind: &str, other: &s
 
 #[tokio::test]
 async fn multi_tenancy_benchmarks_hold_in_every_namespace_kind() {
-    let p = Platform::new("multi_tenancy_benchmarks_hold_in_every_namespace_kind", &classes().files(), "cluster-admin")
-        .await;
+    let p = Platform::serving(test_name!(), "security/platform").await;
     let x = p.ctx.prefix.clone();
-    let apps = GitRoot::new().expect("root");
-    apps.repo("cart", &[("deploy/base/cm.yaml", &testdata("security/cart/configmap-cart.yaml", &[]))]).expect("app");
-    let server = GitHttpServer::start(apps.path().to_path_buf(), None).await.expect("server");
+    let apps = Apps::serve().await;
+    apps.repo("cart", &[("deploy/base/cm.yaml", &testdata("security/cart/configmap-cart.yaml", &[]))]);
     let team = |name: &str| {
         let extra = format!("  owners: {{groups: [{x}-{name}]}}\n  previews: {{max: 2}}\n");
-        fixture::team_with_cart(&x, name, &server.url("cart"), &extra)
+        fixture::team_with_cart(&x, name, &apps.url("cart"), &extra)
     };
-    p.repo.write("factories/shop.yaml", &team("shop")).expect("write");
-    p.repo.write("factories/other.yaml", &team("other")).expect("write");
-    p.repo.commit("two teams").expect("commit");
-    p.create_factory(json!({"cluster": null, "environmentClasses": [
-        {"name": "base", "path": "classes/base/"},
+    let classes = json!([{"name": "base", "path": "classes/base/"},
         {"name": "preview", "path": "classes/preview/", "extends": ["base"]},
-        {"name": "cicd", "path": "classes/base/"}]}))
-        .await;
-    p.wait_ready("True", "Reconciled").await;
+        {"name": "cicd", "path": "classes/base/"}]);
+    p.start_with(
+        &[("shop", &team("shop")), ("other", &team("other"))],
+        json!({"cluster": null, "environmentClasses": classes}),
+    )
+    .await;
     let admin = p.ctx.client.clone();
     let envs: Api<Environment> = Api::all(admin.clone());
     for team in ["shop", "other"] {
@@ -274,7 +266,7 @@ async fn multi_tenancy_benchmarks_hold_in_every_namespace_kind() {
 /// nothing of it is applied and nothing already applied is pruned.
 #[tokio::test]
 async fn a_repository_of_100000_files_is_contained() {
-    let p = Platform::new("a_repository_of_100000_files_is_contained", &[], "cluster-admin").await;
+    let p = Platform::new(test_name!()).await;
     let x = p.ctx.prefix.clone();
     p.repo
         .write("cluster/ns.yaml", &testdata("security/cluster/namespace-kept.yaml", &[("prefix", &x)]))

@@ -1,5 +1,6 @@
 //! The CRDs install, become Established, round-trip objects and read well in kubectl.
 
+use factory_integration_tests::test_name;
 use std::time::Duration;
 
 use factory_api::{Environment, Factory, PreviewEnvironment};
@@ -58,7 +59,7 @@ pub fn team_factory(name: &str) -> Factory {
 
 #[tokio::test]
 async fn crds_are_installed_and_established() {
-    let ctx = TestContext::new("crds_are_installed_and_established").await;
+    let ctx = TestContext::new(test_name!()).await;
     let crds: Api<CustomResourceDefinition> = Api::all(ctx.client.clone());
     for name in [
         "factories.factories.dev",
@@ -87,7 +88,7 @@ async fn crds_are_installed_and_established() {
 
 #[tokio::test]
 async fn factories_environments_and_previews_round_trip() {
-    let ctx = TestContext::new("factories_environments_and_previews_round_trip").await;
+    let ctx = TestContext::new(test_name!()).await;
     let factories: Api<Factory> = Api::all(ctx.client.clone());
     for factory in [platform_factory(&ctx.name("platform")), team_factory(&ctx.name("shop"))] {
         let created = factories.create(&PostParams::default(), &factory).await.expect("create factory");
@@ -136,7 +137,7 @@ async fn factories_environments_and_previews_round_trip() {
 
 #[tokio::test]
 async fn kubectl_reads_well() {
-    let ctx = TestContext::new("kubectl_reads_well").await;
+    let ctx = TestContext::new(test_name!()).await;
     let explain = ctx.kubectl(&["explain", "factory.spec"]).expect("kubectl explain");
     for text in ["Environments only: the platform repository", "Applications only: the permanent environments"] {
         assert!(explain.contains(text), "kubectl explain factory.spec lacks {text:?}:\n{explain}");

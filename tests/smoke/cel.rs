@@ -2,6 +2,7 @@
 //! message that says what is wrong.
 
 use factory_api::{Environment, Factory, PreviewEnvironment};
+use factory_integration_tests::test_name;
 use factory_testkit::TestContext;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
@@ -45,7 +46,7 @@ fn without(mut base: Value, pointer: &str) -> Value {
 
 #[tokio::test]
 async fn factory_rules_reject_bad_specs() {
-    let ctx = TestContext::new("factory_rules_reject_bad_specs").await;
+    let ctx = TestContext::new(test_name!()).await;
     let api: Api<Factory> = Api::all(ctx.client.clone());
     let platform = serde_json::to_value(platform_factory(&ctx.name("p"))).expect("json");
     let team = serde_json::to_value(team_factory(&ctx.name("t"))).expect("json");
@@ -102,7 +103,7 @@ async fn factory_rules_reject_bad_specs() {
 
 #[tokio::test]
 async fn protected_environment_cannot_be_dropped_in_one_change() {
-    let ctx = TestContext::new("protected_environment_cannot_be_dropped_in_one_change").await;
+    let ctx = TestContext::new(test_name!()).await;
     let api: Api<Factory> = Api::all(ctx.client.clone());
     let name = ctx.name("shop");
     api.create(&PostParams::default(), &team_factory(&name)).await.expect("create");
@@ -131,7 +132,7 @@ async fn protected_environment_cannot_be_dropped_in_one_change() {
 
 #[tokio::test]
 async fn environment_and_preview_rules_reject_bad_specs() {
-    let ctx = TestContext::new("environment_and_preview_rules_reject_bad_specs").await;
+    let ctx = TestContext::new(test_name!()).await;
     let envs: Api<Environment> = Api::all(ctx.client.clone());
     let name = ctx.name("shop-test");
     let env = json!({"apiVersion": "factories.dev/v1alpha1", "kind": "Environment", "metadata": {"name": name},

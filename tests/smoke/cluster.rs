@@ -1,6 +1,7 @@
 //! The control plane is a real one: the controller-manager deletes namespaces and collects
 //! garbage, and RBAC judges users and service accounts.
 
+use factory_integration_tests::test_name;
 use std::time::Duration;
 
 use factory_api::Factory;
@@ -16,7 +17,7 @@ fn from_json<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
 
 #[tokio::test]
 async fn a_deleted_namespace_and_its_contents_disappear() {
-    let ctx = TestContext::new("a_deleted_namespace_and_its_contents_disappear").await;
+    let ctx = TestContext::new(test_name!()).await;
     let ns = ctx.name("doomed");
     let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
     namespaces.create(&PostParams::default(), &from_json(json!({"metadata": {"name": ns}}))).await.expect("create");
@@ -35,7 +36,7 @@ async fn a_deleted_namespace_and_its_contents_disappear() {
 
 #[tokio::test]
 async fn owner_references_are_garbage_collected() {
-    let ctx = TestContext::new("owner_references_are_garbage_collected").await;
+    let ctx = TestContext::new(test_name!()).await;
     let ns = ctx.name("gc");
     let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
     namespaces.create(&PostParams::default(), &from_json(json!({"metadata": {"name": ns}}))).await.expect("create");
@@ -60,7 +61,7 @@ async fn owner_references_are_garbage_collected() {
 
 #[tokio::test]
 async fn rbac_judges_users_and_service_accounts() {
-    let ctx = TestContext::new("rbac_judges_users_and_service_accounts").await;
+    let ctx = TestContext::new(test_name!()).await;
     let ns = ctx.name("rbac");
     let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
     namespaces.create(&PostParams::default(), &from_json(json!({"metadata": {"name": ns}}))).await.expect("create");

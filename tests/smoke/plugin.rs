@@ -1,6 +1,7 @@
 //! `kubectl factory status` reads the real API and prints the factory tree.
 
 use factory_api::{Environment, Factory, PreviewEnvironment};
+use factory_integration_tests::test_name;
 use factory_testkit::TestContext;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -17,7 +18,7 @@ fn ready_status(revision: &str) -> serde_json::Value {
 
 #[tokio::test]
 async fn status_prints_factories_environments_and_previews() {
-    let ctx = TestContext::new("status_prints_factories_environments_and_previews").await;
+    let ctx = TestContext::new(test_name!()).await;
     let factory = ctx.name("shop");
     let factories: Api<Factory> = Api::all(ctx.client.clone());
     factories.create(&PostParams::default(), &team_factory(&factory)).await.expect("factory");

@@ -10,40 +10,25 @@ mod fixture;
 use std::time::Duration;
 
 use factory_api::Factory;
-use factory_testkit::git::{GitHttpServer, GitRoot};
 use factory_testkit::{control_plane, eventually};
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use serde_json::json;
 
-use factory_integration_tests::{testdata, testdata_tree};
-use fixture::Platform;
+use factory_integration_tests::{test_name, testdata};
+use fixture::{Apps, Platform};
 
 #[tokio::test]
 async fn pipelines_wait_for_tekton_and_everything_else_does_not() {
     factory_testkit::cluster::start_without_tekton();
-    let p = Platform::new(
-        "pipelines_wait_for_tekton_and_everything_else_does_not",
-        &testdata_tree("without_tekton/platform", &[]).files(),
-        "cluster-admin",
-    )
-    .await;
+    let p = Platform::serving(test_name!(), "without_tekton/platform").await;
     let x = p.ctx.prefix.clone();
-    let apps = GitRoot::new().expect("root");
-    apps.repo("ci", &[(".tekton/pipeline.yaml", &testdata("without_tekton/ci/.tekton/pipeline.yaml", &[]))])
-        .expect("repo");
-    let server = GitHttpServer::start(apps.path().to_path_buf(), None).await.expect("server");
-    p.repo
-        .write(
-            "factories/shop.yaml",
-            &testdata("without_tekton/factories/shop.yaml", &[("prefix", &x), ("url", &server.url("ci"))]),
-        )
-        .expect("write");
-    p.repo.commit("shop").expect("commit");
-    p.create_factory(json!({"cluster": null, "images": {"path": "images/pipeline.yaml",
-        "images": [{"name": "base", "pipeline": "build-image", "context": "images/base"}]}}))
-        .await;
+    let apps = Apps::serve().await;
+    apps.repo("ci", &[(".tekton/pipeline.yaml", &testdata("without_tekton/ci/.tekton/pipeline.yaml", &[]))]);
+    let shop = testdata("without_tekton/factories/shop.yaml", &[("prefix", &x), ("url", &apps.url("ci"))]);
+    let images = json!({"path": "images/pipeline.yaml",
+        "images": [{"name": "base", "pipeline": "build-image", "context": "images/base"}]});
     // The platform is Ready without Tekton and says its images are not built.
-    let platform = p.wait_ready("True", "Reconciled").await;
+    let platform = p.start_with(&[("shop", &shop)], json!({"cluster": null, "images": images})).await;
     let ready = platform.status.unwrap_or_default().reconcile.conditions.into_iter().find(|c| c.type_ == "Ready");
     assert!(ready.is_some_and(|c| c.message.contains("shared images are not built: Tekton")));
 

@@ -2,8 +2,10 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 
 /// A git repository the operator fetches manifests from.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
@@ -17,15 +19,13 @@ pub struct GitSource {
     #[schemars(length(min = 1, max = 2048))]
     pub url: String,
     /// Which revision to track: exactly one of branch, tag or commit. Defaults to branch `main`.
-    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "ref")]
     pub git_ref: Option<GitRef>,
     /// Secret with the credentials for the repository: `username`/`password` (or `token`) for
     /// HTTPS, `identity` and `known_hosts` for SSH. It is read by the operator only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<SecretReference>,
     /// How often the repository is polled for new commits, as a Go duration (`30s`, `5m`, `1h`).
     /// Webhooks trigger a fetch sooner. Defaults to `1m`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(s|m|h))+$"))]
     #[schemars(extend("x-kubernetes-validations" = [
         {"rule": "duration(self) >= duration('10s') && duration(self) <= duration('24h')",
@@ -35,6 +35,7 @@ pub struct GitSource {
 }
 
 /// A git revision: exactly one of `branch`, `tag` or `commit`.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
@@ -45,15 +46,12 @@ pub struct GitSource {
 ]))]
 pub struct GitRef {
     /// Branch to track; the newest commit on it is applied.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 255))]
     pub branch: Option<String>,
     /// Tag to apply.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 255))]
     pub tag: Option<String>,
     /// Full 40-character commit SHA to apply.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = "^[0-9a-f]{40}$"))]
     pub commit: Option<String>,
 }
@@ -66,11 +64,11 @@ impl GitRef {
 }
 
 /// A reference to a Secret in a named namespace.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretReference {
     /// Namespace of the Secret. For namespaced resources it defaults to the resource's namespace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 63))]
     pub namespace: Option<String>,
     /// Name of the Secret.
@@ -97,6 +95,7 @@ pub struct PathSpec {
 
 /// One object applied by a factory or environment. The inventory is how objects that leave
 /// git are found and pruned, and how drift is told apart from a change in git.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InventoryEntry {
@@ -107,7 +106,6 @@ pub struct InventoryEntry {
     #[schemars(with = "String")]
     pub kind: Text,
     /// Namespace; empty for cluster-scoped objects.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<String>")]
     pub namespace: Option<Text>,
     /// Name.

@@ -1,5 +1,6 @@
 //! `Environment`: one permanent environment (a namespace) of a team factory.
 
+use serde_with::skip_serializing_none;
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -12,6 +13,7 @@ pub use crate::status::ApplicationStatus;
 
 /// A permanent environment: one namespace, always configured, never deleted by the operator.
 /// Usually materialised from its factory's `spec.environments`.
+#[skip_serializing_none]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "factories.dev",
@@ -54,7 +56,6 @@ pub struct EnvironmentSpec {
     #[serde(default)]
     pub protected: bool,
     /// `Correct` (default) reverts hand-made changes; `Report` only reports them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift_policy: Option<DriftPolicy>,
     /// ClusterRoles granted in this namespace, bound with RoleBindings.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -65,7 +66,6 @@ pub struct EnvironmentSpec {
     pub quota: BTreeMap<String, Quantity>,
     /// Another cluster this environment lives in, reached with the kubeconfig in this Secret
     /// (key `value`). Unset: the operator's own cluster.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubeconfig_secret_ref: Option<SecretReference>,
 }
 
@@ -80,6 +80,7 @@ pub enum DriftPolicy {
 }
 
 /// Observed state of an Environment.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EnvironmentStatus {
@@ -87,7 +88,6 @@ pub struct EnvironmentStatus {
     #[serde(flatten)]
     pub reconcile: crate::status::ReconcileStatus,
     /// How many objects this environment's inventory holds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub objects: Option<i32>,
     /// True when the environment was removed from its factory's spec and left in place.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

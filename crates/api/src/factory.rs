@@ -1,6 +1,7 @@
 //! `Factory`: a platform factory (FBE, `type: Environments`) or a team factory
 //! (FBA, `type: Applications`).
 
+use serde_with::skip_serializing_none;
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -14,6 +15,7 @@ use crate::environment::DriftPolicy;
 
 /// A factory: a platform factory (`Environments`) that applies cluster-wide configuration and
 /// builds team factories, or a team factory (`Applications`) that owns a group of namespaces.
+#[skip_serializing_none]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "factories.dev",
@@ -73,7 +75,6 @@ pub struct FactorySpec {
     /// key for GitHub and Gitea, the token for GitLab): such a push reconciles this factory
     /// only. Read with the factory's own rights; the namespace defaults to a team factory's
     /// cicd namespace or a platform factory's service account namespace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_secret_ref: Option<SecretReference>,
 
     /// Values substituted as `${name}` in manifests of this factory (letters, digits and `_`).
@@ -87,20 +88,16 @@ pub struct FactorySpec {
 
     // --- type: Environments -------------------------------------------------------------
     /// Environments only: the platform repository.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<GitSource>,
 
     /// Environments only: the service account the platform repository's content is applied as
     /// (impersonated), so RBAC decides how far this factory reaches.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account: Option<ServiceAccountReference>,
 
     /// Environments only: cluster-scoped objects (ClusterRoles, PersistentVolumes, PriorityClasses, ...).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<PathSpec>,
 
     /// Environments only: baselines applied into every environment namespace of a class.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"], "maxItems" = 32))]
     #[schemars(extend("x-kubernetes-validations" = [
         {"rule": "self.all(c, !has(c.extends) || c.extends.all(e, self.exists(o, o.name == e)))",
@@ -109,44 +106,35 @@ pub struct FactorySpec {
     pub environment_classes: Option<Vec<EnvironmentClass>>,
 
     /// Environments only: directory holding the team Factory definitions this factory builds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub factories: Option<PathSpec>,
 
     /// Environments only: Secrets copied into team environments from a namespace tenants cannot read.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"], "maxItems" = 256))]
     pub credentials: Option<Vec<Credential>>,
 
     /// Environments only: shared images (base image with the organisation's CA bundle, builder
     /// and tool images) built by pipelines in this factory's own cicd namespace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub images: Option<SharedImages>,
 
     /// Environments only: directory of default Tekton Tasks and Pipelines (build, scan, deploy)
     /// applied into every team factory's cicd namespace. `${factory}` and `${namespace}` name the team.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline_templates: Option<PathSpec>,
 
     // --- type: Applications -------------------------------------------------------------
     /// Applications only: who owns this factory.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owners: Option<Owners>,
 
     /// Applications only: the permanent environments; each becomes a namespace `<factory>-<name>`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"], "maxItems" = 32))]
     pub environments: Option<Vec<EnvironmentTemplate>>,
 
     /// Applications only: on-demand preview environments.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previews: Option<PreviewPolicy>,
 
     /// Applications only: defaults shared by all the factory's environments and previews.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shared: Option<SharedDefaults>,
 
     /// Applications only: the team's applications and their repositories.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"], "maxItems" = 64))]
     pub applications: Option<Vec<Application>>,
 
@@ -155,7 +143,6 @@ pub struct FactorySpec {
     /// environment, after a dry-run, except those annotated `factories.dev/prune: disabled`;
     /// `Orphan` leaves them in place and lists the application as orphaned on each
     /// Environment's status.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub application_removal: Option<ApplicationRemoval>,
 }
 
@@ -191,6 +178,7 @@ pub struct ServiceAccountReference {
 }
 
 /// A named set of baseline manifests applied into every environment of that class.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
@@ -204,7 +192,6 @@ pub struct EnvironmentClass {
     #[schemars(length(min = 1, max = 1024))]
     pub path: String,
     /// Classes whose manifests are applied first; this class's own manifests win on conflict.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("maxItems" = 8))]
     pub extends: Option<Vec<String>>,
 }
@@ -235,6 +222,7 @@ pub struct CredentialTarget {
 }
 
 /// Shared images of a platform factory and how often they are rebuilt.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
@@ -247,11 +235,9 @@ pub struct SharedImages {
     pub path: String,
     /// File or directory of the organisation's CA bundle in the repository; every image is built
     /// again when it changes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 1024))]
     pub ca_path: Option<String>,
     /// Build every image again at least this often, as a Go duration between 1h and 2160h. Defaults to `168h`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(s|m|h))+$"))]
     #[schemars(extend("x-kubernetes-validations" = [
         {"rule": "duration(self) >= duration('1h') && duration(self) <= duration('2160h')",
@@ -297,6 +283,7 @@ pub struct Owners {
 }
 
 /// A permanent environment of a team factory.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EnvironmentTemplate {
@@ -304,18 +291,14 @@ pub struct EnvironmentTemplate {
     #[schemars(length(min = 1, max = 20), regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
     pub name: String,
     /// Environment class (defined by the platform factory) whose baseline is applied. Defaults to `base`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 63))]
     pub class: Option<String>,
     /// A protected environment's namespace is guarded against deletion at admission.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protected: Option<bool>,
     /// Namespace name; defaults to `<factory>-<name>`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 63), regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
     pub namespace: Option<String>,
     /// `Correct` (default) reverts hand-made changes; `Report` only reports them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift_policy: Option<DriftPolicy>,
     /// ClusterRoles granted to the owners in this environment, such as `edit` in test and `view` in prod.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -339,15 +322,14 @@ pub struct SharedDefaults {
 }
 
 /// Limits for the preview environments of a team factory.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PreviewPolicy {
     /// Environment class of previews. Defaults to `preview`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 63))]
     pub class: Option<String>,
     /// Default lifetime of a preview, as a Go duration between 10m and 720h. Defaults to `72h`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(s|m|h))+$"))]
     #[schemars(extend("x-kubernetes-validations" = [
         {"rule": "duration(self) >= duration('10m') && duration(self) <= duration('720h')",
@@ -355,11 +337,9 @@ pub struct PreviewPolicy {
     ]))]
     pub ttl: Option<String>,
     /// Most previews that may exist at once, enforced at admission. Defaults to 10.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 100))]
     pub max: Option<i32>,
     /// Glob of branches that get a preview automatically, such as `feature/*`. Unset: none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 255))]
     pub branches: Option<String>,
     /// Environment classes a preview may ask for in `spec.class`; any other is refused, naming
@@ -370,7 +350,7 @@ pub struct PreviewPolicy {
     pub classes: Vec<String>,
     /// Longest life of a preview from its creation, whatever its `ttl`, `expiresAt` or
     /// `factories.dev/keep` annotation say, as a Go duration between 10m and 8760h. Defaults to `720h`.
-    #[serde(default, rename = "maxTTL", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "maxTTL")]
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(s|m|h))+$"))]
     #[schemars(extend("x-kubernetes-validations" = [
         {"rule": "duration(self) >= duration('10m') && duration(self) <= duration('8760h')",
@@ -384,12 +364,12 @@ pub struct PreviewPolicy {
     /// ClusterRoles granted inside every preview namespace, to the owners unless a grant names
     /// its groups. Defaults to `edit` for the owners, so the people a preview is for can see its
     /// pods, logs and events and change it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("maxItems" = 16))]
     pub access: Option<Vec<AccessGrant>>,
 }
 
 /// An application of a team factory.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Application {
@@ -399,14 +379,13 @@ pub struct Application {
     /// The application repository.
     pub source: GitSource,
     /// Environment configuration in the repository, applied into the factory's environments.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<PathSpec>,
     /// Tekton pipelines in the repository, applied into the cicd namespace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipelines: Option<PipelinesSpec>,
 }
 
 /// Where an application's Tekton objects are, and whether the operator starts a run itself.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
@@ -418,15 +397,14 @@ pub struct PipelinesSpec {
     #[schemars(length(min = 1, max = 1024))]
     pub path: String,
     /// Opt-in: on every new revision of the application, start this pipeline.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_on_change: Option<RunOnChange>,
     /// Opt-in: where the cluster serves Tekton Triggers, an EventListener, TriggerBinding and
     /// TriggerTemplate named after the application start this pipeline on a git push.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_push: Option<OnPush>,
 }
 
 /// A pipeline started by Tekton Triggers on a push to the application's repository.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OnPush {
@@ -438,13 +416,13 @@ pub struct OnPush {
     pub environment: String,
     /// Secret in the cicd namespace whose key `secret` signs the git host's push events
     /// (GitHub-style HMAC). Defaults to `<application>-webhook`; unsigned events are refused.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub secret_name: Option<String>,
 }
 
 /// A PipelineRun the operator starts on each new application revision, with params
 /// `application`, `revision` and `environment` and the matching labels.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunOnChange {
@@ -456,12 +434,12 @@ pub struct RunOnChange {
     pub environment: String,
     /// The pipeline task that deploys: it runs as `deploy-<environment>`, the service account
     /// whose rights are limited to that environment. Unset: every task runs as the default account.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 63))]
     pub deploy_task: Option<String>,
 }
 
 /// Observed state of a Factory.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FactoryStatus {
@@ -469,20 +447,16 @@ pub struct FactoryStatus {
     #[serde(flatten)]
     pub reconcile: crate::status::ReconcileStatus,
     /// How many objects this factory's inventory holds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub objects: Option<i32>,
     /// Summary of the permanent environments.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environments: Option<EnvironmentCounts>,
     /// Summary of the preview environments.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previews: Option<PreviewCounts>,
     /// Team factories: each application's pipelines as applied into the cicd namespace.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub pipelines: Vec<crate::status::ApplicationStatus>,
     /// Team factories: one view of the pipeline runs of all applications.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runs: Option<RunsSummary>,
     /// Platform factories: each shared image, its last run and the last image built.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -494,6 +468,7 @@ pub struct FactoryStatus {
 }
 
 /// A shared image as last built.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageStatus {
@@ -502,20 +477,18 @@ pub struct ImageStatus {
     /// Digest of the image's definition (its context, the CA bundle and its spec); a new one starts a build.
     pub definition: String,
     /// The latest PipelineRun building it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run: Option<String>,
     /// That run's result: `Succeeded`, `Failed`, `Running` or `Pending`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub last_result: String,
     /// The last image built successfully, as `<repository>@<digest>` (the run's `IMAGE_URL` and `IMAGE_DIGEST` results).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
     /// When that image was built.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub built_at: Option<String>,
 }
 
 /// The pipeline runs of a team factory, across its applications.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunsSummary {
@@ -529,10 +502,8 @@ pub struct RunsSummary {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub latest: Vec<RunSummary>,
     /// Why the most recent failed run failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failure: Option<String>,
     /// Set when pipeline runs cannot be read, such as when Tekton is not installed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unavailable: Option<String>,
     /// The counts in a few words, for `kubectl get factories`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -540,6 +511,7 @@ pub struct RunsSummary {
 }
 
 /// One pipeline run.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunSummary {
@@ -558,10 +530,8 @@ pub struct RunSummary {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub environment: String,
     /// When it started.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<String>,
     /// How long it ran, in seconds (so far, while running).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_seconds: Option<i64>,
     /// The Succeeded condition's reason.
     #[serde(default, skip_serializing_if = "String::is_empty")]

@@ -4,11 +4,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 
 use crate::common::GitRef;
 
 /// An on-demand environment for a branch (feature work, performance tests), created in the
 /// factory's `<factory>-cicd` namespace and removed with its namespace when it expires.
+#[skip_serializing_none]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "factories.dev",
@@ -43,7 +45,6 @@ pub struct PreviewEnvironmentSpec {
     pub git_ref: GitRef,
     /// Lifetime from creation, as a Go duration between 10m and 720h. Defaults to the factory's
     /// `previews.ttl`. The annotation `factories.dev/keep` extends it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(s|m|h))+$"))]
     #[schemars(extend("x-kubernetes-validations" = [
         {"rule": "duration(self) >= duration('10m') && duration(self) <= duration('720h')",
@@ -51,7 +52,6 @@ pub struct PreviewEnvironmentSpec {
     ]))]
     pub ttl: Option<String>,
     /// A fixed expiry instead of `ttl`. The annotation `factories.dev/keep` extends it too.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Time>,
     /// Stops reconciling this preview while true: nothing is applied or pruned. It still
     /// expires on time (suspending cannot outlive `previews.maxTTL`).
@@ -59,7 +59,6 @@ pub struct PreviewEnvironmentSpec {
     pub suspend: bool,
     /// Environment class; defaults to the factory's `previews.class`, and must be one of the
     /// factory's `previews.classes`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 63))]
     pub class: Option<String>,
 }
@@ -79,6 +78,7 @@ pub enum PreviewPhase {
 }
 
 /// Observed state of a PreviewEnvironment.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PreviewEnvironmentStatus {
@@ -86,22 +86,17 @@ pub struct PreviewEnvironmentStatus {
     #[serde(flatten)]
     pub reconcile: crate::status::ReconcileStatus,
     /// The namespace created for this preview.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// Lifecycle phase.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<PreviewPhase>,
     /// When the preview is removed, unless kept longer.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Time>,
     /// The application revision deployed, as `<branch>@sha1:<sha>`: the same as
     /// `lastAppliedRevision`, kept for clients written before that field.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_revision: Option<String>,
     /// Every object applied for the preview's baseline.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inventory: Vec<crate::common::InventoryEntry>,
     /// The application as applied into the preview.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub application: Option<crate::status::ApplicationStatus>,
 }

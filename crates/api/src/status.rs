@@ -4,44 +4,41 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 
 /// What every kind's status says about its reconcile: the generation and the reconcile request
 /// it answers, its conditions, and the revisions it applied and attempted. Flattened into each
 /// status, so these fields sit directly under `status`.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReconcileStatus {
     /// The `metadata.generation` this status describes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// Standard conditions: `Ready`, `Reconciling`, `Stalled` (environments also `Drifted`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
     /// The last revision fully applied, as `<branch>@sha1:<sha>`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_applied_revision: Option<String>,
     /// The last revision an apply was attempted for.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_attempted_revision: Option<String>,
     /// The value of the `factories.dev/requested-at` annotation (`kubectl factory reconcile`, a
     /// webhook push) the last finished reconcile answered: equal to the annotation once the
     /// request was handled.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_reconcile_at: Option<String>,
 }
 
 /// One application's configuration in one environment.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationStatus {
     /// Application name.
     pub name: String,
     /// The last application revision fully applied here.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_applied_revision: Option<String>,
     /// The last revision an apply was attempted for.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_attempted_revision: Option<String>,
     /// Empty when the last attempt succeeded; otherwise what failed, naming file and object.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -53,4 +50,19 @@ pub struct ApplicationStatus {
     /// `applicationRemoval: Orphan`: the objects in `inventory` were left in place, unmanaged.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub orphaned: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absent_fields_are_neither_written_nor_required() {
+        let empty = ReconcileStatus::default();
+        assert_eq!(serde_json::to_value(&empty).ok(), Some(serde_json::json!({})));
+        let read: ReconcileStatus = serde_json::from_str("{}").expect("an empty status reads");
+        assert_eq!(read, empty);
+        let app: ApplicationStatus = serde_json::from_str(r#"{"name": "cart"}"#).expect("a bare application reads");
+        assert_eq!(serde_json::to_value(&app).ok(), Some(serde_json::json!({"name": "cart"})));
+    }
 }

@@ -155,6 +155,31 @@ pub enum PreviewCommand {
     },
 }
 
+/// Writes `value` as JSON or YAML, or as the human-readable form `table` writes.
+pub fn render<T: serde::Serialize + ?Sized>(
+    value: &T,
+    output: Output,
+    out: &mut dyn Write,
+    table: impl FnOnce(&mut dyn Write) -> Result<()>,
+) -> Result<()> {
+    match output {
+        Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(value)?)?,
+        Output::Yaml => write!(out, "{}", serde_yaml::to_string(value)?)?,
+        Output::Table => table(out)?,
+    }
+    Ok(())
+}
+
+/// Writes rows as aligned columns (the first row is the header), or `none` when there are
+/// no rows below the header.
+pub fn write_table_or<const N: usize>(rows: &[[String; N]], none: &str, out: &mut dyn Write) -> Result<()> {
+    if rows.len() <= 1 {
+        writeln!(out, "{none}")?;
+        return Ok(());
+    }
+    write_table(rows, out)
+}
+
 /// Writes rows as aligned columns (the first row is the header).
 pub fn write_table<const N: usize>(rows: &[[String; N]], out: &mut dyn Write) -> Result<()> {
     let widths: Vec<usize> = (0..N).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();

@@ -271,39 +271,35 @@ pub fn has_changes(plans: &[TargetPlan]) -> bool {
 
 /// Prints the plan: one block per target, one line per object that would change.
 pub fn print(plans: &[TargetPlan], output: Output, out: &mut dyn Write) -> Result<()> {
-    match output {
-        Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(plans)?)?,
-        Output::Yaml => write!(out, "{}", serde_yaml::to_string(plans)?)?,
-        Output::Table => {
-            let mut totals = BTreeMap::new();
-            for plan in plans {
-                writeln!(out, "{}:", plan.target)?;
-                if let Some(note) = &plan.note {
-                    writeln!(out, "  ({note})")?;
-                }
-                let mut unchanged = 0;
-                for c in &plan.changes {
-                    *totals.entry(format!("{:?}", c.change).to_lowercase()).or_insert(0) += 1;
-                    let (mark, word) = match c.change {
-                        Change::Create => ("+", "create"),
-                        Change::Change => ("~", "change"),
-                        Change::Prune => ("-", "prune"),
-                        Change::Keep => ("=", "keep"),
-                        Change::Refused => ("!", "refused"),
-                        Change::Unchanged => {
-                            unchanged += 1;
-                            continue;
-                        }
-                    };
-                    let details =
-                        if c.details.is_empty() { String::new() } else { format!("  ({})", c.details.join(", ")) };
-                    writeln!(out, "  {mark} {word:<8} {}{details}", c.object)?;
-                }
-                writeln!(out, "  {unchanged} unchanged")?;
+    crate::render(plans, output, out, |out| {
+        let mut totals = BTreeMap::new();
+        for plan in plans {
+            writeln!(out, "{}:", plan.target)?;
+            if let Some(note) = &plan.note {
+                writeln!(out, "  ({note})")?;
             }
-            let summary: Vec<String> = totals.iter().map(|(k, v)| format!("{v} {k}")).collect();
-            writeln!(out, "plan: {}", if summary.is_empty() { "nothing".into() } else { summary.join(", ") })?;
+            let mut unchanged = 0;
+            for c in &plan.changes {
+                *totals.entry(format!("{:?}", c.change).to_lowercase()).or_insert(0) += 1;
+                let (mark, word) = match c.change {
+                    Change::Create => ("+", "create"),
+                    Change::Change => ("~", "change"),
+                    Change::Prune => ("-", "prune"),
+                    Change::Keep => ("=", "keep"),
+                    Change::Refused => ("!", "refused"),
+                    Change::Unchanged => {
+                        unchanged += 1;
+                        continue;
+                    }
+                };
+                let details =
+                    if c.details.is_empty() { String::new() } else { format!("  ({})", c.details.join(", ")) };
+                writeln!(out, "  {mark} {word:<8} {}{details}", c.object)?;
+            }
+            writeln!(out, "  {unchanged} unchanged")?;
         }
-    }
-    Ok(())
+        let summary: Vec<String> = totals.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        writeln!(out, "plan: {}", if summary.is_empty() { "nothing".into() } else { summary.join(", ") })?;
+        Ok(())
+    })
 }

@@ -116,29 +116,20 @@ pub async fn list(client: &Client, factory: Option<&str>) -> Result<Vec<Row>> {
 
 /// Prints the rows.
 pub fn print(rows: &[Row], output: Output, out: &mut dyn Write) -> Result<()> {
-    match output {
-        Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(rows)?)?,
-        Output::Yaml => write!(out, "{}", serde_yaml::to_string(rows)?)?,
-        Output::Table => {
-            if rows.is_empty() {
-                writeln!(out, "No previews found.")?;
-                return Ok(());
-            }
-            let mut table =
-                vec![["NAME", "FACTORY", "APPLICATION", "REF", "NAMESPACE", "READY", "EXPIRES"].map(String::from)];
-            for r in rows {
-                table.push([
-                    r.name.clone(),
-                    r.factory.clone(),
-                    r.application.clone(),
-                    r.reference.clone(),
-                    r.namespace.clone(),
-                    r.ready.clone(),
-                    r.expires.clone(),
-                ]);
-            }
-            crate::write_table(&table, out)?;
+    crate::render(rows, output, out, |out| {
+        let mut table =
+            vec![["NAME", "FACTORY", "APPLICATION", "REF", "NAMESPACE", "READY", "EXPIRES"].map(String::from)];
+        for r in rows {
+            table.push([
+                r.name.clone(),
+                r.factory.clone(),
+                r.application.clone(),
+                r.reference.clone(),
+                r.namespace.clone(),
+                r.ready.clone(),
+                r.expires.clone(),
+            ]);
         }
-    }
-    Ok(())
+        crate::write_table_or(&table, "No previews found.", out)
+    })
 }

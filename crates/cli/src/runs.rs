@@ -27,36 +27,32 @@ pub async fn load(client: &Client, factory: &str) -> Result<RunsSummary> {
 
 /// Prints the view as a table, JSON or YAML.
 pub fn print(runs: &RunsSummary, output: Output, out: &mut dyn Write) -> Result<()> {
-    match output {
-        Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(runs)?)?,
-        Output::Yaml => write!(out, "{}", serde_yaml::to_string(runs)?)?,
-        Output::Table => {
-            if let Some(why) = &runs.unavailable {
-                writeln!(out, "{why}")?;
-                return Ok(());
-            }
-            let mut rows = vec![
-                ["APPLICATION", "PIPELINE", "RUN", "RESULT", "REVISION", "ENVIRONMENT", "STARTED", "DURATION"]
-                    .map(String::from),
-            ];
-            for r in &runs.latest {
-                rows.push([
-                    r.application.clone(),
-                    r.pipeline.clone(),
-                    r.name.clone(),
-                    r.result.clone(),
-                    r.revision.chars().take(12).collect(),
-                    r.environment.clone(),
-                    r.start_time.clone().unwrap_or_default(),
-                    r.duration_seconds.map(|d| format!("{d}s")).unwrap_or_default(),
-                ]);
-            }
-            crate::write_table(&rows, out)?;
-            writeln!(out, "\n{} succeeded, {} failed, {} running", runs.succeeded, runs.failed, runs.running)?;
-            if let Some(f) = &runs.last_failure {
-                writeln!(out, "last failure: {f}")?;
-            }
+    crate::render(runs, output, out, |out| {
+        if let Some(why) = &runs.unavailable {
+            writeln!(out, "{why}")?;
+            return Ok(());
         }
-    }
-    Ok(())
+        let mut rows = vec![
+            ["APPLICATION", "PIPELINE", "RUN", "RESULT", "REVISION", "ENVIRONMENT", "STARTED", "DURATION"]
+                .map(String::from),
+        ];
+        for r in &runs.latest {
+            rows.push([
+                r.application.clone(),
+                r.pipeline.clone(),
+                r.name.clone(),
+                r.result.clone(),
+                r.revision.chars().take(12).collect(),
+                r.environment.clone(),
+                r.start_time.clone().unwrap_or_default(),
+                r.duration_seconds.map(|d| format!("{d}s")).unwrap_or_default(),
+            ]);
+        }
+        crate::write_table(&rows, out)?;
+        writeln!(out, "\n{} succeeded, {} failed, {} running", runs.succeeded, runs.failed, runs.running)?;
+        if let Some(f) = &runs.last_failure {
+            writeln!(out, "last failure: {f}")?;
+        }
+        Ok(())
+    })
 }

@@ -106,27 +106,17 @@ pub fn tree(
 
 /// Prints the tree as a table, JSON or YAML.
 pub fn print(nodes: &[Node], output: Output, out: &mut dyn Write) -> Result<()> {
-    match output {
-        Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(nodes)?)?,
-        Output::Yaml => write!(out, "{}", serde_yaml::to_string(nodes)?)?,
-        Output::Table => {
-            if nodes.is_empty() {
-                writeln!(out, "No factories found.")?;
-                return Ok(());
+    crate::render(nodes, output, out, |out| {
+        let mut rows = vec![["NAME".to_string(), "KIND".into(), "READY".into(), "REASON".into(), "REVISION".into()]];
+        for node in nodes {
+            rows.push(row(node, ""));
+            let last = node.children.len().saturating_sub(1);
+            for (i, child) in node.children.iter().enumerate() {
+                rows.push(row(child, if i == last { "└─ " } else { "├─ " }));
             }
-            let mut rows =
-                vec![["NAME".to_string(), "KIND".into(), "READY".into(), "REASON".into(), "REVISION".into()]];
-            for node in nodes {
-                rows.push(row(node, ""));
-                let last = node.children.len().saturating_sub(1);
-                for (i, child) in node.children.iter().enumerate() {
-                    rows.push(row(child, if i == last { "└─ " } else { "├─ " }));
-                }
-            }
-            crate::write_table(&rows, out)?;
         }
-    }
-    Ok(())
+        crate::write_table_or(&rows, "No factories found.", out)
+    })
 }
 
 fn row(node: &Node, indent: &str) -> [String; 5] {

@@ -179,23 +179,19 @@ fn check_definition(report: &mut Report, platform: &str, definition: &Manifest) 
 
 /// Prints the report; the caller exits non-zero when it has errors.
 pub fn print(report: &Report, output: Output, out: &mut dyn Write) -> Result<()> {
-    match output {
-        Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(report)?)?,
-        Output::Yaml => write!(out, "{}", serde_yaml::to_string(report)?)?,
-        Output::Table => {
-            for error in &report.errors {
-                writeln!(out, "error: {error}")?;
-            }
-            let verdict = if report.errors.is_empty() { "valid" } else { "INVALID" };
-            writeln!(
-                out,
-                "{} repository {verdict}: {} files, {} objects, {} errors",
-                report.repository,
-                report.files,
-                report.objects,
-                report.errors.len()
-            )?;
+    crate::render(report, output, out, |out| {
+        for error in &report.errors {
+            writeln!(out, "error: {error}")?;
         }
-    }
-    Ok(())
+        let verdict = if report.errors.is_empty() { "valid" } else { "INVALID" };
+        writeln!(
+            out,
+            "{} repository {verdict}: {} files, {} objects, {} errors",
+            report.repository,
+            report.files,
+            report.objects,
+            report.errors.len()
+        )?;
+        Ok(())
+    })
 }

@@ -7,14 +7,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use factory_api::conditions::{DRIFTED, Reason};
-use factory_api::{DriftPolicy, Environment, EnvironmentStatus, Factory, ReconcileStatus, labels};
+use factory_api::{DriftPolicy, Environment, EnvironmentStatus, Factory, labels};
 use factory_apply::{DriftMode, Engine, Outcome, PruneMode};
 use factory_core::conditions::{self, Status};
 use factory_core::manifests::Manifest;
 use factory_core::names::environment_short_name;
-use kube::api::Api;
+use kube::ResourceExt;
 use kube::runtime::events::EventType;
-use kube::{Client, ResourceExt};
 use tracing::{info, warn};
 
 use crate::reconcilers::skeleton::{Reconciler, Report, Verdict};
@@ -45,20 +44,7 @@ pub struct EnvironmentReconciler;
 
 impl Reconciler for EnvironmentReconciler {
     type Object = Environment;
-    type Status = EnvironmentStatus;
     const NAME: &'static str = "environment";
-
-    fn status(env: &Environment) -> Option<&EnvironmentStatus> {
-        env.status.as_ref()
-    }
-
-    fn shared(status: &mut EnvironmentStatus) -> &mut ReconcileStatus {
-        &mut status.reconcile
-    }
-
-    fn api(_: &Environment, client: Client) -> Api<Environment> {
-        Api::all(client)
-    }
 
     fn resync(env: &Environment, ctx: &Context) -> Duration {
         jitter(ctx.resync, &env.name_any())

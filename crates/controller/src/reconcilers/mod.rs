@@ -6,5 +6,6 @@ pub mod environment;
 pub mod factory;
 pub mod platform;
 pub mod preview;
+pub mod reconciled;
 pub mod skeleton;
 pub mod team;

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use factory_api::conditions::Reason;
 use factory_api::factory::ServiceAccountReference;
-use factory_api::{Factory, FactoryStatus, ReconcileStatus, labels};
+use factory_api::{Factory, FactoryStatus, labels};
 use factory_apply::{Desired, DriftMode, Engine, Outcome, PruneMode};
 use factory_core::manifests::{self, Manifest};
 use factory_core::{duration, render, validate};
+use kube::ResourceExt;
 use kube::runtime::events::EventType;
-use kube::{Api, Client, ResourceExt};
 use tracing::info;
 
 use crate::reconcilers::skeleton::{Reconciler, Report, Verdict};
@@ -43,20 +43,7 @@ pub struct Platform;
 
 impl Reconciler for Platform {
     type Object = Factory;
-    type Status = FactoryStatus;
     const NAME: &'static str = "factory";
-
-    fn status(factory: &Factory) -> Option<&FactoryStatus> {
-        factory.status.as_ref()
-    }
-
-    fn shared(status: &mut FactoryStatus) -> &mut ReconcileStatus {
-        &mut status.reconcile
-    }
-
-    fn api(_: &Factory, client: Client) -> Api<Factory> {
-        Api::all(client)
-    }
 
     fn resync(factory: &Factory, _: &Context) -> Duration {
         jitter(interval(factory), &factory.name_any())

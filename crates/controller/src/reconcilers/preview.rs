@@ -7,18 +7,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use factory_api::conditions::Reason;
-use factory_api::{Factory, PreviewEnvironment, PreviewEnvironmentStatus, PreviewPhase, ReconcileStatus, labels};
+use factory_api::{Factory, PreviewEnvironment, PreviewEnvironmentStatus, PreviewPhase, labels};
 use factory_apply::{DriftMode, Engine, PruneMode};
 use factory_core::manifests::Manifest;
 use factory_core::previews;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::{Client, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
@@ -56,24 +56,7 @@ pub struct Preview;
 
 impl Reconciler for Preview {
     type Object = PreviewEnvironment;
-    type Status = PreviewEnvironmentStatus;
     const NAME: &'static str = "preview";
-
-    fn status(preview: &PreviewEnvironment) -> Option<&PreviewEnvironmentStatus> {
-        preview.status.as_ref()
-    }
-
-    fn shared(status: &mut PreviewEnvironmentStatus) -> &mut ReconcileStatus {
-        &mut status.reconcile
-    }
-
-    fn api(preview: &PreviewEnvironment, client: Client) -> Api<PreviewEnvironment> {
-        Api::namespaced(client, &preview.namespace().unwrap_or_default())
-    }
-
-    fn resync(_: &PreviewEnvironment, ctx: &Context) -> Duration {
-        ctx.resync
-    }
 
     async fn run(
         preview: &PreviewEnvironment,

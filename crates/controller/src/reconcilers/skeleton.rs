@@ -7,14 +7,14 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use factory_api::ReconcileStatus;
 use factory_api::conditions::Reason;
 use factory_api::labels;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
 use tracing::Instrument;
 
+use crate::reconcilers::reconciled::Reconciled;
 use crate::services::context::Context;
 use crate::services::error::ReconcileError;
 use crate::services::status::{self, Note};
@@ -25,35 +25,26 @@ pub const RETRY: Duration = Duration::from_secs(10);
 /// What one kind contributes to the skeleton.
 pub trait Reconciler {
     /// The resource reconciled.
-    type Object: Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static;
-    /// Its status.
-    type Status: Clone + Default + PartialEq + serde::Serialize + Send + Sync;
+    type Object: Reconciled;
     /// The `controller` label of its metrics.
     const NAME: &'static str;
 
-    /// The object's current status.
-    fn status(object: &Self::Object) -> Option<&Self::Status>;
-    /// The part of the status every kind shares.
-    fn shared(status: &mut Self::Status) -> &mut ReconcileStatus;
-    /// Where the object's status is written.
-    fn api(object: &Self::Object, client: Client) -> Api<Self::Object>;
     /// When an object whose reconcile failed permanently (only a change helps) is looked at again.
-    fn resync(object: &Self::Object, ctx: &Context) -> Duration;
+    fn resync(_object: &Self::Object, ctx: &Context) -> Duration {
+        ctx.resync
+    }
     /// The kind's own work, filling in its own part of `status`.
     fn run(
         object: &Self::Object,
         ctx: &Context,
-        status: &mut Self::Status,
+        status: &mut Status<Self>,
     ) -> impl Future<Output = Result<Report, ReconcileError>> + Send;
     /// What a failure changes in the kind's own part of the status (a preview's phase).
-    fn failed(_status: &mut Self::Status, _error: &ReconcileError) {}
+    fn failed(_status: &mut Status<Self>, _error: &ReconcileError) {}
 }
+
+/// The status of the resource `R` reconciles.
+pub type Status<R> = <<R as Reconciler>::Object as Reconciled>::Status;
 
 /// How a reconcile that did not fail ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,13 +118,13 @@ pub async fn reconcile<R: Reconciler>(object: Arc<R::Object>, ctx: &Context) -> 
 
 async fn once<R: Reconciler>(object: Arc<R::Object>, ctx: &Context) -> Result<Action, ReconcileError> {
     let started = Instant::now();
-    let current = R::status(&object);
+    let current = object.status();
     let mut status = current.cloned().unwrap_or_default();
     let generation = object.meta().generation;
-    R::shared(&mut status).observed_generation = generation;
+    R::Object::shared(&mut status).observed_generation = generation;
     let requested = object.annotations().get(labels::REQUESTED_AT).cloned();
     let result = R::run(&object, ctx, &mut status).await;
-    let shared = R::shared(&mut status);
+    let shared = R::Object::shared(&mut status);
     let (reason, action) = match &result {
         Ok(report) => {
             match &report.verdict {
@@ -172,7 +163,7 @@ async fn once<R: Reconciler>(object: Arc<R::Object>, ctx: &Context) -> Result<Ac
     let (applied, pruned) = result.as_ref().map_or((0, 0), |r| (r.applied, r.pruned));
     ctx.metrics.reconciled(R::NAME, reason, started.elapsed(), applied, pruned);
     if !matches!(result, Ok(Report { verdict: Verdict::Gone, .. })) {
-        status::write(&R::api(&object, ctx.client.clone()), object.as_ref(), current, status).await?;
+        status::write(&object.api(ctx.client.clone()), object.as_ref(), current, status).await?;
     }
     Ok(action)
 }

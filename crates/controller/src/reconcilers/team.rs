@@ -2,16 +2,13 @@
 //! environment of the spec, and summarise them on status. An environment removed from the
 //! spec is left in place (its Environment reports itself orphaned); nothing here deletes one.
 
-use std::time::Duration;
-
 use factory_api::conditions::READY;
 use factory_api::factory::{EnvironmentCounts, PreviewCounts};
-use factory_api::{Factory, FactoryStatus, ReconcileStatus, labels};
+use factory_api::{Factory, FactoryStatus, labels};
 use factory_apply::{DriftMode, Engine, PruneMode};
 use factory_core::manifests::Manifest;
 use factory_core::{conditions, render, validate};
-use kube::api::Api;
-use kube::{Client, ResourceExt};
+use kube::ResourceExt;
 use serde_json::json;
 use tracing::{debug, info};
 
@@ -27,24 +24,7 @@ pub struct Team;
 
 impl Reconciler for Team {
     type Object = Factory;
-    type Status = FactoryStatus;
     const NAME: &'static str = "team";
-
-    fn status(factory: &Factory) -> Option<&FactoryStatus> {
-        factory.status.as_ref()
-    }
-
-    fn shared(status: &mut FactoryStatus) -> &mut ReconcileStatus {
-        &mut status.reconcile
-    }
-
-    fn api(_: &Factory, client: Client) -> Api<Factory> {
-        Api::all(client)
-    }
-
-    fn resync(_: &Factory, ctx: &Context) -> Duration {
-        ctx.resync
-    }
 
     async fn run(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Result<Report, ReconcileError> {
         if factory.spec.suspend {
