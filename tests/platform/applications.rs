@@ -94,7 +94,7 @@ async fn a_cluster_scoped_object_is_refused_and_nothing_of_its_revision_applied(
     )
     .expect("write");
     cart.commit("escape").expect("commit");
-    poke_env(&envs, &test_ns).await;
+    crate::fixture::poke(&envs, &test_ns).await;
     let error =
         app_error(&envs, &test_ns, &["Forbidden", &format!("ClusterRole {x}-cart-escape"), "deploy/base/escape.yaml"])
             .await;
@@ -132,7 +132,7 @@ async fn escalation_and_weakening_the_baseline_are_refused(p: &Platform, cart: &
         let content = testdata(&format!("platform/applications/cart/{fixture}"), &[]);
         cart.write("deploy/base/escape.yaml", &content).expect("write");
         cart.commit(message).expect("commit");
-        poke_env(&envs, &test_ns).await;
+        crate::fixture::poke(&envs, &test_ns).await;
         app_error(&envs, &test_ns, &expected).await;
     }
 }
@@ -144,7 +144,7 @@ async fn a_fixed_revision_is_applied_again(p: &Platform, cart: &Repo) {
     let envs: Api<Environment> = Api::all(p.ctx.client.clone());
     cart.remove("deploy/base/escape.yaml").expect("rm");
     cart.commit("fixed").expect("commit");
-    poke_env(&envs, &test_ns).await;
+    crate::fixture::poke(&envs, &test_ns).await;
     eventually("cart healthy again", Duration::from_secs(60), || async {
         let e = envs.get(&test_ns).await?;
         let ok = e.status.is_some_and(|s| {
@@ -194,9 +194,3 @@ async fn a_signed_push_reaches_every_environment_at_once(p: &Platform, cart: &Re
 }
 
 use kube::ResourceExt;
-
-async fn poke_env(envs: &Api<Environment>, name: &str) {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    let patch = json!({"metadata": {"annotations": {"factories.dev/requested-at": now.to_string()}}});
-    envs.patch(name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.expect("poke");
-}

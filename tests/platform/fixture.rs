@@ -48,6 +48,16 @@ pub struct Platform {
 
 pub const TOKEN: &str = "platform-token";
 
+/// Annotates `name` with `factories.dev/requested-at`, as `kubectl factory reconcile` does.
+pub async fn poke<K>(api: &Api<K>, name: &str)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let patch = json!({"metadata": {"annotations": {"factories.dev/requested-at": now.to_string()}}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.expect("annotate");
+}
+
 fn object<T: serde::de::DeserializeOwned>(value: Value) -> T {
     serde_json::from_value(value).expect("test object deserialises")
 }
@@ -164,9 +174,12 @@ impl Platform {
 
     /// Asks for an immediate reconcile, as `kubectl factory reconcile` does.
     pub async fn poke(&self) {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-        let patch = json!({"metadata": {"annotations": {"factories.dev/requested-at": now.to_string()}}});
-        self.factories().patch(&self.name, &PatchParams::default(), &Patch::Merge(&patch)).await.expect("annotate");
+        poke(&self.factories(), &self.name).await;
+    }
+
+    /// Asks Environment `name` for an immediate reconcile (it fetches its applications again).
+    pub async fn poke_environment(&self, name: &str) {
+        poke(&Api::<factory_api::Environment>::all(self.ctx.client.clone()), name).await;
     }
 
     /// Waits until the factory's Ready condition has `status` and `reason` for the revision at

@@ -8,6 +8,7 @@ mod failures;
 #[allow(dead_code)]
 mod fixture;
 mod happy;
+mod health;
 mod multicluster;
 mod pipelines;
 mod previews;

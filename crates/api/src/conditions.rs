@@ -42,6 +42,8 @@ pub enum Reason {
     DiscoveryFailed,
     /// Pruning objects that left the source failed.
     PruneFailed,
+    /// Applied, but objects failed to become healthy (a rollout past its deadline, a failed Job).
+    Degraded,
     /// Pruning was skipped to protect already applied objects.
     PruneSkipped,
     /// Applied, but the inventory is too large for the factory's status: pruning is held back.
@@ -70,7 +72,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in the order above.
-    pub const ALL: [Reason; 25] = [
+    pub const ALL: [Reason; 26] = [
         Reason::Reconciled,
         Reason::Progressing,
         Reason::InvalidSpec,
@@ -84,6 +86,7 @@ impl Reason {
         Reason::Forbidden,
         Reason::DiscoveryFailed,
         Reason::PruneFailed,
+        Reason::Degraded,
         Reason::PruneSkipped,
         Reason::InventoryTooLarge,
         Reason::Suspended,
@@ -114,6 +117,7 @@ impl Reason {
             Reason::Forbidden => "Forbidden",
             Reason::DiscoveryFailed => "DiscoveryFailed",
             Reason::PruneFailed => "PruneFailed",
+            Reason::Degraded => "Degraded",
             Reason::PruneSkipped => "PruneSkipped",
             Reason::InventoryTooLarge => "InventoryTooLarge",
             Reason::Suspended => "Suspended",

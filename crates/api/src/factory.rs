@@ -382,6 +382,14 @@ pub struct Application {
     pub config: Option<PathSpec>,
     /// Tekton pipelines in the repository, applied into the cicd namespace.
     pub pipelines: Option<PipelinesSpec>,
+    /// How long the application's objects may take to become healthy after a change before it
+    /// is `Degraded` in that environment, as a Go duration between 10s and 24h. Defaults to `5m`.
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(s|m|h))+$"))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "duration(self) >= duration('10s') && duration(self) <= duration('24h')",
+         "message": "healthTimeout must be between 10s and 24h"}
+    ]))]
+    pub health_timeout: Option<String>,
 }
 
 /// Where an application's Tekton objects are, and whether the operator starts a run itself.

@@ -16,7 +16,7 @@ pub use common::{AccessGrant, GitRef, GitSource, InventoryEntry, PathSpec, Secre
 pub use environment::{DriftPolicy, Environment, EnvironmentSpec, EnvironmentStatus};
 pub use factory::{Factory, FactorySpec, FactoryStatus, FactoryType};
 pub use preview::{PreviewEnvironment, PreviewEnvironmentSpec, PreviewEnvironmentStatus, PreviewPhase};
-pub use status::{ApplicationStatus, ReconcileStatus};
+pub use status::{ApplicationHealth, ApplicationStatus, HealthState, ReconcileStatus};
 
 /// The API group of every custom resource defined here.
 pub const GROUP: &str = "factories.dev";

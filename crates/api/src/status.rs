@@ -1,7 +1,7 @@
 //! The parts of status the custom resources share: the reconcile bookkeeping every kind
 //! carries, and one application's state where it is applied.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
@@ -50,6 +50,37 @@ pub struct ApplicationStatus {
     /// `applicationRemoval: Orphan`: the objects in `inventory` were left in place, unmanaged.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub orphaned: bool,
+    /// Whether what it applied here is healthy, judged from the objects' live status.
+    pub health: Option<ApplicationHealth>,
+}
+
+/// Whether an application's objects in one place are healthy, by the usual Kubernetes status
+/// rules: Deployments rolled out and available, StatefulSets updated and ready, Jobs complete,
+/// custom kinds `Ready`.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationHealth {
+    /// `Healthy`, `Progressing` (not yet, within the application's `healthTimeout`) or `Degraded`.
+    pub state: HealthState,
+    /// What is not healthy, naming each object and what its status says.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// When it entered this state; a `Progressing` application is `Degraded` once it has been
+    /// progressing for longer than its `healthTimeout`.
+    pub since: Option<Time>,
+}
+
+/// The health of an application in one place.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum HealthState {
+    /// Everything it applied is current.
+    Healthy,
+    /// Objects are still rolling out.
+    #[default]
+    Progressing,
+    /// An object failed, or did not become healthy within the timeout.
+    Degraded,
 }
 
 #[cfg(test)]

@@ -8,11 +8,15 @@
 //! 3. *apply* what changed with server-side apply under the `factory-operator` field manager,
 //!    in stages: CRDs and Namespaces, then cluster-scoped objects, then namespaced ones;
 //! 4. *prune* what left the inventory — never on a failed revision, never an object annotated
-//!    `factories.dev/prune: disabled`, never an object we did not apply.
+//!    `factories.dev/prune: disabled`, never an object we did not apply;
+//! 5. on request, read back what was applied and say which objects are not healthy yet.
 
 mod desired;
+// `bounded!`, shared with `health`.
+#[macro_use]
 mod engine;
 mod error;
+mod health;
 mod plan;
 mod planning;
 mod prepare;

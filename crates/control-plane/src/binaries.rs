@@ -1,5 +1,5 @@
-//! Builds `kube-apiserver`, `kube-controller-manager`, `kubectl` and `etcd` from their Go
-//! modules with the machine's Go toolchain, into a cache outside the repository keyed by
+//! Builds `kube-apiserver`, `kube-controller-manager`, `kube-scheduler`, `kubectl`, `etcd` and
+//! `kwok` (fake nodes and the pod lifecycle) from their Go modules with the machine's Go toolchain, into a cache outside the repository keyed by
 //! version, so that a second run costs nothing.
 //!
 //! Kubernetes' own `go.mod` points its `k8s.io/*` staging modules at `./staging/...` with
@@ -14,13 +14,17 @@ use std::process::Command;
 use crate::error::{Error, io};
 use crate::versions;
 
-/// Paths of the four control-plane binaries.
+/// Paths of the control-plane binaries.
 #[derive(Debug, Clone)]
 pub struct Binaries {
     /// `kube-apiserver`.
     pub kube_apiserver: PathBuf,
     /// `kube-controller-manager`.
     pub kube_controller_manager: PathBuf,
+    /// `kube-scheduler`: places pods on kwok's nodes.
+    pub kube_scheduler: PathBuf,
+    /// `kwok`: fake nodes, and pods that run, become ready, complete or fail by its stages.
+    pub kwok: PathBuf,
     /// `kubectl`.
     pub kubectl: PathBuf,
     /// `etcd`.
@@ -40,7 +44,7 @@ pub fn cache_dir() -> PathBuf {
 }
 
 /// The Kubernetes commands built from `k8s.io/kubernetes`.
-const KUBE_COMMANDS: [&str; 3] = ["kube-apiserver", "kube-controller-manager", "kubectl"];
+const KUBE_COMMANDS: [&str; 4] = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"];
 
 impl Binaries {
     /// The binaries as they would be in the cache, whether built or not.
@@ -50,14 +54,20 @@ impl Binaries {
         Self {
             kube_apiserver: kube.join("kube-apiserver"),
             kube_controller_manager: kube.join("kube-controller-manager"),
+            kube_scheduler: kube.join("kube-scheduler"),
             kubectl: kube.join("kubectl"),
             etcd: etcd.join("etcd"),
+            kwok: kwok_root().join("bin").join("kwok"),
         }
+    }
+
+    fn kubernetes(&self) -> [&PathBuf; 4] {
+        [&self.kube_apiserver, &self.kube_controller_manager, &self.kube_scheduler, &self.kubectl]
     }
 
     /// Whether every binary is already in the cache.
     pub fn all_present(&self) -> bool {
-        [&self.kube_apiserver, &self.kube_controller_manager, &self.kubectl, &self.etcd].iter().all(|p| p.is_file())
+        self.kubernetes().into_iter().chain([&self.etcd, &self.kwok]).all(|p| p.is_file())
     }
 
     /// Returns the cached binaries, building whichever are missing. `progress` receives one
@@ -73,14 +83,26 @@ impl Binaries {
         let lock = io(File::create(&lock_path), || format!("creating {}", lock_path.display()))?;
         io(lock.lock(), || format!("locking {}", lock_path.display()))?;
         check_go()?;
-        if !(bins.kube_apiserver.is_file() && bins.kube_controller_manager.is_file() && bins.kubectl.is_file()) {
+        if !bins.kubernetes().iter().all(|p| p.is_file()) {
             build_kubernetes(&cache, progress)?;
         }
         if !bins.etcd.is_file() {
             build_etcd(&cache, progress)?;
         }
+        if !bins.kwok.is_file() {
+            build_command(&kwok_root(), KWOK_MODULE, versions::KWOK, KWOK_PACKAGE, "kwok", progress)?;
+        }
         Ok(bins)
     }
+}
+
+/// kwok's module and command.
+pub(crate) const KWOK_MODULE: &str = "sigs.k8s.io/kwok";
+const KWOK_PACKAGE: &str = "sigs.k8s.io/kwok/cmd/kwok";
+
+/// Where kwok is built, and its module downloaded for its stages.
+pub(crate) fn kwok_root() -> PathBuf {
+    cache_dir().join(format!("kwok-{}", versions::KWOK))
 }
 
 fn go() -> Command {

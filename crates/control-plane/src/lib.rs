@@ -1,5 +1,5 @@
-//! A real, local Kubernetes control plane: `etcd`, `kube-apiserver` and
-//! `kube-controller-manager`, built from their Go modules with the machine's Go toolchain,
+//! A real, local Kubernetes control plane: `etcd`, `kube-apiserver`,
+//! `kube-controller-manager`, `kube-scheduler` and kwok's fake nodes, built from their Go modules with the machine's Go toolchain,
 //! cached outside the repository, and started on loopback with generated certificates.
 //!
 //! Used by `cargo xtask control-plane`, `cargo xtask demo` and the test harness
@@ -10,6 +10,7 @@ pub mod certs;
 pub mod crds;
 mod error;
 pub mod kubeconfig;
+pub mod kwok;
 mod ports;
 pub mod process;
 mod runner;

@@ -12,7 +12,7 @@ use crate::binaries::Binaries;
 use crate::certs::{Authority, service_account_keys};
 use crate::error::{Error, io};
 use crate::process::Process;
-use crate::{crds, kubeconfig, ports};
+use crate::{crds, kubeconfig, kwok, ports};
 
 /// Whether the components outlive the process that started them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,12 +34,15 @@ pub struct Options {
     pub install_crds: bool,
     /// Install the Tekton Pipelines and Triggers CRDs.
     pub install_tekton: bool,
+    /// Run workloads: the workload controllers, kube-scheduler and kwok with its fake nodes,
+    /// so Deployments, StatefulSets, DaemonSets, Jobs and CronJobs really roll out.
+    pub workloads: bool,
 }
 
 impl Options {
-    /// Everything installed, components tied to this process.
+    /// Everything installed and running, components tied to this process.
     pub fn for_tests(dir: PathBuf) -> Self {
-        Self { dir, lifetime: Lifetime::TiedToOwner, install_crds: true, install_tekton: true }
+        Self { dir, lifetime: Lifetime::TiedToOwner, install_crds: true, install_tekton: true, workloads: true }
     }
 }
 
@@ -53,7 +56,8 @@ struct State {
 }
 
 /// The controllers kube-controller-manager runs: enough for namespace deletion, owner-reference
-/// garbage collection, service accounts and their tokens, quotas and aggregated ClusterRoles.
+/// garbage collection, service accounts and their tokens, quotas and aggregated ClusterRoles;
+/// with workloads, [`WORKLOAD_CONTROLLERS`] too.
 pub const CONTROLLERS: &[&str] = &[
     "namespace-controller",
     "garbage-collector-controller",
@@ -63,6 +67,16 @@ pub const CONTROLLERS: &[&str] = &[
     "root-ca-certificate-publisher-controller",
     "clusterrole-aggregation-controller",
     "validatingadmissionpolicy-status-controller",
+];
+
+/// The controllers that turn workloads into pods (kwok runs them, kube-scheduler places them).
+pub const WORKLOAD_CONTROLLERS: &[&str] = &[
+    "deployment-controller",
+    "replicaset-controller",
+    "statefulset-controller",
+    "daemonset-controller",
+    "job-controller",
+    "cronjob-controller",
 ];
 
 const START_TIMEOUT: Duration = Duration::from_secs(90);
@@ -129,8 +143,16 @@ impl ControlPlane {
         // know every kind from their first discovery (object-count quotas on our kinds).
         plane.install_crds(options)?;
         progress(&format!("CRDs established ({:.1}s)", started.elapsed().as_secs_f64()));
-        plane.start_controller_manager(options.lifetime, &ca)?;
+        plane.start_controller_manager(options, &ca)?;
         progress(&format!("kube-controller-manager ready ({:.1}s)", started.elapsed().as_secs_f64()));
+        if options.workloads {
+            plane.start_workloads(options.lifetime, &ca)?;
+            progress(&format!(
+                "kube-scheduler and kwok ready, {} fake nodes ({:.1}s)",
+                kwok::NODES,
+                started.elapsed().as_secs_f64()
+            ));
+        }
         plane.save_state()?;
         Ok(plane)
     }
@@ -294,21 +316,31 @@ impl ControlPlane {
         self.save_state()
     }
 
-    fn start_controller_manager(&mut self, lifetime: Lifetime, ca: &Authority) -> Result<(), Error> {
+    /// Writes a kubeconfig for `component`, authenticated as `user` in `groups`; returns its path.
+    fn component_kubeconfig(
+        &self,
+        component: &str,
+        ca: &Authority,
+        user: &str,
+        groups: &[&str],
+    ) -> Result<String, Error> {
+        let path = self.dir.join(format!("{component}.kubeconfig"));
+        kubeconfig::write(&path, &self.server, &ca.pair.cert_pem, &ca.client(user, groups)?)?;
+        Ok(path.display().to_string())
+    }
+
+    fn start_controller_manager(&mut self, options: &Options, ca: &Authority) -> Result<(), Error> {
         let pki = self.dir.join("pki");
-        let kcm_config = self.dir.join("kube-controller-manager.kubeconfig");
-        kubeconfig::write(
-            &kcm_config,
-            &self.server,
-            &ca.pair.cert_pem,
-            &ca.client("system:kube-controller-manager", &[])?,
-        )?;
-        let k = kcm_config.display().to_string();
+        let k = self.component_kubeconfig("kube-controller-manager", ca, "system:kube-controller-manager", &[])?;
+        let mut controllers = CONTROLLERS.to_vec();
+        if options.workloads {
+            controllers.extend(WORKLOAD_CONTROLLERS);
+        }
         let args: Vec<String> = vec![
             format!("--kubeconfig={k}"),
             format!("--authentication-kubeconfig={k}"),
             format!("--authorization-kubeconfig={k}"),
-            format!("--controllers={}", CONTROLLERS.join(",")),
+            format!("--controllers={}", controllers.join(",")),
             format!("--service-account-private-key-file={}", pki.join("sa.key").display()),
             format!("--root-ca-file={}", pki.join("ca.crt").display()),
             // Each controller acts as its own service account, as in a production cluster.
@@ -328,12 +360,71 @@ impl ControlPlane {
             &self.binaries.kube_controller_manager.clone(),
             &args,
             &log,
-            lifetime,
+            options.lifetime,
             None,
         )?;
         // The service-account controller creating `default` in `default` proves it is working.
         let result = wait_until(&mut process, START_TIMEOUT, || {
             self.kubectl_output(&["get", "serviceaccount", "default", "-n", "default", "-o", "name"]).is_ok()
+        });
+        self.processes.push(process);
+        result
+    }
+
+    /// Starts kube-scheduler and kwok, then creates kwok's fake nodes and waits until they are Ready.
+    fn start_workloads(&mut self, lifetime: Lifetime, ca: &Authority) -> Result<(), Error> {
+        let k = self.component_kubeconfig("kube-scheduler", ca, "system:kube-scheduler", &[])?;
+        let port = ports::free()?;
+        let args: Vec<String> = vec![
+            format!("--kubeconfig={k}"),
+            format!("--authentication-kubeconfig={k}"),
+            format!("--authorization-kubeconfig={k}"),
+            "--leader-elect=false".into(),
+            "--bind-address=127.0.0.1".into(),
+            format!("--secure-port={port}"),
+            "--authentication-skip-lookup=true".into(),
+            "--v=1".into(),
+        ];
+        let log = self.dir.join("logs/kube-scheduler.log");
+        let mut process =
+            Process::spawn("kube-scheduler", &self.binaries.kube_scheduler.clone(), &args, &log, lifetime, None)?;
+        let result =
+            wait_until(&mut process, START_TIMEOUT, || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+        self.processes.push(process);
+        result?;
+
+        // kwok stands in for every kubelet: it writes node and pod status, so it gets the
+        // rights of the control plane's own components.
+        let k = self.component_kubeconfig("kwok", ca, "kwok", &["system:masters"])?;
+        let stages = kwok::write_stages(&self.dir)?;
+        let port = ports::free()?;
+        let args: Vec<String> = vec![
+            format!("--kubeconfig={k}"),
+            format!("--config={}", stages.display()),
+            "--manage-all-nodes=false".into(),
+            format!("--manage-nodes-with-annotation-selector={}=fake", kwok::NODE_ANNOTATION),
+            "--cidr=10.0.1.0/24".into(),
+            "--node-ip=10.0.0.2".into(),
+            format!("--server-address=127.0.0.1:{port}"),
+            format!("--node-port={port}"),
+        ];
+        let log = self.dir.join("logs/kwok.log");
+        let mut process = Process::spawn("kwok", &self.binaries.kwok.clone(), &args, &log, lifetime, None)?;
+        let nodes = self.dir.join("kwok-nodes.yaml");
+        io(fs::write(&nodes, kwok::nodes()), || format!("writing {}", nodes.display()))?;
+        let nodes = nodes.display().to_string();
+        // The API server taints a new node not-ready; the node lifecycle controller, which
+        // would lift the taint once kwok reports the node Ready, does not run here (it would
+        // also need kwok's heartbeats), so the taint is lifted once the node is Ready.
+        let taint = format!("{}:NoSchedule-", "node.kubernetes.io/not-ready");
+        let result = wait_until(&mut process, START_TIMEOUT, || {
+            self.kubectl_output(&["apply", "--server-side", "--field-manager=factory-control-plane", "-f", &nodes])
+                .is_ok()
+                && self.kubectl_output(&["wait", "--for=condition=Ready", "node", "--all", "--timeout=1s"]).is_ok()
+                && self.kubectl_output(&["taint", "nodes", "--all", &taint]).is_ok_and(|_| {
+                    self.kubectl_output(&["get", "nodes", "-o", "jsonpath={.items[*].spec.taints}"])
+                        .is_ok_and(|t| t.trim().is_empty())
+                })
         });
         self.processes.push(process);
         result

@@ -1,11 +1,13 @@
 //! The pinned versions of every external component the control plane is built from.
 
-/// `k8s.io/kubernetes` module version: kube-apiserver, kube-controller-manager and kubectl.
+/// `k8s.io/kubernetes` module version: kube-apiserver, kube-controller-manager, kube-scheduler and kubectl.
 pub const KUBERNETES: &str = "v1.37.2";
 /// Version of the `k8s.io/*` staging modules that `KUBERNETES` lists as `v0.0.0`.
 pub const KUBERNETES_STAGING: &str = "v0.37.2";
 /// `go.etcd.io/etcd/server/v3` version; the one Kubernetes v1.37 is tested with (hack/lib/etcd.sh).
 pub const ETCD: &str = "v3.7.0";
+/// `sigs.k8s.io/kwok` version: fake nodes and the pod lifecycle (its `kustomize/stage` stages).
+pub const KWOK: &str = "v0.8.0";
 /// `github.com/tektoncd/pipeline` module version whose `config/300-crds` are installed.
 pub const TEKTON_PIPELINE: &str = "v1.10.0";
 /// `github.com/tektoncd/triggers` module version whose `config/300-*.yaml` CRDs are installed.

@@ -7,6 +7,7 @@ pub mod admission;
 pub mod baseline;
 pub mod conditions;
 pub mod duration;
+pub mod health;
 pub mod identity;
 pub mod images;
 pub mod inventory;

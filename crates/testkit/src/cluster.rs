@@ -56,7 +56,8 @@ pub fn second_control_plane() -> &'static Mutex<ControlPlane> {
         let mut dir = plane_dir();
         dir.set_file_name(format!("{}-second", dir.file_name().and_then(|n| n.to_str()).unwrap_or("tests")));
         say(&format!("starting a second control plane in {}", dir.display()));
-        let options = Options { install_crds: false, install_tekton: false, ..Options::for_tests(dir) };
+        let options =
+            Options { install_crds: false, install_tekton: false, workloads: false, ..Options::for_tests(dir) };
         ControlPlane::start(&options, &|line| say(&format!("  · {line}"))).map(Mutex::new).map_err(|e| format!("{e}"))
     });
     match plane {

@@ -444,6 +444,8 @@ async fn one(root: &Path, environments: usize, cold_only: bool) -> Result<String
         lifetime: Lifetime::TiedToOwner,
         install_crds: true,
         install_tekton: false,
+        // Environments without workloads: the benchmark measures the operator, not pods.
+        workloads: false,
     };
     let mut plane = ControlPlane::start(&options, &|l| eprintln!("  · {l}"))?;
     let config = kube::Config::from_custom_kubeconfig(

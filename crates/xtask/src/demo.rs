@@ -58,6 +58,7 @@ async fn demo(root: &Path, exit: bool) -> Result<()> {
         lifetime: Lifetime::TiedToOwner,
         install_crds: true,
         install_tekton: true,
+        workloads: true,
     };
     let mut plane = ControlPlane::start(&options, &say)?;
 

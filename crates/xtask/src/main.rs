@@ -150,16 +150,19 @@ fn build() -> Result<()> {
     let bins = Binaries::ensure(&progress)?;
     let helm = factory_control_plane::binaries::helm(&progress)?;
     eprintln!(
-        "control-plane binaries {} in {:.1}s (Kubernetes {}, etcd {}, Helm {}):\n  {}\n  {}\n  {}\n  {}\n  {}",
+        "control-plane binaries {} in {:.1}s (Kubernetes {}, etcd {}, kwok {}, Helm {}):\n  {}\n  {}\n  {}\n  {}\n  {}\n  {}\n  {}",
         if cached { "already cached" } else { "built" },
         started.elapsed().as_secs_f64(),
         versions::KUBERNETES,
         versions::ETCD,
+        versions::KWOK,
         versions::HELM,
         bins.kube_apiserver.display(),
         bins.kube_controller_manager.display(),
+        bins.kube_scheduler.display(),
         bins.kubectl.display(),
         bins.etcd.display(),
+        bins.kwok.display(),
         helm.display()
     );
     Ok(())
@@ -172,7 +175,13 @@ fn start() -> Result<()> {
         old.stop();
     }
     let started = Instant::now();
-    let options = Options { dir: dir.clone(), lifetime: Lifetime::Detached, install_crds: true, install_tekton: true };
+    let options = Options {
+        dir: dir.clone(),
+        lifetime: Lifetime::Detached,
+        install_crds: true,
+        install_tekton: true,
+        workloads: true,
+    };
     let plane = ControlPlane::start(&options, &progress)?;
     eprintln!("control plane ready in {:.1}s: {}", started.elapsed().as_secs_f64(), plane.version);
     println!(

@@ -22,7 +22,7 @@ use crate::services::error::ReconcileError;
 use crate::services::metrics::ObjectLabels;
 use crate::services::schedule::jitter;
 use crate::services::status::{self, Note};
-use crate::steps::applications::{self, AppState};
+use crate::steps::applications::{self, AppState, HEALTH_POLL};
 use crate::steps::baseline::{Baseline, Target, baseline};
 use crate::steps::credentials;
 
@@ -105,7 +105,13 @@ fn report(env: &Environment, ctx: &Context, applied: Applied, status: &mut Envir
     let failed: Vec<(Reason, String)> = applied
         .applications
         .iter()
-        .filter_map(|a| a.failed.map(|reason| (reason, format!("application {}: {}", a.status.name, a.status.error))))
+        .filter_map(|a| a.failed.map(|reason| (reason, format!("application {}: {}", a.status.name, a.problem()))))
+        .collect();
+    let waiting: Vec<String> = applied
+        .applications
+        .iter()
+        .filter(|a| a.progressing())
+        .map(|a| format!("application {} is rolling out: {}", a.status.name, a.problem()))
         .collect();
     let orphaned: Vec<&str> =
         applied.applications.iter().filter(|a| a.status.orphaned).map(|a| a.status.name.as_str()).collect();
@@ -114,9 +120,14 @@ fn report(env: &Environment, ctx: &Context, applied: Applied, status: &mut Envir
     } else {
         format!("{message}; removed applications left in place: {}", orphaned.join(", "))
     };
-    let requeue = if failed.is_empty() { jitter(ctx.resync, &env.name_any()) } else { APPLICATION_RETRY };
+    let requeue = match (failed.is_empty(), waiting.is_empty()) {
+        (true, true) => jitter(ctx.resync, &env.name_any()),
+        (true, false) => HEALTH_POLL,
+        (false, _) => APPLICATION_RETRY,
+    };
     let verdict = match failed.first() {
-        None => Verdict::Ready(message.clone()),
+        None if waiting.is_empty() => Verdict::Ready(message.clone()),
+        None => Verdict::Progressing(format!("{message}; {}", waiting.join("; "))),
         Some((reason, _)) => {
             let failures: Vec<&str> = failed.iter().map(|(_, text)| text.as_str()).collect();
             warn!(applications = %failures.join("; "), "applications held back");

@@ -26,7 +26,7 @@ use crate::reconcilers::skeleton::{self, RETRY, Reconciler, Report, Verdict};
 use crate::services::context::{Context, Read};
 use crate::services::error::ReconcileError;
 use crate::services::status;
-use crate::steps::applications::{self, AppState};
+use crate::steps::applications::{self, AppState, HEALTH_POLL};
 use crate::steps::baseline::{Baseline, Target, baseline};
 use crate::steps::previews::namespace_of;
 
@@ -84,9 +84,14 @@ impl Reconciler for Preview {
         };
         let verdict = match (built.suspended, built.application) {
             (Some(why), _) => Verdict::Suspended(why),
-            (None, Some(AppState { failed: Some(reason), status: app })) => {
+            (None, Some(app)) if app.progressing() => {
                 status.phase = Some(PreviewPhase::Pending);
-                let message = format!("application {}: {}", app.name, app.error);
+                let message = format!("application {} is rolling out: {}", app.status.name, app.problem());
+                return Ok(Report::new(Verdict::Progressing(message), Some(requeue.min(HEALTH_POLL))));
+            }
+            (None, Some(app @ AppState { failed: Some(reason), .. })) => {
+                status.phase = Some(PreviewPhase::Pending);
+                let message = format!("application {}: {}", app.status.name, app.problem());
                 let mut report =
                     Report::new(Verdict::HeldBack { reason, message: message.clone() }, Some(requeue.min(RETRY)));
                 report.note(EventType::Warning, reason, message);

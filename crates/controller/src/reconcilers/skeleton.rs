@@ -51,6 +51,9 @@ pub type Status<R> = <<R as Reconciler>::Object as Reconciled>::Status;
 pub enum Verdict {
     /// Everything desired is in place: `Ready=True` with this message.
     Ready(String),
+    /// Applied, and waiting for what was applied to become healthy: `Ready=False` and
+    /// `Reconciling=True`, reason `Progressing`, with this message (no Warning).
+    Progressing(String),
     /// Applied, but something needs a person (pruning held back, an application failed):
     /// `Ready=False`, `Stalled=True` with this reason.
     HeldBack {
@@ -129,6 +132,7 @@ async fn once<R: Reconciler>(object: Arc<R::Object>, ctx: &Context) -> Result<Ac
         Ok(report) => {
             match &report.verdict {
                 Verdict::Ready(message) => status::succeeded(&mut shared.conditions, generation, message),
+                Verdict::Progressing(message) => status::progressing(&mut shared.conditions, generation, message),
                 Verdict::HeldBack { reason, message } => {
                     status::held_back(&mut shared.conditions, generation, *reason, message)
                 }
@@ -137,6 +141,7 @@ async fn once<R: Reconciler>(object: Arc<R::Object>, ctx: &Context) -> Result<Ac
             }
             let reason = match &report.verdict {
                 Verdict::Ready(_) | Verdict::Gone => Reason::Reconciled,
+                Verdict::Progressing(_) => Reason::Progressing,
                 Verdict::HeldBack { reason, .. } => *reason,
                 Verdict::Suspended(_) => Reason::Suspended,
             };

@@ -36,6 +36,16 @@ pub fn succeeded(list: &mut Vec<Condition>, generation: Option<i64>, message: &s
     conditions::remove(list, STALLED);
 }
 
+/// Sets Ready=False and Reconciling=True (reason `Progressing`) for a reconcile that applied
+/// everything and waits for it to become healthy.
+pub fn progressing(list: &mut Vec<Condition>, generation: Option<i64>, message: &str) {
+    let now = now();
+    let message = bounded(message, 4096);
+    conditions::set(list, READY, Status::False, Reason::Progressing, message.clone(), generation, &now);
+    conditions::set(list, RECONCILING, Status::True, Reason::Progressing, message, generation, &now);
+    conditions::remove(list, STALLED);
+}
+
 /// Why an environment or preview is suspended, if it is: its own `spec.suspend`, or its team
 /// factory's (which stops everything of the team).
 pub fn suspension(own: bool, team: Option<&factory_api::Factory>) -> Option<String> {

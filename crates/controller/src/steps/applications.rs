@@ -3,18 +3,23 @@
 //! later ones overriding earlier ones) and applied into the environment's namespace **as the
 //! team factory's service account**, so the API server's RBAC and the operator's admission
 //! policies decide what a team may do. A refused object fails that application's revision
-//! before anything of it is written.
+//! before anything of it is written. What was applied is then read back: the application is
+//! `Healthy` once every object is current, `Progressing` until then, and `Degraded` when an
+//! object failed or its `healthTimeout` passed.
 
 use std::collections::BTreeMap;
 
+use factory_api::HealthState;
 use factory_api::conditions::Reason;
 use factory_api::environment::ApplicationStatus;
 use factory_api::factory::{Application, ApplicationRemoval};
 use factory_api::{Environment, labels};
 use factory_apply::{DriftMode, Engine, PruneMode};
 use factory_core::baseline;
+use factory_core::health::{self, Unhealthy};
 use factory_core::manifests;
 use factory_core::names::cicd_namespace;
+use k8s_openapi::jiff::Timestamp;
 
 use crate::services::context::Context;
 use crate::services::error::ReconcileError;
@@ -96,12 +101,16 @@ pub async fn wait_for_new_rights(
     false
 }
 
+/// How often a place whose applications are rolling out looks at them again.
+pub const HEALTH_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// One application after a reconcile: its status entry, and why it failed if it did.
 #[derive(Debug, Clone, Default)]
 pub struct AppState {
     /// Its entry in the environment's (or preview's) status; the error says what failed.
     pub status: ApplicationStatus,
-    /// The reason of the failure, if any.
+    /// The reason of the failure, if any: an error, or `Degraded` when its objects failed to
+    /// become healthy.
     pub failed: Option<Reason>,
 }
 
@@ -111,6 +120,29 @@ impl AppState {
         status.error = format!("{reason}: {message}");
         Self { status, failed: Some(reason) }
     }
+
+    /// Applied, and its objects are still rolling out (within its health timeout).
+    pub fn progressing(&self) -> bool {
+        self.failed.is_none() && self.status.health.as_ref().is_some_and(|h| h.state == HealthState::Progressing)
+    }
+
+    /// What is wrong or awaited, for a condition's message: the error, else the health message.
+    pub fn problem(&self) -> &str {
+        match (&self.status.error, &self.status.health) {
+            (error, Some(health)) if error.is_empty() => &health.message,
+            (error, _) => error,
+        }
+    }
+}
+
+/// What one application's apply did.
+struct Applied {
+    revision: String,
+    inventory: Vec<factory_api::InventoryEntry>,
+    /// Whether anything was written (a new deadline for its health).
+    wrote: bool,
+    /// Its objects that are not healthy yet.
+    unhealthy: Vec<Unhealthy>,
 }
 
 /// Applies `app` into `target`; returns its new state.
@@ -123,12 +155,21 @@ pub async fn apply(
     let mut status =
         previous.cloned().unwrap_or_else(|| ApplicationStatus { name: app.name.clone(), ..Default::default() });
     match run(ctx, target, app, &status).await {
-        Ok((revision, inventory)) => {
-            status.last_applied_revision = Some(revision.clone());
-            status.last_attempted_revision = Some(revision);
-            status.inventory = inventory;
+        Ok(applied) => {
+            let changed = applied.wrote || status.last_applied_revision.as_ref() != Some(&applied.revision);
+            let timeout = app
+                .health_timeout
+                .as_deref()
+                .and_then(|t| factory_core::duration::parse(t).ok())
+                .unwrap_or(health::DEFAULT_TIMEOUT);
+            let health = health::assess(&applied.unhealthy, status.health.as_ref(), changed, timeout, Timestamp::now());
+            let failed = (health.state == HealthState::Degraded).then_some(Reason::Degraded);
+            status.last_applied_revision = Some(applied.revision.clone());
+            status.last_attempted_revision = Some(applied.revision);
+            status.inventory = applied.inventory;
             status.error.clear();
-            AppState { status, failed: None }
+            status.health = Some(health);
+            AppState { status, failed }
         }
         Err((attempted, error)) => {
             if attempted.is_some() {
@@ -144,9 +185,11 @@ async fn run(
     target: &Target<'_>,
     app: &Application,
     status: &ApplicationStatus,
-) -> Result<(String, Vec<factory_api::InventoryEntry>), (Option<String>, ReconcileError)> {
+) -> Result<Applied, (Option<String>, ReconcileError)> {
     let environment = target.environment;
-    let Some(config) = &app.config else { return Ok((String::new(), Vec::new())) };
+    let Some(config) = &app.config else {
+        return Ok(Applied { revision: String::new(), inventory: Vec::new(), wrote: false, unhealthy: Vec::new() });
+    };
     let paths = Paths::from(baseline::application_paths(&config.path, target.class, environment));
     // The factory's own account reads the git Secret (from the cicd namespace unless named).
     let client = ctx.tenant(target.factory).map_err(|e| (None, e.into()))?;
@@ -178,7 +221,8 @@ async fn run(
     let outcome =
         engine.run(&desired, &status.inventory, PruneMode::Enabled, drift).await.map_err(|e| fail(e.into()))?;
     tracing::debug!(namespace = target.namespace, application = %app.name, created = outcome.created.len(), "application applied");
-    Ok((revision, outcome.inventory))
+    let unhealthy = engine.unhealthy(&outcome.inventory).await;
+    Ok(Applied { revision, wrote: outcome.wrote(), inventory: outcome.inventory, unhealthy })
 }
 
 /// What became of an application that left its factory (or lost its `config`) in one place.
