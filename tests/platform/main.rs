@@ -3,6 +3,7 @@
 
 mod applications;
 mod cli;
+mod delivery;
 mod environments;
 mod failures;
 #[allow(dead_code)]

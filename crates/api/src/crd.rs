@@ -3,11 +3,14 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-use crate::{Environment, Factory, PreviewEnvironment};
+use crate::{Approval, Environment, Factory, PreviewEnvironment, Release};
 
 /// Every CRD this operator serves, in a stable order, with descriptions reflowed.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    [Factory::crd(), Environment::crd(), PreviewEnvironment::crd()].into_iter().map(reflow).collect()
+    [Factory::crd(), Environment::crd(), PreviewEnvironment::crd(), Release::crd(), Approval::crd()]
+        .into_iter()
+        .map(reflow)
+        .collect()
 }
 
 /// Doc comments wrap at the source's line width; `kubectl explain` wraps by itself, so single

@@ -64,9 +64,30 @@ pub struct EnvironmentSpec {
     /// ResourceQuota `hard` limits overriding the class baseline.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub quota: BTreeMap<String, Quantity>,
+    /// Which release of each application delivered by releases runs here.
+    pub promotion: Option<Promotion>,
     /// Another cluster this environment lives in, reached with the kubeconfig in this Secret
     /// (key `value`). Unset: the operator's own cluster.
     pub kubeconfig_secret_ref: Option<SecretReference>,
+}
+
+/// How releases enter an environment.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Promotion {
+    /// The environment (short name) a release must have been healthy in first, such as
+    /// `test` for stage. Unset: any valid release may enter.
+    #[schemars(length(min = 1, max = 20))]
+    pub from: Option<String>,
+    /// How long a release must have been healthy in `from`, as a Go duration (`10m`).
+    /// Defaults to 0s.
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(s|m|h))+$"))]
+    pub healthy_for: Option<String>,
+    /// A release enters only when approved: an Approval naming it in this environment's
+    /// namespace, which only those granted `factory-approver` here may create.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub approval: bool,
 }
 
 /// What to do when live objects differ from the desired state.

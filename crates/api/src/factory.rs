@@ -307,6 +307,9 @@ pub struct EnvironmentTemplate {
     /// ResourceQuota `hard` limits that override the class baseline (for example `requests.cpu: "8"`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub quota: BTreeMap<String, Quantity>,
+    /// Which release of each application with `delivery: Releases` runs here. Unset: the
+    /// newest valid release, as soon as it is recorded.
+    pub promotion: Option<crate::environment::Promotion>,
 }
 
 /// What every environment and preview of a team factory shares.
@@ -382,6 +385,10 @@ pub struct Application {
     pub config: Option<PathSpec>,
     /// Tekton pipelines in the repository, applied into the cicd namespace.
     pub pipelines: Option<PipelinesSpec>,
+    /// `Branch` (default): every environment applies the head of the source's branch.
+    /// `Releases`: each environment runs one recorded Release (a revision and image digests),
+    /// chosen by its `promotion` policy; nothing runs before the first release.
+    pub delivery: Option<Delivery>,
     /// How long the application's objects may take to become healthy after a change before it
     /// is `Degraded` in that environment, as a Go duration between 10s and 24h. Defaults to `5m`.
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(s|m|h))+$"))]
@@ -390,6 +397,16 @@ pub struct Application {
          "message": "healthTimeout must be between 10s and 24h"}
     ]))]
     pub health_timeout: Option<String>,
+}
+
+/// How an application reaches its environments.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum Delivery {
+    /// Every environment applies the head of the branch.
+    #[default]
+    Branch,
+    /// Every environment runs one Release, by its promotion policy.
+    Releases,
 }
 
 /// Where an application's Tekton objects are, and whether the operator starts a run itself.
@@ -466,6 +483,11 @@ pub struct FactoryStatus {
     pub pipelines: Vec<crate::status::ApplicationStatus>,
     /// Team factories: one view of the pipeline runs of all applications.
     pub runs: Option<RunsSummary>,
+    /// Team factories: for each application delivered by releases, the release each
+    /// environment runs and what it waits for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["application"]))]
+    pub releases: Vec<DeliveryStatus>,
     /// Platform factories: each shared image, its last run and the last image built.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
@@ -473,6 +495,35 @@ pub struct FactoryStatus {
     /// Every object this resource applied, for pruning and drift detection.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inventory: Vec<crate::common::InventoryEntry>,
+}
+
+/// Where an application's releases run.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryStatus {
+    /// The application.
+    pub application: String,
+    /// Its environments, in the factory's order.
+    pub environments: Vec<DeliveryStage>,
+}
+
+/// One environment of an application delivered by releases.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryStage {
+    /// The environment's short name.
+    pub environment: String,
+    /// The release it runs.
+    pub release: Option<String>,
+    /// Whether it is healthy there.
+    pub health: Option<crate::status::HealthState>,
+    /// What the next release waits for there.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub waiting: String,
+    /// The last failure there (an apply error or why it is Degraded).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub last_failure: String,
 }
 
 /// A shared image as last built.
@@ -544,6 +595,8 @@ pub struct RunSummary {
     /// The Succeeded condition's reason.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
+    /// The Release this run produced (a successful build with `IMAGE_URL` and `IMAGE_DIGEST` results).
+    pub release: Option<String>,
 }
 
 /// Counts of a factory's permanent environments.

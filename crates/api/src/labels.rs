@@ -34,3 +34,5 @@ pub const IMAGE: &str = "factories.dev/image";
 pub const DEFINITION: &str = "factories.dev/definition";
 /// Annotation whose change asks for an immediate reconcile (`kubectl factory reconcile`).
 pub const REQUESTED_AT: &str = "factories.dev/requested-at";
+/// Label naming the application of a Release or Approval (and of a team's PipelineRuns).
+pub const APPLICATION: &str = "factories.dev/application";

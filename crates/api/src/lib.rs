@@ -10,13 +10,15 @@ pub mod environment;
 pub mod factory;
 pub mod labels;
 pub mod preview;
+pub mod release;
 pub mod status;
 
 pub use common::{AccessGrant, GitRef, GitSource, InventoryEntry, PathSpec, SecretReference, Text};
 pub use environment::{DriftPolicy, Environment, EnvironmentSpec, EnvironmentStatus};
 pub use factory::{Factory, FactorySpec, FactoryStatus, FactoryType};
 pub use preview::{PreviewEnvironment, PreviewEnvironmentSpec, PreviewEnvironmentStatus, PreviewPhase};
-pub use status::{ApplicationHealth, ApplicationStatus, HealthState, ReconcileStatus};
+pub use release::{Approval, ApprovalSpec, Release, ReleaseImage, ReleaseSpec, ReleaseStatus};
+pub use status::{ApplicationHealth, ApplicationStatus, HealthState, ReconcileStatus, RunningRelease};
 
 /// The API group of every custom resource defined here.
 pub const GROUP: &str = "factories.dev";

@@ -52,6 +52,28 @@ pub struct ApplicationStatus {
     pub orphaned: bool,
     /// Whether what it applied here is healthy, judged from the objects' live status.
     pub health: Option<ApplicationHealth>,
+    /// Applications delivered by releases: the release running here.
+    pub release: Option<RunningRelease>,
+    /// Applications delivered by releases: what the next release waits for (health upstream,
+    /// time, an approval), or why a promotion was refused.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub waiting: String,
+}
+
+/// The release an environment runs.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunningRelease {
+    /// The Release's name.
+    pub name: String,
+    /// The revision of the configuration it applied.
+    pub revision: String,
+    /// The images it runs, as `<name>=<repository>@<digest>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
+    /// Since when it runs here.
+    pub since: Option<Time>,
 }
 
 /// Whether an application's objects in one place are healthy, by the usual Kubernetes status

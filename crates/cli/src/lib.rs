@@ -11,6 +11,7 @@ mod local;
 pub mod plan;
 pub mod preview;
 pub mod reconcile;
+pub mod releases;
 pub mod runs;
 pub mod status;
 pub mod suspend;
@@ -100,6 +101,64 @@ pub enum Command {
     Suspend(SuspendArgs),
     /// Reconcile again what `suspend` stopped.
     Resume(SuspendArgs),
+    /// Record a release (for an outside CI; build runs record their own).
+    #[command(subcommand)]
+    Release(ReleaseCommand),
+    /// Show which release of each application runs in which environment, and what waits.
+    Releases {
+        /// The team factory.
+        factory: String,
+        /// Only this application.
+        application: Option<String>,
+    },
+    /// Let a release into an environment: an Approval in its namespace (RBAC decides who may),
+    /// checked against the environment's promotion policy. Also how to roll back.
+    Promote {
+        /// The application.
+        application: String,
+        /// The team factory.
+        #[arg(long)]
+        factory: String,
+        /// The environment (short name).
+        #[arg(long = "to")]
+        environment: String,
+        /// The release; defaults to what the environment's `from` runs, else the newest.
+        #[arg(long)]
+        release: Option<String>,
+    },
+    /// Approve a release for a protected environment (the same as `promote`).
+    Approve {
+        /// The application.
+        application: String,
+        /// The team factory.
+        #[arg(long)]
+        factory: String,
+        /// The environment (short name).
+        #[arg(long = "env")]
+        environment: String,
+        /// The release; defaults to what the environment's `from` runs.
+        #[arg(long)]
+        release: Option<String>,
+    },
+}
+
+/// `kubectl factory release …`.
+#[derive(Subcommand, Debug)]
+pub enum ReleaseCommand {
+    /// Record a release of an application: a revision of its configuration and image digests.
+    Create {
+        /// The application.
+        application: String,
+        /// The team factory.
+        #[arg(long)]
+        factory: String,
+        /// The commit of the configuration (`<sha>` or `main@sha1:<sha>`).
+        #[arg(long)]
+        revision: String,
+        /// An image as `NAME=REPOSITORY@sha256:DIGEST`; repeat for several.
+        #[arg(long = "image")]
+        images: Vec<String>,
+    },
 }
 
 /// What `kubectl factory suspend|resume` acts on.
@@ -266,6 +325,18 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome> {
         }
         Command::Resume(args) => {
             writeln!(out, "{}", suspend::run(&client, &args.what, args.factory.as_deref(), false).await?)?
+        }
+        Command::Release(ReleaseCommand::Create { application, factory, revision, images }) => {
+            writeln!(out, "{}", releases::create(&client, &factory, &application, &revision, &images).await?)?
+        }
+        Command::Releases { factory, application } => {
+            let view = releases::load(&client, &factory, application.as_deref()).await?;
+            releases::print(&view, cli.output, out)?;
+        }
+        Command::Promote { application, factory, environment, release }
+        | Command::Approve { application, factory, environment, release } => {
+            let done = releases::promote(&client, &factory, &application, &environment, release.as_deref()).await?;
+            writeln!(out, "{done}")?
         }
         Command::Validate { .. } => {}
     }

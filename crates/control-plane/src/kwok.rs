@@ -52,13 +52,16 @@ pub fn write_stages(dir: &Path) -> Result<PathBuf, Error> {
     Ok(path)
 }
 
-/// The fake nodes, as one manifest for `kubectl apply`: kwok's node stage gives them their
-/// status (Ready, large capacity).
+/// What each fake node offers: kwok's stage keeps a node's own capacity, and its default
+/// lacks `ephemeral-storage`, which LimitRanges commonly request.
+const CAPACITY: &str = "{cpu: \"64\", memory: 512Gi, pods: \"250\", ephemeral-storage: 2Ti}";
+
+/// The fake nodes, as one manifest for `kubectl apply`: kwok's node stage makes them Ready.
 pub fn nodes() -> String {
     (0..NODES)
         .map(|i| {
             format!(
-                "---\napiVersion: v1\nkind: Node\nmetadata:\n  name: kwok-node-{i}\n  annotations:\n    {NODE_ANNOTATION}: fake\n  labels:\n    type: kwok\n    kubernetes.io/hostname: kwok-node-{i}\n"
+                "---\napiVersion: v1\nkind: Node\nmetadata:\n  name: kwok-node-{i}\n  annotations:\n    {NODE_ANNOTATION}: fake\n  labels:\n    type: kwok\n    kubernetes.io/hostname: kwok-node-{i}\nstatus:\n  allocatable: {CAPACITY}\n  capacity: {CAPACITY}\n"
             )
         })
         .collect()

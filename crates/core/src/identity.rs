@@ -44,6 +44,45 @@ pub fn owner_subjects(owners: &Owners) -> Vec<Value> {
     groups.chain(users).collect()
 }
 
+/// Who may read a team factory's own objects: its owners and every group an environment grants
+/// a role to (approvers among them), as RBAC subjects.
+pub fn member_subjects(owners: &Owners, environments: &[factory_api::factory::EnvironmentTemplate]) -> Vec<Value> {
+    let mut subjects = owner_subjects(owners);
+    for group in environments.iter().flat_map(|e| &e.access).flat_map(|a| &a.groups) {
+        let subject = json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group});
+        if !subjects.contains(&subject) {
+            subjects.push(subject);
+        }
+    }
+    subjects
+}
+
+/// Read access for the team's members (`subjects`) to what `kubectl factory` shows them: the
+/// Factory and its Environment objects (cluster-scoped, by name: `get` only) and the releases
+/// and approvals in the cicd namespace. Empty without subjects.
+pub fn member_read_access(factory: &str, cicd: &str, environments: &[String], subjects: &[Value]) -> Vec<Value> {
+    if subjects.is_empty() {
+        return Vec::new();
+    }
+    let role = format!("factories.dev:factory:{factory}");
+    let objects: Vec<String> = environments.iter().map(|e| crate::names::environment_object_name(factory, e)).collect();
+    vec![
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": role, "labels": factory_labels(factory)},
+            "rules": [
+                {"apiGroups": [factory_api::GROUP], "resources": ["factories"], "resourceNames": [factory], "verbs": ["get"]},
+                {"apiGroups": [factory_api::GROUP], "resources": ["environments"], "resourceNames": objects, "verbs": ["get"]}]}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": role, "labels": factory_labels(factory)},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": subjects}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "factory-members-releases", "namespace": cicd, "labels": factory_labels(factory)},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "factories.dev:releases-view"},
+            "subjects": subjects}),
+    ]
+}
+
 /// The owners' Role in the cicd namespace: run and read pipelines, manage previews and the
 /// team's own CI Secrets (webhook and registry credentials), read pods, logs and events.
 /// Deliberately not `edit`: no `impersonate`, no `serviceaccounts/token`, no pods of their
@@ -55,6 +94,8 @@ pub fn owner_role(factory: &str, cicd: &str) -> Value {
         "rules": [
             {"apiGroups": [factory_api::GROUP], "resources": ["previewenvironments"],
              "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+            // Releases are records: owners (and their CI) add them, nobody rewrites them.
+            {"apiGroups": [factory_api::GROUP], "resources": ["releases"], "verbs": ["get", "list", "watch", "create"]},
             {"apiGroups": ["tekton.dev"], "resources": ["pipelineruns", "taskruns"],
              "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
             {"apiGroups": ["tekton.dev"], "resources": ["pipelines", "tasks", "customruns"], "verbs": read},

@@ -67,15 +67,6 @@ fn text<'a>(v: &'a Value, pointer: &str) -> &'a str {
     v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
 }
 
-fn result<'a>(run: &'a Value, name: &str) -> Option<&'a str> {
-    run.pointer("/status/results")
-        .and_then(Value::as_array)
-        .and_then(|rs| rs.iter().find(|r| text(r, "/name") == name))
-        .and_then(|r| r.get("value"))
-        .and_then(Value::as_str)
-        .filter(|v| !v.is_empty())
-}
-
 /// The status of `image` from its runs (PipelineRuns labelled with it): the latest run and the
 /// image of the latest successful one, from its `IMAGE_URL` and `IMAGE_DIGEST` results.
 pub fn status(image: &str, definition: &str, runs: &[Value], now: Timestamp) -> ImageStatus {
@@ -92,7 +83,7 @@ pub fn status(image: &str, definition: &str, runs: &[Value], now: Timestamp) -> 
     }
     let built = mine.iter().rev().find_map(|r| {
         let ok = crate::runs::run(r, now).result == "Succeeded";
-        let reference = format!("{}@{}", result(r, "IMAGE_URL")?, result(r, "IMAGE_DIGEST")?);
+        let reference = format!("{}@{}", crate::runs::result(r, "IMAGE_URL")?, crate::runs::result(r, "IMAGE_DIGEST")?);
         ok.then(|| (reference, r.pointer("/status/completionTime").and_then(Value::as_str).map(String::from)))
     });
     if let Some((reference, at)) = built {

@@ -6,6 +6,7 @@
 pub mod admission;
 pub mod baseline;
 pub mod conditions;
+pub mod delivery;
 pub mod duration;
 pub mod health;
 pub mod identity;

@@ -27,8 +27,28 @@ pub fn operator_cluster_roles() -> Vec<Value> {
         "rules": [{"apiGroups": [factory_api::GROUP], "resources": ["previewenvironments"],
                    "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]}]}),
         crate::pipelines::triggers_cluster_role(),
+        // Everyone who may look at a namespace may see its releases and approvals.
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "factories.dev:releases-view", "labels": {
+            "rbac.authorization.k8s.io/aggregate-to-view": "true",
+            "rbac.authorization.k8s.io/aggregate-to-edit": "true",
+            "rbac.authorization.k8s.io/aggregate-to-admin": "true",
+            "app.kubernetes.io/managed-by": "factory-operator"}},
+        "rules": [{"apiGroups": [factory_api::GROUP], "resources": ["releases", "approvals"],
+                   "verbs": ["get", "list", "watch"]}]}),
+        // Granted per environment (`access: [{clusterRole: factory-approver}]`): who may let
+        // a release in. Not aggregated into `edit` or `admin`: approving is its own right.
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": APPROVER_ROLE, "labels": {"app.kubernetes.io/managed-by": "factory-operator"}},
+        "rules": [{"apiGroups": [factory_api::GROUP], "resources": ["approvals"],
+                   "verbs": ["get", "list", "watch", "create"]},
+                  {"apiGroups": [factory_api::GROUP], "resources": ["releases"],
+                   "verbs": ["get", "list", "watch"]}]}),
     ]
 }
+
+/// The ClusterRole whose holders in an environment may approve releases into it.
+pub const APPROVER_ROLE: &str = "factory-approver";
 
 /// A definition the platform factory cannot build.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -100,6 +120,13 @@ pub fn team_factory(
         out.push(derived(definition, identity::owner_role(&name, &cicd)));
         out.push(derived(definition, binding));
     }
+    // Members read their factory, its environments and its releases (`kubectl factory`).
+    let templates = spec.environments.clone().unwrap_or_default();
+    let env_names: Vec<String> = templates.iter().map(|e| e.name.clone()).collect();
+    let members = identity::member_subjects(&owners, &templates);
+    out.extend(
+        identity::member_read_access(&name, &cicd, &env_names, &members).into_iter().map(|o| derived(definition, o)),
+    );
     let deploy_to: Vec<String> = spec
         .environments
         .iter()
@@ -207,7 +234,7 @@ pub fn team_environments(factory: &str, spec: &factory_api::FactorySpec) -> Vec<
                 .collect();
             let mut labels = factory_labels(factory);
             labels.insert(labels::ENVIRONMENT.into(), e.name.clone());
-            json!({
+            let mut environment = json!({
                 "apiVersion": format!("{}/{}", factory_api::GROUP, factory_api::VERSION),
                 "kind": "Environment",
                 "metadata": {"name": crate::names::environment_object_name(factory, &e.name), "labels": labels},
@@ -220,7 +247,11 @@ pub fn team_environments(factory: &str, spec: &factory_api::FactorySpec) -> Vec<
                     "access": access,
                     "quota": e.quota,
                 },
-            })
+            });
+            if let Some(promotion) = &e.promotion {
+                environment["spec"]["promotion"] = json!(promotion);
+            }
+            environment
         })
         .collect()
 }

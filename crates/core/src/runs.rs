@@ -22,6 +22,16 @@ fn label<'a>(run: &'a Value, key: &str) -> &'a str {
     run.pointer("/metadata/labels").and_then(|l| l.get(key)).and_then(Value::as_str).unwrap_or("")
 }
 
+/// The value of a PipelineRun's result `name`, when it is set.
+pub fn result<'a>(run: &'a Value, name: &str) -> Option<&'a str> {
+    run.pointer("/status/results")
+        .and_then(Value::as_array)
+        .and_then(|rs| rs.iter().find(|r| text(r, "/name") == name))
+        .and_then(|r| r.get("value"))
+        .and_then(Value::as_str)
+        .filter(|v| !v.is_empty())
+}
+
 /// One run as the summary shows it; `now` measures runs still going.
 pub fn run(run: &Value, now: Timestamp) -> RunSummary {
     let succeeded = run
@@ -52,6 +62,9 @@ pub fn run(run: &Value, now: Timestamp) -> RunSummary {
         start_time: start.map(str::to_string),
         duration_seconds: duration,
         reason: reason.to_string(),
+        // A successful build run records a release named after it (`factory_core::delivery`).
+        release: (result == "Succeeded" && self::result(run, "IMAGE_DIGEST").is_some())
+            .then(|| text(run, "/metadata/name").to_string()),
     }
 }
 

@@ -125,6 +125,8 @@ fn report(env: &Environment, ctx: &Context, applied: Applied, status: &mut Envir
         (true, false) => HEALTH_POLL,
         (false, _) => APPLICATION_RETRY,
     };
+    // A release waiting for time is looked at again when its time comes.
+    let requeue = applied.applications.iter().filter_map(|a| a.recheck).fold(requeue, Duration::min);
     let verdict = match failed.first() {
         None if waiting.is_empty() => Verdict::Ready(message.clone()),
         None => Verdict::Progressing(format!("{message}; {}", waiting.join("; "))),

@@ -215,6 +215,8 @@ async fn build(
         class: &class,
         environment: "preview",
         drift: factory_api::DriftPolicy::Correct,
+        releases: false,
+        promotion: None,
     };
     let applied = applications::apply(ctx, &app_target, &app, status.application.as_ref()).await;
     status.source_revision = applied.status.last_applied_revision.clone();

@@ -3,21 +3,23 @@
 //! spec is left in place (its Environment reports itself orphaned); nothing here deletes one.
 
 use factory_api::conditions::READY;
-use factory_api::factory::{EnvironmentCounts, PreviewCounts};
-use factory_api::{Factory, FactoryStatus, labels};
+use std::sync::Arc;
+
+use factory_api::factory::{Delivery, DeliveryStage, DeliveryStatus, EnvironmentCounts, PreviewCounts};
+use factory_api::{Environment, Factory, FactoryStatus, labels};
 use factory_apply::{DriftMode, Engine, PruneMode};
 use factory_core::manifests::Manifest;
 use factory_core::{conditions, render, validate};
 use kube::ResourceExt;
 use serde_json::json;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::reconcilers::skeleton::{Reconciler, Report, Verdict};
 use crate::services::context::{Applied, Context, Read};
 use crate::services::error::ReconcileError;
 use crate::services::metrics::FactoryLabels;
 use crate::services::triggers;
-use crate::steps::{pipelines, previews};
+use crate::steps::{pipelines, previews, releases};
 
 /// The team factory as the skeleton runs it.
 pub struct Team;
@@ -95,7 +97,14 @@ async fn summarise(factory: &Factory, ctx: &Context, status: &mut FactoryStatus)
     }
 
     let mut counts = EnvironmentCounts { total: i32::try_from(wanted.len()).unwrap_or(i32::MAX), ..Default::default() };
-    for env in ctx.environments_of(&name).await? {
+    let environments = ctx.environments_of(&name).await?;
+    status.releases = delivery_view(factory, &environments);
+    if !status.releases.is_empty()
+        && let Err(e) = releases::judge(ctx, factory).await
+    {
+        warn!(error = %e, "releases could not be judged");
+    }
+    for env in environments {
         let ready = env.status.as_ref().is_some_and(|s| conditions::is_true(&s.reconcile.conditions, READY));
         if !wanted.contains(&env.name_any()) {
             counts.orphaned += 1;
@@ -150,4 +159,42 @@ async fn summarise(factory: &Factory, ctx: &Context, status: &mut FactoryStatus)
         message.push_str(&note);
     }
     Ok(message)
+}
+
+/// For each application delivered by releases, what each of `environments` runs, in the
+/// factory's order of environments.
+fn delivery_view(factory: &Factory, environments: &[Arc<Environment>]) -> Vec<DeliveryStatus> {
+    let delivered = factory.spec.applications.iter().flatten().filter(|a| a.delivery == Some(Delivery::Releases));
+    let order = factory.spec.environments.iter().flatten().map(|e| e.name.as_str());
+    let by_name = |short: &str| {
+        let object = factory_core::names::environment_object_name(&factory.name_any(), short);
+        environments.iter().find(|e| e.name_any() == object)
+    };
+    delivered
+        .map(|app| DeliveryStatus {
+            application: app.name.clone(),
+            environments: order
+                .clone()
+                .map(|short| {
+                    let entry = by_name(short)
+                        .and_then(|e| e.status.as_ref())
+                        .and_then(|s| s.applications.iter().find(|a| a.name == app.name));
+                    let health = entry.and_then(|a| a.health.as_ref());
+                    let degraded =
+                        health.filter(|h| h.state == factory_api::HealthState::Degraded).map(|h| h.message.clone());
+                    DeliveryStage {
+                        environment: short.to_string(),
+                        release: entry.and_then(|a| a.release.as_ref()).map(|r| r.name.clone()),
+                        health: health.map(|h| h.state),
+                        waiting: entry.map(|a| a.waiting.clone()).unwrap_or_default(),
+                        last_failure: entry
+                            .filter(|a| !a.error.is_empty())
+                            .map(|a| a.error.clone())
+                            .or(degraded)
+                            .unwrap_or_default(),
+                    }
+                })
+                .collect(),
+        })
+        .collect()
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
-use factory_api::{Environment, Factory, PreviewEnvironment};
+use factory_api::{Approval, Environment, Factory, PreviewEnvironment, Release};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
@@ -29,7 +29,10 @@ pub mod leader;
 mod relations;
 pub mod webhook;
 
-use relations::{credential_targets, factory_of_run, runs_labelled, summary_trigger, team_of_cicd};
+use relations::{
+    credential_targets, environment_in, environments_of_team, factory_of_run, runs_labelled, summary_trigger,
+    team_of_cicd,
+};
 
 /// How long reconciles in flight may take to finish after SIGTERM (the chart gives the pod 60 s).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -228,6 +231,7 @@ async fn lead(
 
     let factory_envs = env_store.clone();
     let secret_envs = env_store.clone();
+    let (release_envs, approval_envs) = (env_store.clone(), env_store.clone());
     let secrets: Api<PartialObjectMeta<Secret>> = Api::all(ctx.client.clone());
     let env = Controller::for_shared_stream(watches::changed(env_own, triggers::inputs::<Environment>), env_store)
         .with_config(config.clone())
@@ -250,6 +254,14 @@ async fn lead(
         // never caches Secret contents.
         .watches_stream(watcher::watcher(secrets, watcher::Config::default()).touched_objects(), move |secret| {
             credential_targets(&secret, &secret_factories, &secret_envs)
+        })
+        // A new release, or one that became healthy somewhere, may move every environment of
+        // its factory; an approval, the environment whose namespace holds it.
+        .watches(Api::<Release>::all(ctx.client.clone()), watcher::Config::default(), move |release| {
+            environments_of_team(team_of_cicd(release.namespace()), &release_envs)
+        })
+        .watches(Api::<Approval>::all(ctx.client.clone()), watcher::Config::default(), move |approval| {
+            environment_in(approval.namespace(), &approval_envs)
         })
         .trigger_backoff(backoff::WatchBackoff::default())
         .graceful_shutdown_on(stopped(&stop_tx))

@@ -1,6 +1,6 @@
 //! Which objects a change of another kind concerns: the team factory whose summary an
 //! environment or preview changes, the environments a credential Secret is copied into, and
-//! the factory a PipelineRun belongs to.
+//! the factory a PipelineRun belongs to, the environments a Release or an Approval concerns.
 
 use factory_api::{Environment, Factory};
 use futures::StreamExt;
@@ -28,6 +28,29 @@ pub(super) fn summary_trigger<K: kube::Resource<DynamicType = ()>>(
         _ => return None,
     };
     team(object).map(|name| ObjectRef::new(&name))
+}
+
+/// The environments of team factory `team`.
+pub(super) fn environments_of_team(
+    team: Option<String>,
+    environments: &Store<Environment>,
+) -> Vec<ObjectRef<Environment>> {
+    let Some(team) = team else { return Vec::new() };
+    environments
+        .state()
+        .into_iter()
+        .filter(|e| e.spec.factory == team)
+        .map(|e| ObjectRef::from_obj(e.as_ref()))
+        .collect()
+}
+
+/// The environment whose namespace is `namespace`.
+pub(super) fn environment_in(
+    namespace: Option<String>,
+    environments: &Store<Environment>,
+) -> Option<ObjectRef<Environment>> {
+    let namespace = namespace?;
+    environments.state().into_iter().find(|e| e.spec.namespace == namespace).map(|e| ObjectRef::from_obj(e.as_ref()))
 }
 
 /// The environments that receive a copy of `secret`.

@@ -80,7 +80,8 @@ fn ready(conditions: &[Condition]) -> Option<(&str, &str)> {
     conditions.iter().find(|c| c.type_ == READY).map(|c| (c.status.as_str(), c.reason.as_str()))
 }
 
-/// An environment as its team factory's summary reads it: readiness, orphaned, existence.
+/// An environment as its team factory's summary reads it: readiness, orphaned, existence, and the
+/// releases its applications run.
 pub fn environment_summary(env: &Environment) -> Option<u64> {
     let status = env.status.as_ref();
     finish((
@@ -88,6 +89,22 @@ pub fn environment_summary(env: &Environment) -> Option<u64> {
         status.and_then(|s| ready(&s.reconcile.conditions)),
         status.is_some_and(|s| s.orphaned),
         status.and_then(|s| s.reconcile.last_applied_revision.as_deref()),
+        // The delivery view: which release runs, its health, what waits, the last failure.
+        status.map(|s| {
+            s.applications
+                .iter()
+                .filter(|a| a.release.is_some() || !a.waiting.is_empty())
+                .map(|a| {
+                    (
+                        &a.name,
+                        a.release.as_ref().map(|r| &r.name),
+                        a.health.as_ref().map(|h| h.state as u8),
+                        &a.waiting,
+                        &a.error,
+                    )
+                })
+                .collect::<Vec<_>>()
+        }),
     ))
 }
 

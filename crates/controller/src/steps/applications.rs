@@ -12,19 +12,26 @@ use std::collections::BTreeMap;
 use factory_api::HealthState;
 use factory_api::conditions::Reason;
 use factory_api::environment::ApplicationStatus;
-use factory_api::factory::{Application, ApplicationRemoval};
+use factory_api::environment::Promotion;
+use factory_api::factory::{Application, ApplicationRemoval, Delivery};
 use factory_api::{Environment, labels};
+use factory_api::{Release, RunningRelease};
 use factory_apply::{DriftMode, Engine, PruneMode};
 use factory_core::baseline;
+use factory_core::delivery;
 use factory_core::health::{self, Unhealthy};
 use factory_core::manifests;
 use factory_core::names::cicd_namespace;
+use factory_source::Reference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 
 use crate::services::context::Context;
 use crate::services::error::ReconcileError;
-use crate::services::source::{Paths, checkout};
+use crate::services::source::{Paths, checkout, checkout_at};
 use crate::services::status::Note;
+use crate::steps::releases::{self, Chosen};
 
 /// Where an application's configuration goes.
 pub struct Target<'a> {
@@ -38,6 +45,11 @@ pub struct Target<'a> {
     pub environment: &'a str,
     /// Drift handling.
     pub drift: factory_api::DriftPolicy,
+    /// Whether applications with `delivery: Releases` run releases here (permanent
+    /// environments), by `promotion`; previews always run their own ref.
+    pub releases: bool,
+    /// The environment's promotion policy.
+    pub promotion: Option<&'a Promotion>,
 }
 
 impl<'a> Target<'a> {
@@ -49,6 +61,8 @@ impl<'a> Target<'a> {
             class: &env.spec.class,
             environment,
             drift: env.spec.drift_policy.unwrap_or_default(),
+            releases: true,
+            promotion: env.spec.promotion.as_ref(),
         }
     }
 }
@@ -112,13 +126,15 @@ pub struct AppState {
     /// The reason of the failure, if any: an error, or `Degraded` when its objects failed to
     /// become healthy.
     pub failed: Option<Reason>,
+    /// When to look again: a release waits for time to pass.
+    pub recheck: Option<std::time::Duration>,
 }
 
 impl AppState {
     /// An application that failed for `reason`, keeping what `status` says it last applied.
     pub fn failing(mut status: ApplicationStatus, reason: Reason, message: &str) -> Self {
         status.error = format!("{reason}: {message}");
-        Self { status, failed: Some(reason) }
+        Self { status, failed: Some(reason), recheck: None }
     }
 
     /// Applied, and its objects are still rolling out (within its health timeout).
@@ -154,7 +170,27 @@ pub async fn apply(
 ) -> AppState {
     let mut status =
         previous.cloned().unwrap_or_else(|| ApplicationStatus { name: app.name.clone(), ..Default::default() });
-    match run(ctx, target, app, &status).await {
+    let mut recheck = None;
+    let release = if target.releases && app.delivery == Some(Delivery::Releases) {
+        let current = status.release.as_ref().map(|r| r.name.as_str());
+        match releases::choose(ctx, target.factory, target.namespace, target.promotion, &app.name, current).await {
+            Ok(Chosen { release: Some(release), waiting, recheck: again }) => {
+                status.waiting = waiting;
+                recheck = again;
+                Some(release)
+            }
+            Ok(Chosen { release: None, waiting, recheck }) => {
+                status.waiting = waiting;
+                return AppState { status, failed: None, recheck };
+            }
+            Err(e) => return AppState::failing(status, e.reason(), &e.to_string()),
+        }
+    } else {
+        status.waiting.clear();
+        status.release = None;
+        None
+    };
+    match run(ctx, target, app, &status, release.as_ref()).await {
         Ok(applied) => {
             let changed = applied.wrote || status.last_applied_revision.as_ref() != Some(&applied.revision);
             let timeout = app
@@ -168,12 +204,33 @@ pub async fn apply(
             status.last_attempted_revision = Some(applied.revision);
             status.inventory = applied.inventory;
             status.error.clear();
+            if let Some(release) = &release {
+                let running = status.release.take().filter(|r| r.name == release.name_any());
+                let since = running.and_then(|r| r.since).unwrap_or_else(|| Time(Timestamp::now()));
+                if health.state == HealthState::Healthy
+                    && let Some(healthy_since) = &health.since
+                {
+                    releases::healthy_in(ctx, release, target.environment, healthy_since).await;
+                }
+                status.release = Some(RunningRelease {
+                    name: release.name_any(),
+                    revision: release.spec.revision.clone(),
+                    images: release.spec.images.iter().map(|i| format!("{}={}", i.name, i.reference)).collect(),
+                    since: Some(since),
+                });
+            }
             status.health = Some(health);
-            AppState { status, failed }
+            AppState { status, failed, recheck }
         }
         Err((attempted, error)) => {
             if attempted.is_some() {
                 status.last_attempted_revision = attempted;
+            }
+            if let Some(release) = release.as_ref().filter(|_| error.reason() == Reason::ReferenceNotFound) {
+                // It will never exist: the release is refused, and what runs stays.
+                let why =
+                    format!("revision {} of application {} does not exist: {error}", release.spec.revision, app.name);
+                releases::refuse(ctx, &cicd_namespace(target.factory), release, Reason::ReferenceNotFound, &why).await;
             }
             AppState::failing(status, error.reason(), &error.to_string())
         }
@@ -185,6 +242,7 @@ async fn run(
     target: &Target<'_>,
     app: &Application,
     status: &ApplicationStatus,
+    release: Option<&Release>,
 ) -> Result<Applied, (Option<String>, ReconcileError)> {
     let environment = target.environment;
     let Some(config) = &app.config else {
@@ -193,8 +251,16 @@ async fn run(
     let paths = Paths::from(baseline::application_paths(&config.path, target.class, environment));
     // The factory's own account reads the git Secret (from the cicd namespace unless named).
     let client = ctx.tenant(target.factory).map_err(|e| (None, e.into()))?;
-    let checkout =
-        checkout(ctx, &app.source, &client, &cicd_namespace(target.factory), paths).await.map_err(|e| (None, e))?;
+    let cicd = cicd_namespace(target.factory);
+    let checkout = match release {
+        // A release's own commit, whatever the branch says now.
+        Some(release) => {
+            let commit = Reference::Commit(delivery::commit(&release.spec.revision).to_string());
+            checkout_at(ctx, &app.source, &client, &cicd, commit, paths).await
+        }
+        None => checkout(ctx, &app.source, &client, &cicd, paths).await,
+    }
+    .map_err(|e| (None, e))?;
     let revision = checkout.synced.revision.clone();
     let fail = |e| (Some(revision.clone()), e);
     // A config path that became empty is far more often a mistake (a moved directory, a bad
@@ -211,7 +277,10 @@ async fn run(
     for files in &checkout.files {
         layers.push(manifests::load(files, &vars).map_err(|e| fail(ReconcileError::Load(e)))?);
     }
-    let desired = factory_core::objects::layered_objects(layers, target.namespace);
+    let mut desired = factory_core::objects::layered_objects(layers, target.namespace);
+    if let Some(release) = release {
+        delivery::pin_images(&mut desired, &release.spec.images);
+    }
     let engine_labels = BTreeMap::from([
         (labels::APPLIED_BY.to_string(), format!("application.{}", app.name)),
         (labels::FACTORY.to_string(), target.factory.to_string()),
@@ -245,7 +314,7 @@ pub async fn remove(
     previous: &ApplicationStatus,
 ) -> Removal {
     if previous.orphaned || previous.inventory.is_empty() {
-        let state = previous.orphaned.then(|| AppState { status: previous.clone(), failed: None });
+        let state = previous.orphaned.then(|| AppState { status: previous.clone(), ..Default::default() });
         return Removal { state, note: None };
     }
     let name = &previous.name;
@@ -258,7 +327,7 @@ pub async fn remove(
             "application {name} was removed from factory {factory}: its {count} objects in {namespace} are left in place (applicationRemoval: Orphan)"
         );
         return Removal {
-            state: Some(AppState { status, failed: None }),
+            state: Some(AppState { status, ..Default::default() }),
             note: Some(Note::warning(Reason::Orphaned, note)),
         };
     }

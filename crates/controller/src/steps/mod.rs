@@ -1,6 +1,6 @@
 //! The parts of a reconcile that several reconcilers share or that stand on their own: an
-//! environment's class baseline, applications, pipelines, shared images, credentials and
-//! branch previews. A step calls services (and a step below it); never a reconciler.
+//! environment's class baseline, applications, pipelines, shared images, credentials,
+//! branch previews and releases. A step calls services (and a step below it); never a reconciler.
 
 pub mod applications;
 pub mod baseline;
@@ -8,3 +8,4 @@ pub mod credentials;
 pub mod images;
 pub mod pipelines;
 pub mod previews;
+pub mod releases;

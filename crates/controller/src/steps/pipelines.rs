@@ -23,6 +23,7 @@ use crate::services::context::Context;
 use crate::services::error::ReconcileError;
 use crate::services::source::{Paths, checkout, checkout_at};
 use crate::services::tekton::{pipeline_run_resource, served};
+use crate::steps::releases;
 
 /// Name of the `status.pipelines` entry for the platform's pipeline templates (not a valid
 /// application name, so it cannot collide with one).
@@ -229,6 +230,7 @@ pub async fn summary(ctx: &Context, factory: &Factory) -> RunsSummary {
         Ok(list) => {
             let values: Vec<serde_json::Value> =
                 list.items.iter().filter_map(|o| serde_json::to_value(o).ok()).collect();
+            releases::record_from_runs(ctx, factory, &values).await;
             runs::summarise(&values, k8s_openapi::jiff::Timestamp::now())
         }
         Err(kube::Error::Api(s)) if s.code == 404 => RunsSummary {
