@@ -4,7 +4,7 @@
 //! fails in test never reaches stage; rolling back is approving an earlier release; bad
 //! releases and promotions are refused with their reason, and nothing running changes.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use factory_api::release::ApprovalSpec;
 use factory_api::{Approval, Environment, Factory, HealthState, Release, ReleaseSpec};
@@ -64,6 +64,7 @@ async fn a_release_travels_test_stage_prod_with_health_gates_and_approvals() {
     rolling_back_test_is_approving_the_earlier_release(&p, &shop, &first, &failing).await;
     bad_releases_and_promotions_are_refused_and_nothing_changes(&p, &shop, &first).await;
     two_releases_in_quick_succession_end_with_the_newer(&p, &shop).await;
+    the_operator_adds_little_to_a_rollout(&p, &shop).await;
 }
 
 /// What environment `env` runs of web: (release, health, waiting).
@@ -334,4 +335,92 @@ async fn two_releases_in_quick_succession_end_with_the_newer(p: &Platform, shop:
     let table = String::from_utf8(table).expect("utf8");
     assert!(table.starts_with("web:\n  ENVIRONMENT"), "{table}");
     assert!(table.lines().any(|l| l.trim_start().starts_with("prod") && l.contains("waits for approval")), "{table}");
+}
+
+/// Polls `probe` every 20 ms until it holds; returns when it first did.
+async fn when(what: &str, probe: impl AsyncFn() -> bool) -> Instant {
+    let started = Instant::now();
+    while !probe().await {
+        assert!(started.elapsed() < Duration::from_secs(90), "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Instant::now()
+}
+
+/// How long the operator itself takes, measured from outside: from a release's creation to
+/// test's Deployment carrying its digest, plus from that Deployment being available to test
+/// reporting the release healthy; the same from an approval to prod. Printed for
+/// docs/benchmarks.md; bounded loosely here (a loaded CI machine is slower).
+async fn the_operator_adds_little_to_a_rollout(p: &Platform, shop: &Shop) {
+    let sha = shop.web.head().expect("head");
+    let image = format!("registry.example.com/shop/web@{}", digest('e'));
+    let t0 = Instant::now();
+    let done = kubectl_factory::releases::create(&shop.owner, &shop.name, "web", &sha, &[format!("web={image}")])
+        .await
+        .expect("create");
+    let release = done.split_whitespace().nth(1).expect("name").to_string();
+    let (test_start, test_end) = timed_rollout(p, shop, "test", &release, &image, t0).await;
+    wait_until_runs(p, shop, "stage", &release, HealthState::Healthy).await;
+    let t0 = Instant::now();
+    kubectl_factory::releases::promote(&shop.approver, &shop.name, "web", "prod", Some(&release))
+        .await
+        .expect("approve");
+    let (prod_start, prod_end) = timed_rollout(p, shop, "prod", &release, &image, t0).await;
+    let ms = |d: Duration| d.as_millis();
+    let line = format!(
+        "release -> test: operator {} ms ({} ms to start the rollout, {} ms to see it healthy); approval -> prod: operator {} ms ({} + {})\n",
+        ms(test_start + test_end),
+        ms(test_start),
+        ms(test_end),
+        ms(prod_start + prod_end),
+        ms(prod_start),
+        ms(prod_end)
+    );
+    // Kept beside the test's build (a passing test's output is not shown).
+    let file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("delivery-timings.txt");
+    let mut all = std::fs::read_to_string(&file).unwrap_or_default();
+    all.push_str(&line);
+    std::fs::write(&file, all).expect("write timings");
+    assert!(test_start + test_end < Duration::from_secs(10) && prod_start + prod_end < Duration::from_secs(10));
+}
+
+/// In `env`: how long from `t0` until the Deployment carries `image`, and from the Deployment
+/// being available until the environment reports `release` healthy.
+async fn timed_rollout(
+    p: &Platform,
+    shop: &Shop,
+    env: &str,
+    release: &str,
+    image: &str,
+    t0: Instant,
+) -> (Duration, Duration) {
+    let deployments = Api::<Deployment>::namespaced(p.ctx.client.clone(), &shop.namespace(env));
+    let started = when("the rollout to start", async || {
+        deployments
+            .get_opt("web")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|d| d.spec.template.spec)
+            .is_some_and(|s| s.containers[0].image.as_deref() == Some(image))
+    })
+    .await;
+    let available = when("the rollout to finish", async || {
+        let Ok(Some(d)) = deployments.get_opt("web").await else { return false };
+        let generation = d.metadata.generation;
+        d.status.is_some_and(|s| {
+            s.observed_generation == generation
+                && s.updated_replicas == Some(1)
+                && s.available_replicas == Some(1)
+                && s.replicas == Some(1)
+        })
+    })
+    .await;
+    let healthy = when("the environment to report it", async || {
+        running(p, shop, env)
+            .await
+            .is_ok_and(|(r, h, _)| r.as_deref() == Some(release) && h == Some(HealthState::Healthy))
+    })
+    .await;
+    (started - t0, healthy.saturating_duration_since(available))
 }
