@@ -63,10 +63,11 @@ async fn the_first_revision_is_applied_in_order(p: &Platform) -> FirstApplied {
     let head = p.repo.head().expect("head");
     assert_eq!(status.reconcile.last_applied_revision.as_deref(), Some(format!("main@sha1:{head}").as_str()));
     // 2 ClusterRoles + PriorityClass + (Factory, Namespace, ServiceAccount, RoleBinding,
-    // preview ResourceQuota, owners Role and RoleBinding; no deploy account: the owners may not
-    // write the test environment; the built-in cicd baseline's quota, limits and network policy:
-    // this platform defines no `cicd` class) + CRD, Widget, Namespace, Task.
-    assert_eq!(status.objects, Some(17), "{}", ready_message(&f));
+    // preview ResourceQuota, owners Role and RoleBinding, the members' read ClusterRole, its
+    // binding and their releases RoleBinding; no deploy account: the owners may not write the
+    // test environment; the built-in cicd baseline's quota, limits and network policy: this
+    // platform defines no `cicd` class) + CRD, Widget, Namespace, Task.
+    assert_eq!(status.objects, Some(20), "{}", ready_message(&f));
     let widget = kube::api::ApiResource {
         group: format!("{x}.example.com"),
         version: "v1".into(),
@@ -143,7 +144,7 @@ async fn steady_state_writes_nothing_and_fetches_nothing(p: &Platform, first: &F
     p.poke().await;
     eventually("a no-change reconcile", Duration::from_secs(30), || async {
         let f = p.factories().get(&p.name).await?;
-        anyhow::Ok(ready_message(&f).contains("0 created, 0 updated, 17 unchanged").then_some(()))
+        anyhow::Ok(ready_message(&f).contains("0 created, 0 updated, 20 unchanged").then_some(()))
     })
     .await
     .expect("steady state");

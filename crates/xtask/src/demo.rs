@@ -64,12 +64,17 @@ async fn demo(root: &Path, exit: bool) -> Result<()> {
 
     eprintln!("serving examples/ as git repositories on loopback");
     let git = GitRoot::new()?;
+    let mut storefront = String::new();
     for (name, path) in [
         ("platform", "examples/platform"),
         ("storefront", "examples/apps/storefront"),
         ("payments", "examples/apps/payments"),
     ] {
-        git.repo_from_dir(name, &root.join(path)).with_context(|| format!("creating the {name} repository"))?;
+        let repo =
+            git.repo_from_dir(name, &root.join(path)).with_context(|| format!("creating the {name} repository"))?;
+        if name == "storefront" {
+            storefront = repo.head()?;
+        }
     }
     let daemon = GitDaemon::start(git.path())?;
     let base = format!("git://127.0.0.1:{}", daemon.port);
@@ -120,6 +125,7 @@ async fn demo(root: &Path, exit: bool) -> Result<()> {
         .await?;
     wait_ready(&client, Duration::from_secs(120)).await?;
     eprintln!("converged in {:.0}s\n", started.elapsed().as_secs_f64());
+    deliver(&client, &plane, &storefront).await.context("delivering a release of storefront")?;
 
     let tree = kubectl_factory::status::load(&client, None).await?;
     let mut out = std::io::stdout();
@@ -141,6 +147,77 @@ async fn demo(root: &Path, exit: bool) -> Result<()> {
     drop(_operator);
     drop(daemon);
     plane.stop();
+    Ok(())
+}
+
+/// A release of storefront travels through shop: recorded (as a build run or an outside CI
+/// would), it reaches test at once and stage once healthy in test for 10 s; prod waits for an
+/// approval, which an owner may not give and a member of `shop-approvers` does.
+async fn deliver(client: &Client, plane: &ControlPlane, sha: &str) -> Result<()> {
+    let image = format!("storefront=registry.example.com/shop/storefront@sha256:{}", "5".repeat(64));
+    let recorded = kubectl_factory::releases::create(client, "shop", "storefront", sha, &[image]).await?;
+    eprintln!("{recorded} (kubectl factory release create)");
+    let release = recorded.split_whitespace().nth(1).unwrap_or_default().to_string();
+    let runs = |env: &'static str| {
+        let release = release.clone();
+        let client = client.clone();
+        async move {
+            let e = Api::<Environment>::all(client).get(&format!("shop-{env}")).await.ok()?;
+            let app = e.status?.applications.into_iter().find(|a| a.name == "storefront")?;
+            let healthy = app.health.is_some_and(|h| h.state == factory_api::HealthState::Healthy);
+            Some(app.release.is_some_and(|r| r.name == release) && healthy)
+        }
+    };
+    for env in ["test", "stage"] {
+        wait_for(&format!("{release} healthy in {env}"), Duration::from_secs(120), || runs(env)).await?;
+        say(&format!("{release} runs in {env}, healthy"));
+    }
+    show_releases(client).await?;
+    let owner = user_client(plane, "olivia", "team-shop").await?;
+    if let Err(e) = kubectl_factory::releases::promote(&owner, "shop", "storefront", "prod", None).await {
+        eprintln!("an owner approving prod is refused: {e}");
+    }
+    let approver = user_client(plane, "arthur", "shop-approvers").await?;
+    let approved = kubectl_factory::releases::promote(&approver, "shop", "storefront", "prod", None).await?;
+    eprintln!("{approved} (kubectl factory approve, as arthur of shop-approvers)");
+    wait_for(&format!("{release} healthy in prod"), Duration::from_secs(120), || runs("prod")).await?;
+    show_releases(client).await
+}
+
+async fn show_releases(client: &Client) -> Result<()> {
+    // The team factory gathers its environments' changes over a second before it writes its view.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let view = kubectl_factory::releases::load(client, "shop", Some("storefront")).await?;
+    let mut out = Vec::new();
+    kubectl_factory::releases::print(&view, kubectl_factory::Output::Table, &mut out)?;
+    eprintln!("kubectl factory releases shop storefront\n{}", String::from_utf8_lossy(&out));
+    Ok(())
+}
+
+/// A client authenticated as `user` in `group` with a client certificate of the demo's CA.
+async fn user_client(plane: &ControlPlane, user: &str, group: &str) -> Result<Client> {
+    let path = plane.user_kubeconfig(user, &[group])?;
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(&path)?,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await?;
+    Ok(Client::try_from(config)?)
+}
+
+/// Polls `probe` until it answers `Some(true)`, at most `timeout`.
+async fn wait_for<F, Fut>(what: &str, timeout: Duration, probe: F) -> Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Option<bool>>,
+{
+    let deadline = Instant::now() + timeout;
+    while probe().await != Some(true) {
+        if Instant::now() > deadline {
+            bail!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     Ok(())
 }
 
@@ -195,7 +272,11 @@ async fn wait_ready(client: &Client, timeout: Duration) -> Result<()> {
         }
         for e in &envs {
             let s = e.status.clone().unwrap_or_default();
-            let apps_done = s.applications.iter().all(|a| a.error.is_empty() && a.last_applied_revision.is_some());
+            // An application delivered by releases is settled while it waits for one.
+            let apps_done = s
+                .applications
+                .iter()
+                .all(|a| a.error.is_empty() && (a.last_applied_revision.is_some() || !a.waiting.is_empty()));
             if !ready(&s.reconcile.conditions) || s.applications.is_empty() || !apps_done {
                 waiting.push(format!("Environment {}", e.name_any()));
             }

@@ -218,6 +218,10 @@ async fn lead(
                 factory_of_run,
                 tekton::pipeline_run_resource(),
             )
+            // A release is judged by its team factory (an application it does not have).
+            .watches(Api::<Release>::all(ctx.client.clone()), watcher::Config::default(), |release| {
+                team_of_cicd(release.namespace()).map(|name| ObjectRef::<Factory>::new(&name))
+            })
             // A shared image's build updates its platform factory's view of the image.
             .watches_stream_with(
                 runs_labelled(&ctx.client, factory_api::labels::IMAGE),
