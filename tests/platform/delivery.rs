@@ -176,6 +176,25 @@ async fn prod_waits_for_an_approval_an_owner_may_not_give(p: &Platform, shop: &S
         "{why}"
     );
     wait_until_runs(p, shop, "prod", first, HealthState::Healthy).await;
+    // The promotion is an Event on the Environment.
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::all(p.ctx.client.clone());
+    let prod = shop.namespace("prod");
+    eventually("a Promoted event on prod", Duration::from_secs(30), || async {
+        let list =
+            events.list(&kube::api::ListParams::default().fields(&format!("involvedObject.name={prod}"))).await?;
+        let wanted = format!("release {first} of web entered prod at ");
+        anyhow::Ok(
+            list.items
+                .iter()
+                .any(|e| {
+                    e.reason.as_deref() == Some("Promoted")
+                        && e.message.as_deref().is_some_and(|m| m.starts_with(&wanted))
+                })
+                .then_some(()),
+        )
+    })
+    .await
+    .expect("Promoted event");
 }
 
 /// Release 2 is the same configuration with pods kwok fails: test runs it and is Degraded after
@@ -323,9 +342,12 @@ async fn two_releases_in_quick_succession_end_with_the_newer(p: &Platform, shop:
     // `kubectl factory releases`, once the factory's view has caught up with stage.
     let view = eventually("the view of stage", Duration::from_secs(30), || async {
         let view = kubectl_factory::releases::load(&p.ctx.client, &shop.name, Some("web")).await?;
-        let stage = view.delivery.first().and_then(|d| d.environments.get(1));
-        let caught_up =
-            stage.is_some_and(|s| s.release.as_deref() == Some(newer) && s.health == Some(HealthState::Healthy));
+        let envs = view.delivery.first().map(|d| d.environments.as_slice()).unwrap_or_default();
+        let stage = envs.get(1);
+        let prod = envs.get(2);
+        let caught_up = stage
+            .is_some_and(|s| s.release.as_deref() == Some(newer) && s.health == Some(HealthState::Healthy))
+            && prod.is_some_and(|p| p.waiting.contains(&format!("release {newer} waits for approval")));
         anyhow::Ok(caught_up.then_some(view))
     })
     .await

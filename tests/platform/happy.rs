@@ -218,7 +218,7 @@ async fn removed_files_are_pruned_except_annotated_and_foreign(p: &Platform) {
     p.poke().await;
     let f = p.wait_ready("True", "Reconciled").await;
     assert!(ready_message(&f).contains("1 pruned"), "{}", ready_message(&f));
-    assert_eq!(f.status.as_ref().and_then(|s| s.objects), Some(15));
+    assert_eq!(f.status.as_ref().and_then(|s| s.objects), Some(18));
     assert!(
         Api::<PriorityClass>::all(client.clone()).get_opt(&format!("{x}-high")).await.expect("get").is_none(),
         "pruned"

@@ -66,13 +66,15 @@ pub enum Reason {
     Applied,
     /// Event: objects that left the source were deleted.
     Pruned,
+    /// Event: a release entered an environment.
+    Promoted,
     /// Event: a preview's namespace is being deleted.
     Deleting,
 }
 
 impl Reason {
     /// Every reason, in the order above.
-    pub const ALL: [Reason; 26] = [
+    pub const ALL: [Reason; 27] = [
         Reason::Reconciled,
         Reason::Progressing,
         Reason::InvalidSpec,
@@ -98,6 +100,7 @@ impl Reason {
         Reason::Unsupported,
         Reason::Applied,
         Reason::Pruned,
+        Reason::Promoted,
         Reason::Deleting,
     ];
 
@@ -129,6 +132,7 @@ impl Reason {
             Reason::Unsupported => "Unsupported",
             Reason::Applied => "Applied",
             Reason::Pruned => "Pruned",
+            Reason::Promoted => "Promoted",
             Reason::Deleting => "Deleting",
         }
     }

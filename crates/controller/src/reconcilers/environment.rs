@@ -138,6 +138,7 @@ fn report(env: &Environment, ctx: &Context, applied: Applied, status: &mut Envir
     };
     let mut report = Report::new(verdict, Some(requeue)).counting(o);
     report.events.extend(applied.removals);
+    report.events.extend(applied.applications.iter().filter_map(|a| a.note.clone()));
     if let Some((reason, _)) = failed.first() {
         let failures: Vec<&str> = failed.iter().map(|(_, text)| text.as_str()).collect();
         report.note(EventType::Warning, *reason, failures.join("; "));

@@ -128,13 +128,15 @@ pub struct AppState {
     pub failed: Option<Reason>,
     /// When to look again: a release waits for time to pass.
     pub recheck: Option<std::time::Duration>,
+    /// An Event to publish: a release entered the environment.
+    pub note: Option<Note>,
 }
 
 impl AppState {
     /// An application that failed for `reason`, keeping what `status` says it last applied.
     pub fn failing(mut status: ApplicationStatus, reason: Reason, message: &str) -> Self {
         status.error = format!("{reason}: {message}");
-        Self { status, failed: Some(reason), recheck: None }
+        Self { status, failed: Some(reason), ..Default::default() }
     }
 
     /// Applied, and its objects are still rolling out (within its health timeout).
@@ -181,7 +183,7 @@ pub async fn apply(
             }
             Ok(Chosen { release: None, waiting, recheck }) => {
                 status.waiting = waiting;
-                return AppState { status, failed: None, recheck };
+                return AppState { status, recheck, ..Default::default() };
             }
             Err(e) => return AppState::failing(status, e.reason(), &e.to_string()),
         }
@@ -204,8 +206,21 @@ pub async fn apply(
             status.last_attempted_revision = Some(applied.revision);
             status.inventory = applied.inventory;
             status.error.clear();
+            let mut note = None;
             if let Some(release) = &release {
-                let running = status.release.take().filter(|r| r.name == release.name_any());
+                let before = status.release.take();
+                if before.as_ref().is_none_or(|r| r.name != release.name_any()) {
+                    let from = before.as_ref().map(|r| format!(" (was {})", r.name)).unwrap_or_default();
+                    let message = format!(
+                        "release {} of {} entered {} at {}{from}",
+                        release.name_any(),
+                        app.name,
+                        target.environment,
+                        release.spec.revision
+                    );
+                    note = Some(Note::normal(Reason::Promoted, message));
+                }
+                let running = before.filter(|r| r.name == release.name_any());
                 let since = running.and_then(|r| r.since).unwrap_or_else(|| Time(Timestamp::now()));
                 if health.state == HealthState::Healthy
                     && let Some(healthy_since) = &health.since
@@ -220,7 +235,7 @@ pub async fn apply(
                 });
             }
             status.health = Some(health);
-            AppState { status, failed, recheck }
+            AppState { status, failed, recheck, note }
         }
         Err((attempted, error)) => {
             if attempted.is_some() {
