@@ -279,6 +279,13 @@ async fn apply_applications(
     }
     for app in team.spec.applications.iter().flatten().filter(|a| a.config.is_some()) {
         let before = previous.iter().find(|a| a.name == app.name);
+        // A suspension that arrived while this reconcile ran stops it before the next
+        // application is fetched and applied (the store holds it before any trigger fires).
+        let now = ctx.factory(&spec.factory, Read::Store).await.ok().flatten();
+        if status::suspension(spec.suspend, now.as_deref()).is_some() {
+            states.extend(before.cloned().map(|status| AppState { status, ..Default::default() }));
+            continue;
+        }
         if spec.kubeconfig_secret_ref.is_some() {
             // The team's account lives in the home cluster; applying its content elsewhere
             // needs an identity there, which this version does not set up. Say so.
