@@ -275,6 +275,9 @@ async fn bad_releases_and_promotions_are_refused_and_nothing_changes(p: &Platfor
         message.1
     );
     // A revision that does not exist: refused once test tries it; test keeps release 1.
+    // Creation times are kept to the second, and an approval made in the same second as a
+    // release wins: the release must be newer than the roll-back approval to be tried.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let missing = Release::new(
         "web-missing",
         ReleaseSpec { application: "web".into(), revision: "f".repeat(40), images: vec![], pipeline_run: None },
