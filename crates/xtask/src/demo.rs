@@ -33,10 +33,30 @@ fn say(line: &str) {
     eprintln!("  · {line}");
 }
 
-/// Runs the demo; with `exit`, stops after printing (for CI).
+/// Runs the demo; with `exit`, stops after printing (for CI). Ctrl-C or SIGTERM at any point
+/// drops the demo, and with it the operator and the git daemon (each stopped on drop; the
+/// control plane's components die with this process): killed by the default signal action
+/// instead, the git daemon, in a process group of its own, outlived it.
 pub fn run(root: &Path, exit: bool) -> Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    runtime.block_on(demo(root, exit))
+    runtime.block_on(async {
+        tokio::select! {
+            result = demo(root, exit) => result,
+            signal = stop_signal() => {
+                eprintln!("{}: stopping the operator, the git server and the control plane", signal?);
+                Ok(())
+            }
+        }
+    })
+}
+
+/// Waits for Ctrl-C (SIGINT) or SIGTERM; says which.
+async fn stop_signal() -> Result<&'static str> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        interrupted = tokio::signal::ctrl_c() => interrupted.map(|()| "interrupted").map_err(Into::into),
+        _ = term.recv() => Ok("terminated"),
+    }
 }
 
 async fn demo(root: &Path, exit: bool) -> Result<()> {
@@ -141,7 +161,8 @@ async fn demo(root: &Path, exit: bool) -> Result<()> {
     );
     if !exit {
         println!("\nPress Ctrl-C to stop everything.");
-        tokio::signal::ctrl_c().await?;
+        // Stopped by `run`, which waits for Ctrl-C or SIGTERM beside this.
+        std::future::pending::<()>().await;
     }
     eprintln!("stopping the operator, the git server and the control plane");
     drop(_operator);
