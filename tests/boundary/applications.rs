@@ -103,9 +103,8 @@ async fn orphaned_applications_are_left_and_said_and_suspended_factories_apply_n
     let (code, out, err) = w.p.ctx.kubectl_factory(&["suspend", &shop]).expect("kubectl factory");
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains(&format!("factory.factories.dev/{shop} suspended")), "{out}");
-    w.cart.write("deploy/base/new.yaml", &testdata("boundary/cart/configmap-cart-new.yaml", &[])).expect("write");
-    w.cart.commit("while suspended").expect("commit");
-    w.poke("test").await;
+    // Like Flux's, a suspension holds from the next reconcile on: one already past its check
+    // when the factory was suspended may finish. Commit once the environment says Suspended.
     w.wait_env("test", "Suspended", |s| {
         s.reconcile
             .conditions
@@ -113,6 +112,9 @@ async fn orphaned_applications_are_left_and_said_and_suspended_factories_apply_n
             .any(|c| c.type_ == "Reconciling" && c.status == "False" && c.reason == "Suspended")
     })
     .await;
+    w.cart.write("deploy/base/new.yaml", &testdata("boundary/cart/configmap-cart-new.yaml", &[])).expect("write");
+    w.cart.commit("while suspended").expect("commit");
+    w.poke("test").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(config_maps(&w, "test").await, ["cart-config"], "nothing applied while suspended");
     let (code, out, err) = w.p.ctx.kubectl_factory(&["resume", &shop]).expect("kubectl factory");
