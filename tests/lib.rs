@@ -53,6 +53,30 @@ pub fn testdata_tree(dir: &str, vars: &[(&str, &str)]) -> Tree {
     Tree(files)
 }
 
+/// Every file under `testdata/<dir>` as it is, `{{` included (charts and their templates).
+pub fn testdata_raw_tree(dir: &str) -> Tree {
+    let root = testdata_dir().join(dir);
+    let mut paths = Vec::new();
+    walk(&root, &mut paths);
+    paths.sort();
+    assert!(!paths.is_empty(), "fixture tree {} is empty or missing", root.display());
+    let files = paths
+        .iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()));
+            let relative = path.strip_prefix(&root).unwrap_or(path).to_string_lossy().replace('\\', "/");
+            (relative, text)
+        })
+        .collect();
+    Tree(files)
+}
+
+/// The fixture at `testdata/<path>` as it is, `{{` included.
+pub fn testdata_raw(path: &str) -> String {
+    let file = testdata_dir().join(path);
+    std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("fixture {}: {e}", file.display()))
+}
+
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("fixture tree {}: {e}", dir.display()));
     for entry in entries.flatten() {

@@ -13,5 +13,6 @@ mod health;
 mod multicluster;
 mod pipelines;
 mod previews;
+mod render;
 mod team;
 mod webhook_and_credentials;

@@ -32,6 +32,9 @@ pub enum Reason {
     ContentRejected,
     /// A manifest in the source could not be parsed.
     ParseFailed,
+    /// kustomize or helm refused a configuration path (a remote base, a path leaving the
+    /// repository, a plugin, a limit) or failed on it.
+    RenderFailed,
     /// The API server rejected an object of the revision in a dry-run.
     ValidationFailed,
     /// Applying an object failed.
@@ -74,7 +77,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in the order above.
-    pub const ALL: [Reason; 27] = [
+    pub const ALL: [Reason; 28] = [
         Reason::Reconciled,
         Reason::Progressing,
         Reason::InvalidSpec,
@@ -83,6 +86,7 @@ impl Reason {
         Reason::ReferenceNotFound,
         Reason::ContentRejected,
         Reason::ParseFailed,
+        Reason::RenderFailed,
         Reason::ValidationFailed,
         Reason::ApplyFailed,
         Reason::Forbidden,
@@ -115,6 +119,7 @@ impl Reason {
             Reason::ReferenceNotFound => "ReferenceNotFound",
             Reason::ContentRejected => "ContentRejected",
             Reason::ParseFailed => "ParseFailed",
+            Reason::RenderFailed => "RenderFailed",
             Reason::ValidationFailed => "ValidationFailed",
             Reason::ApplyFailed => "ApplyFailed",
             Reason::Forbidden => "Forbidden",

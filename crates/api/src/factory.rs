@@ -382,7 +382,12 @@ pub struct Application {
     /// The application repository.
     pub source: GitSource,
     /// Environment configuration in the repository, applied into the factory's environments.
+    /// A layer (`base`, `classes/<class>`, `environments/<env>`) holding a `kustomization.yaml`
+    /// is rendered by `kustomize build`.
     pub config: Option<PathSpec>,
+    /// A Helm chart in the repository rendered into every environment (below the `config`
+    /// layers); with `config`, each layer's `values.yaml` is a values file for it.
+    pub helm: Option<HelmSpec>,
     /// Tekton pipelines in the repository, applied into the cicd namespace.
     pub pipelines: Option<PipelinesSpec>,
     /// `Branch` (default): every environment applies the head of the source's branch.
@@ -397,6 +402,34 @@ pub struct Application {
          "message": "healthTimeout must be between 10s and 24h"}
     ]))]
     pub health_timeout: Option<String>,
+}
+
+/// A chart vendored in the application's repository, rendered by `helm template` with the
+/// application's name as the release and the environment's namespace; dependencies must be in
+/// the chart's `charts/` or a `file://` path inside the repository. Hooks are rendered as plain
+/// objects, test hooks and the chart's `crds/` are left out.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!self.chart.startsWith('/') && !self.chart.split('/').exists(s, s == '..')",
+     "message": "chart must be relative to the repository root and must not contain '..'"}
+]))]
+pub struct HelmSpec {
+    /// The chart's directory, relative to the repository root, such as `chart/`.
+    #[schemars(length(min = 1, max = 1024))]
+    pub chart: String,
+    /// Values over the chart's own and the layers' `values.yaml` files, for every environment.
+    #[serde(default)]
+    #[schemars(schema_with = "crate::common::free_form")]
+    pub values: Option<serde_json::Value>,
+}
+
+impl Application {
+    /// Whether it deploys anything into environments: a config path or a chart.
+    pub fn deploys(&self) -> bool {
+        self.config.is_some() || self.helm.is_some()
+    }
 }
 
 /// How an application reaches its environments.

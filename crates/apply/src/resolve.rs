@@ -26,6 +26,9 @@ struct Cache {
     // Shared: every object of a revision holds its kind's resolution (17,000 at 10,000
     // environments), one copy per kind is enough.
     kinds: HashMap<(String, String), Arc<Resolved>>,
+    // What a chart's `.Capabilities` says: the server's version and what it serves.
+    kube_version: String,
+    api_versions: Vec<String>,
     refreshed: Option<Instant>,
 }
 
@@ -73,6 +76,16 @@ impl Resolver {
         Ok(self.cache.read().await.kinds.contains_key(&key))
     }
 
+    /// The API server's version and every served group/version and group/version/kind (as
+    /// `helm template --api-versions` takes them), from the last discovery.
+    pub async fn capabilities(&self) -> Result<(String, Vec<String>), ApplyError> {
+        if self.cache.read().await.refreshed.is_none() {
+            self.refresh(false).await?;
+        }
+        let cache = self.cache.read().await;
+        Ok((cache.kube_version.clone(), cache.api_versions.clone()))
+    }
+
     /// Re-runs discovery; with `force`, even if it ran a moment ago (after installing CRDs).
     pub async fn refresh(&self, force: bool) -> Result<(), ApplyError> {
         let mut cache = self.cache.write().await;
@@ -81,9 +94,12 @@ impl Resolver {
         }
         let discovery = Discovery::new(self.client.clone()).run().await.map_err(ApplyError::Discovery)?;
         let mut kinds = HashMap::new();
+        let mut api_versions = std::collections::BTreeSet::new();
         for group in discovery.groups() {
             for version in group.versions() {
                 for (resource, caps) in group.versioned_resources(version) {
+                    api_versions.insert(resource.api_version.clone());
+                    api_versions.insert(format!("{}/{}", resource.api_version, resource.kind));
                     let namespaced = matches!(caps.scope, Scope::Namespaced);
                     kinds.insert(
                         (resource.api_version.clone(), resource.kind.clone()),
@@ -93,6 +109,11 @@ impl Resolver {
             }
         }
         cache.kinds = kinds;
+        cache.api_versions = api_versions.into_iter().collect();
+        if cache.kube_version.is_empty() {
+            cache.kube_version =
+                self.client.apiserver_version().await.map(|v| v.git_version).map_err(ApplyError::Discovery)?;
+        }
         cache.refreshed = Some(Instant::now());
         Ok(())
     }

@@ -226,11 +226,23 @@ fn build_etcd(cache: &Path, progress: &dyn Fn(&str)) -> Result<(), Error> {
     build_command(&root, "go.etcd.io/etcd/server/v3", versions::ETCD, "go.etcd.io/etcd/server/v3", "etcd", progress)
 }
 
-/// Helm, built from `helm.sh/helm/v3` into the cache on first use (for chart tests and
-/// rendering `deploy/`).
+/// Helm, built from `helm.sh/helm/v3` into the cache on first use (for chart tests, rendering
+/// `deploy/` and rendering applications' charts).
 pub fn helm(progress: &dyn Fn(&str)) -> Result<PathBuf, Error> {
-    let root = cache_dir().join(format!("helm-{}", versions::HELM));
-    let bin = root.join("bin").join("helm");
+    tool("helm", "helm.sh/helm/v3", versions::HELM, "helm.sh/helm/v3/cmd/helm", progress)
+}
+
+/// kustomize, built from `sigs.k8s.io/kustomize/kustomize/v5` into the cache on first use (for
+/// rendering configuration paths that hold a kustomization).
+pub fn kustomize(progress: &dyn Fn(&str)) -> Result<PathBuf, Error> {
+    let module = "sigs.k8s.io/kustomize/kustomize/v5";
+    tool("kustomize", module, versions::KUSTOMIZE, module, progress)
+}
+
+/// A command built from `module@version` into `<cache>/<binary>-<version>/bin`, once.
+fn tool(binary: &str, module: &str, version: &str, package: &str, progress: &dyn Fn(&str)) -> Result<PathBuf, Error> {
+    let root = cache_dir().join(format!("{binary}-{version}"));
+    let bin = root.join("bin").join(binary);
     if bin.is_file() {
         return Ok(bin);
     }
@@ -240,7 +252,7 @@ pub fn helm(progress: &dyn Fn(&str)) -> Result<PathBuf, Error> {
     io(lock.lock(), || format!("locking {}", lock_path.display()))?;
     if !bin.is_file() {
         check_go()?;
-        build_command(&root, "helm.sh/helm/v3", versions::HELM, "helm.sh/helm/v3/cmd/helm", "helm", progress)?;
+        build_command(&root, module, version, package, binary, progress)?;
     }
     Ok(bin)
 }

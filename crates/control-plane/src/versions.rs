@@ -14,3 +14,6 @@ pub const TEKTON_PIPELINE: &str = "v1.10.0";
 pub const TEKTON_TRIGGERS: &str = "v0.34.0";
 /// `helm.sh/helm/v3` version used to lint and render the chart.
 pub const HELM: &str = "v3.22.0";
+/// `sigs.k8s.io/kustomize/kustomize/v5` version that renders kustomizations (v5.8.2 and later
+/// need a newer Go than the one this project builds with).
+pub const KUSTOMIZE: &str = "v5.8.1";

@@ -68,9 +68,32 @@ pub struct Args {
     /// (the chart creates it and lets the operator impersonate the accounts in it).
     #[arg(long, default_value = factory_api::DEFAULT_TENANT_NAMESPACE, env = "FACTORY_TENANT_NAMESPACE")]
     pub tenant_namespace: String,
+    /// The `kustomize` binary (a path, or a name looked up on PATH) that renders paths holding a
+    /// kustomization.
+    #[arg(long, default_value = "kustomize", env = "FACTORY_KUSTOMIZE")]
+    pub kustomize: PathBuf,
+    /// The `helm` binary (a path, or a name looked up on PATH) that renders applications' charts.
+    #[arg(long, default_value = "helm", env = "FACTORY_HELM")]
+    pub helm: PathBuf,
+    /// kustomize and helm runs at once; reconciles needing more wait for one to finish.
+    #[arg(long, default_value_t = services::context::DEFAULT_RENDER_WORKERS, value_parser = clap::value_parser!(u16).range(1..), env = "FACTORY_RENDER_WORKERS")]
+    pub render_workers: u16,
+    /// Longest one kustomize or helm run may take before it is stopped.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, env = "FACTORY_RENDER_TIMEOUT")]
+    pub render_timeout: Duration,
+    /// Most bytes of output one render may produce.
+    #[arg(long, default_value_t = 16 * 1024 * 1024, env = "FACTORY_RENDER_MAX_BYTES")]
+    pub render_max_bytes: u64,
+    /// Most objects one render may produce.
+    #[arg(long, default_value_t = 5_000, env = "FACTORY_RENDER_MAX_OBJECTS")]
+    pub render_max_objects: usize,
     /// Namespace of the leader Lease (in a pod: its own namespace).
     #[arg(long, default_value = "factory-system", env = "POD_NAMESPACE")]
     pub leader_election_namespace: String,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    factory_core::duration::parse(text).map_err(|e| e.to_string())
 }
 
 fn parse_interval(text: &str) -> Result<Duration, String> {
@@ -131,6 +154,13 @@ pub async fn run(args: Args) -> Result<()> {
     let mut ctx = Context::new(config, args.git_cache.clone()).context("building the reconcile context")?;
     ctx.resync = args.resync_interval;
     ctx.tenant_namespace = args.tenant_namespace.clone();
+    let mut tools = services::context::tools_config(&args.git_cache, args.kustomize.clone(), args.helm.clone());
+    tools.limits = factory_tools::Limits {
+        timeout: args.render_timeout,
+        max_output_bytes: args.render_max_bytes,
+        max_objects: args.render_max_objects,
+    };
+    ctx.set_tools(tools, usize::from(args.render_workers));
     let ctx = Arc::new(ctx);
     let webhook = match (&args.webhook_secret, &args.webhook_addr) {
         (Some(secret), addr) if !secret.is_empty() => {

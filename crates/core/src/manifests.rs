@@ -136,25 +136,58 @@ impl LoadError {
 pub fn load(files: &[SourceFile], vars: &BTreeMap<String, String>) -> Result<Vec<Manifest>, Vec<LoadError>> {
     let mut manifests = Vec::new();
     let mut errors = Vec::new();
-    for file in files.iter().filter(|f| f.path.ends_with(".yaml") || f.path.ends_with(".yml")) {
+    for file in files.iter().filter(|f| is_manifest_file(&f.path)) {
         let Ok(text) = std::str::from_utf8(&file.content) else {
             errors.push(LoadError::NotText { file: file.path.clone() });
             continue;
         };
-        for (index, (line, doc)) in split_documents(text).into_iter().enumerate() {
-            let at = Location { file: file.path.clone(), line, document: index + 1 };
-            match parse_document(doc, &at, vars) {
-                Ok(objects) => manifests.extend(objects.into_iter().map(|object| Manifest {
-                    file: at.file.clone(),
-                    line: at.line,
-                    document: at.document,
-                    object,
-                })),
-                Err(e) => errors.push(e),
-            }
-        }
+        load_text(&file.path, text, Some(vars), &mut manifests, &mut errors);
     }
     if errors.is_empty() { Ok(manifests) } else { Err(errors) }
+}
+
+/// What the name of a tool's output starts with (`kustomize build deploy/base`).
+pub const RENDERED_BY: [&str; 2] = ["kustomize build ", "helm template "];
+
+/// Whether `path` is loaded as manifests: a YAML file, or a tool's output named by its command.
+fn is_manifest_file(path: &str) -> bool {
+    path.ends_with(".yaml") || path.ends_with(".yml") || RENDERED_BY.iter().any(|p| path.starts_with(p))
+}
+
+/// Loads one rendered YAML stream, named by what made it (such as `kustomize build
+/// deploy/base`, so an error points at its line in that output). `vars` are substituted when
+/// given (kustomize's output, as for plain files), not in a chart's output, whose `${...}`
+/// belong to the chart.
+pub fn load_rendered(
+    source: &str,
+    text: &str,
+    vars: Option<&BTreeMap<String, String>>,
+) -> Result<Vec<Manifest>, Vec<LoadError>> {
+    let mut manifests = Vec::new();
+    let mut errors = Vec::new();
+    load_text(source, text, vars, &mut manifests, &mut errors);
+    if errors.is_empty() { Ok(manifests) } else { Err(errors) }
+}
+
+fn load_text(
+    file: &str,
+    text: &str,
+    vars: Option<&BTreeMap<String, String>>,
+    manifests: &mut Vec<Manifest>,
+    errors: &mut Vec<LoadError>,
+) {
+    for (index, (line, doc)) in split_documents(text).into_iter().enumerate() {
+        let at = Location { file: file.to_string(), line, document: index + 1 };
+        match parse_document(doc, &at, vars) {
+            Ok(objects) => manifests.extend(objects.into_iter().map(|object| Manifest {
+                file: at.file.clone(),
+                line: at.line,
+                document: at.document,
+                object,
+            })),
+            Err(e) => errors.push(e),
+        }
+    }
 }
 
 /// Splits a YAML stream at `---` document markers; returns (1-based start line, text).
@@ -178,12 +211,14 @@ fn split_documents(text: &str) -> Vec<(usize, &str)> {
         .collect()
 }
 
-fn parse_document(doc: &str, at: &Location, vars: &BTreeMap<String, String>) -> Result<Vec<Value>, LoadError> {
+fn parse_document(doc: &str, at: &Location, vars: Option<&BTreeMap<String, String>>) -> Result<Vec<Value>, LoadError> {
     let mut value: Value = serde_yaml::from_str(doc).map_err(|e| {
         let line = e.location().map(|l| at.line + l.line().saturating_sub(1)).unwrap_or(at.line);
         LoadError::Yaml { at: Location { line, ..at.clone() }, message: e.to_string() }
     })?;
-    substitute(&mut value, "", at, vars)?;
+    if let Some(vars) = vars {
+        substitute(&mut value, "", at, vars)?;
+    }
     // `kind: List` (as `kubectl get -o yaml` prints) stands for its items.
     let objects = match value.get("kind").and_then(Value::as_str) {
         Some("List") => value.get("items").and_then(Value::as_array).cloned().unwrap_or_default(),

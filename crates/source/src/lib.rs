@@ -12,5 +12,5 @@ mod reference;
 pub use cache::{RepoCache, Synced};
 pub use error::SourceError;
 pub use fetch::{Auth, Fetched, fetch};
-pub use read::{Limits, path_id, read_paths};
+pub use read::{Limits, holds_any, path_id, read_paths, read_tree};
 pub use reference::Reference;

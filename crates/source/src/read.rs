@@ -44,7 +44,7 @@ pub fn read_paths(
     let cache_err = |source| SourceError::Cache { path: repo.path().display().to_string(), source };
     let oid = Oid::from_str(commit).map_err(cache_err)?;
     let root = repo.find_commit(oid).and_then(|c| c.tree()).map_err(cache_err)?;
-    let mut reader = Reader { repo, root: &root, limits, files: Vec::new(), entries: 0, bytes: 0 };
+    let mut reader = Reader { repo, root: &root, limits, files: Vec::new(), entries: 0, bytes: 0, every_file: false };
     for path in paths {
         let clean = normalise(Path::new(path)).ok_or_else(|| SourceError::Content {
             path: path.to_string(),
@@ -68,6 +68,18 @@ pub fn read_paths(
     Ok(reader.files)
 }
 
+/// Every file of the repository at `commit` (any extension; symlinks inside the repository
+/// read as copies of their targets, symlinks leaving it refused, submodules ignored), within
+/// `limits`: the tree kustomize or helm renders from.
+pub fn read_tree(repo: &Repository, commit: &str, limits: Limits) -> Result<Vec<SourceFile>, SourceError> {
+    let cache_err = |source| SourceError::Cache { path: repo.path().display().to_string(), source };
+    let oid = Oid::from_str(commit).map_err(cache_err)?;
+    let root = repo.find_commit(oid).and_then(|c| c.tree()).map_err(cache_err)?;
+    let mut reader = Reader { repo, root: &root, limits, files: Vec::new(), entries: 0, bytes: 0, every_file: true };
+    reader.walk(&root, Path::new(""))?;
+    Ok(reader.files)
+}
+
 /// The git object id of `path` at `commit` (a tree for a directory): a content hash, so it
 /// changes exactly when something under the path changes. `None` when the path is missing.
 pub fn path_id(repo: &Repository, commit: &str, path: &str) -> Result<Option<String>, SourceError> {
@@ -82,6 +94,18 @@ pub fn path_id(repo: &Repository, commit: &str, path: &str) -> Result<Option<Str
     Ok(root.get_path(&clean).ok().map(|e| e.id().to_string()))
 }
 
+/// Whether directory `dir` at `commit` holds a file with one of `names`.
+pub fn holds_any(repo: &Repository, commit: &str, dir: &str, names: &[&str]) -> Result<bool, SourceError> {
+    let dir = dir.trim_end_matches('/');
+    for name in names {
+        let path = if dir.is_empty() || dir == "." { name.to_string() } else { format!("{dir}/{name}") };
+        if path_id(repo, commit, &path)?.is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 struct Reader<'r> {
     repo: &'r Repository,
     root: &'r Tree<'r>,
@@ -89,6 +113,8 @@ struct Reader<'r> {
     files: Vec<SourceFile>,
     entries: usize,
     bytes: u64,
+    /// Read every file, not only YAML (a tree handed to kustomize or helm).
+    every_file: bool,
 }
 
 impl Reader<'_> {
@@ -129,7 +155,7 @@ impl Reader<'_> {
             return self.symlink(path, oid, hops);
         }
         let is_yaml = path.extension().and_then(|e| e.to_str()).is_some_and(|e| e == "yaml" || e == "yml");
-        if !is_yaml {
+        if !is_yaml && !self.every_file {
             return Ok(());
         }
         let odb = self.repo.odb().map_err(|source| SourceError::Cache { path: shown.clone(), source })?;
@@ -144,7 +170,7 @@ impl Reader<'_> {
         if self.files.len() >= self.limits.max_files {
             return Err(SourceError::Content {
                 path: shown,
-                why: format!("more than {} YAML files under the configured paths (the limit)", self.limits.max_files),
+                why: format!("more than {} files under the configured paths (the limit)", self.limits.max_files),
             });
         }
         self.bytes += size;

@@ -36,6 +36,7 @@ pub fn ensure_operator() {
         let _ =
             tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(Arc::new(file)).try_init();
         let git_cache = dir.join("operator-git-cache");
+        let tools = render_tools(&git_cache)?;
         type Addrs = (std::net::SocketAddr, std::net::SocketAddr);
         let (tx, rx) = std::sync::mpsc::channel::<Result<Addrs, String>>();
         std::thread::Builder::new()
@@ -56,7 +57,10 @@ pub fn ensure_operator() {
                             .map_err(|e| e.to_string())
                     };
                     let ctx = match config.await.and_then(|c| Context::new(c, git_cache).map_err(|e| e.to_string())) {
-                        Ok(ctx) => Arc::new(ctx),
+                        Ok(mut ctx) => {
+                            ctx.set_tools(tools, 2);
+                            Arc::new(ctx)
+                        }
                         Err(e) => {
                             let _ = tx.send(Err(e));
                             return;
@@ -94,6 +98,22 @@ pub fn ensure_operator() {
     if let Err(e) = started {
         panic!("the operator could not start: {e}");
     }
+}
+
+/// Limits of the tests' renders: low enough that the hostile-input tests reach them quickly.
+pub const RENDER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(8);
+/// Most bytes of one render's output in the tests.
+pub const RENDER_MAX_BYTES: u64 = 1024 * 1024;
+
+/// kustomize and helm as the tests' operators run them: the binaries built into the cache
+/// (built now if missing), the tests' limits.
+fn render_tools(git_cache: &std::path::Path) -> Result<factory_tools::Config, String> {
+    let kustomize = factory_control_plane::binaries::kustomize(&|line| say(line)).map_err(|e| e.to_string())?;
+    let helm = factory_control_plane::binaries::helm(&|line| say(line)).map_err(|e| e.to_string())?;
+    let mut config = factory_controller::services::context::tools_config(git_cache, kustomize, helm);
+    config.limits.timeout = RENDER_TIMEOUT;
+    config.limits.max_output_bytes = RENDER_MAX_BYTES;
+    Ok(config)
 }
 
 /// The address of the test operator's webhook receiver.
@@ -151,6 +171,7 @@ impl OperatorProcess {
             bin.display()
         );
         let plane = control_plane().lock().unwrap_or_else(|p| p.into_inner());
+        let tools = render_tools(&plane.dir.join("operator-git-cache")).unwrap_or_else(|e| panic!("{e}"));
         let log = plane.dir.join(format!("logs/{name}.log"));
         // The operator finds the cluster through KUBECONFIG, set by a one-line shell wrapper.
         let args = vec![
@@ -158,6 +179,8 @@ impl OperatorProcess {
             format!("KUBECONFIG={} exec \"$0\" \"$@\"", kubeconfig.display()),
             bin.display().to_string(),
             format!("--git-cache={}", plane.dir.join("operator-git-cache").display()),
+            format!("--kustomize={}", tools.kustomize.display()),
+            format!("--helm={}", tools.helm.display()),
             "--log=info,factory_apply=debug".to_string(),
             "--metrics-addr=127.0.0.1:0".to_string(),
         ];

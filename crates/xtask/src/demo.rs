@@ -115,6 +115,8 @@ async fn demo(root: &Path, exit: bool) -> Result<()> {
         Command::new(bin.join("factory-operator"))
             .env("KUBECONFIG", &plane.kubeconfig)
             .arg(format!("--git-cache={}", dir.join("git-cache").display()))
+            .arg(format!("--kustomize={}", factory_control_plane::binaries::kustomize(&|l| say(l))?.display()))
+            .arg(format!("--helm={}", factory_control_plane::binaries::helm(&|l| say(l))?.display()))
             .args(["--metrics-addr=127.0.0.1:0", "--log=info"])
             .stdout(Stdio::null())
             .stderr(log)

@@ -65,7 +65,7 @@ enum Task {
 
 #[derive(Subcommand)]
 enum PlaneCommand {
-    /// Build the control-plane binaries and Helm from their Go modules into the cache (no-op when cached).
+    /// Build the control-plane binaries, Helm and kustomize from their Go modules into the cache (no-op when cached).
     Build,
     /// Start a control plane in the background; writes target/control-plane/kubeconfig.
     Start,
@@ -149,21 +149,24 @@ fn build() -> Result<()> {
     let cached = Binaries::in_cache().all_present();
     let bins = Binaries::ensure(&progress)?;
     let helm = factory_control_plane::binaries::helm(&progress)?;
+    let kustomize = factory_control_plane::binaries::kustomize(&progress)?;
     eprintln!(
-        "control-plane binaries {} in {:.1}s (Kubernetes {}, etcd {}, kwok {}, Helm {}):\n  {}\n  {}\n  {}\n  {}\n  {}\n  {}\n  {}",
+        "control-plane binaries {} in {:.1}s (Kubernetes {}, etcd {}, kwok {}, Helm {}, kustomize {}):\n  {}\n  {}\n  {}\n  {}\n  {}\n  {}\n  {}\n  {}",
         if cached { "already cached" } else { "built" },
         started.elapsed().as_secs_f64(),
         versions::KUBERNETES,
         versions::ETCD,
         versions::KWOK,
         versions::HELM,
+        versions::KUSTOMIZE,
         bins.kube_apiserver.display(),
         bins.kube_controller_manager.display(),
         bins.kube_scheduler.display(),
         bins.kubectl.display(),
         bins.etcd.display(),
         bins.kwok.display(),
-        helm.display()
+        helm.display(),
+        kustomize.display()
     );
     Ok(())
 }

@@ -269,7 +269,7 @@ async fn apply_applications(
     let previous = env.status.as_ref().map(|s| s.applications.as_slice()).unwrap_or_default();
     let policy = team.spec.application_removal.unwrap_or_default();
     for before in previous {
-        let current = team.spec.applications.iter().flatten().any(|a| a.name == before.name && a.config.is_some());
+        let current = team.spec.applications.iter().flatten().any(|a| a.name == before.name && a.deploys());
         if current {
             continue;
         }
@@ -277,7 +277,7 @@ async fn apply_applications(
         states.extend(removal.state);
         removals.extend(removal.note);
     }
-    for app in team.spec.applications.iter().flatten().filter(|a| a.config.is_some()) {
+    for app in team.spec.applications.iter().flatten().filter(|a| a.deploys()) {
         let before = previous.iter().find(|a| a.name == app.name);
         // A suspension that arrived while this reconcile ran stops it before the next
         // application is fetched and applied (the store holds it before any trigger fires).

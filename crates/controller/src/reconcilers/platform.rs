@@ -18,6 +18,7 @@ use tracing::info;
 use crate::reconcilers::skeleton::{Reconciler, Report, Verdict};
 use crate::services::context::Context;
 use crate::services::error::ReconcileError;
+use crate::services::render as tools;
 use crate::services::schedule::jitter;
 use crate::services::source::{Paths, Slot, checkout};
 use crate::steps::images;
@@ -182,8 +183,9 @@ async fn apply(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> 
     let layout = Layout::of(spec, &mut paths);
     // Its git Secret is read with its own rights, like everything it applies.
     let (reader, secrets_namespace) = ctx.identity(factory)?;
-    let checkout = checkout(ctx, source, &reader, &secrets_namespace, paths).await?;
+    let mut checkout = checkout(ctx, source, &reader, &secrets_namespace, paths).await?;
     status.reconcile.last_attempted_revision = Some(checkout.synced.revision.clone());
+    tools::kustomize(ctx, &mut checkout).await?;
 
     let mut vars: BTreeMap<String, String> = spec.variables.clone();
     vars.insert("factory".into(), name.clone());

@@ -9,6 +9,7 @@ use factory_api::environment::ApplicationStatus;
 use factory_api::{Environment, Factory, InventoryEntry, PreviewEnvironment};
 use factory_apply::Resolver;
 use factory_source::RepoCache;
+use factory_tools::{Config as ToolsConfig, Tools};
 use kube::api::ListParams;
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -18,6 +19,21 @@ use crate::services::watches::Cached;
 
 /// The default of [`Context::resync`].
 pub const DEFAULT_RESYNC: Duration = Duration::from_secs(300);
+
+/// The default of `--render-workers`.
+pub const DEFAULT_RENDER_WORKERS: u16 = 2;
+
+/// How kustomize and helm run by default: the binaries given, trees and scratch space beside
+/// the git cache, default limits, 256 MiB of rendered output kept.
+pub fn tools_config(git_cache: &std::path::Path, kustomize: PathBuf, helm: PathBuf) -> ToolsConfig {
+    ToolsConfig {
+        kustomize,
+        helm,
+        work_dir: git_cache.join(".render"),
+        limits: factory_tools::Limits::default(),
+        cache_bytes: 256 * 1024 * 1024,
+    }
+}
 
 /// Shared state of the reconcilers.
 pub struct Context {
@@ -38,6 +54,10 @@ pub struct Context {
     pub resync: Duration,
     /// Namespace of the team factories' own accounts (`--tenant-namespace`; [`factory_core::identity`]).
     pub tenant_namespace: String,
+    /// kustomize and helm, their trees and their output cache.
+    pub tools: Arc<Tools>,
+    /// Renders running at once (`--render-workers`): the rest wait here, not on a reconcile slot.
+    pub render_workers: Arc<tokio::sync::Semaphore>,
     impersonated: Mutex<HashMap<(String, String), Client>>,
     remotes: Mutex<HashMap<String, Remote>>,
     applied: Mutex<HashMap<String, (String, Instant, Applied)>>,
@@ -90,18 +110,26 @@ impl Context {
         let reporter = Reporter { controller: "factory-operator".into(), instance: std::env::var("POD_NAME").ok() };
         Ok(Self {
             resolver: Arc::new(Resolver::new(client.clone())),
-            repos: Arc::new(RepoCache::new(cache_dir)),
+            repos: Arc::new(RepoCache::new(cache_dir.clone())),
             recorder: crate::services::events::Recorder::new(client.clone(), reporter),
             metrics: Arc::new(crate::services::metrics::Metrics::default()),
             health: Arc::new(crate::services::health::Health::new(client.clone())),
             resync: DEFAULT_RESYNC,
             tenant_namespace: factory_api::DEFAULT_TENANT_NAMESPACE.to_string(),
+            tools: Arc::new(Tools::new(tools_config(&cache_dir, "kustomize".into(), "helm".into()))),
+            render_workers: Arc::new(tokio::sync::Semaphore::new(usize::from(DEFAULT_RENDER_WORKERS))),
             client,
             impersonated: Mutex::new(HashMap::new()),
             remotes: Mutex::new(HashMap::new()),
             applied: Mutex::new(HashMap::new()),
             stores: OnceLock::new(),
         })
+    }
+
+    /// Runs kustomize and helm as `config` says, `workers` at once.
+    pub fn set_tools(&mut self, config: ToolsConfig, workers: usize) {
+        self.tools = Arc::new(Tools::new(config));
+        self.render_workers = Arc::new(tokio::sync::Semaphore::new(workers.max(1)));
     }
 
     /// Hands the controllers' stores to the reconcilers (once, when they start).

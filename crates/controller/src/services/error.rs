@@ -31,6 +31,9 @@ pub enum ReconcileError {
     /// A definition could not be rendered into objects.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Render(Vec<RenderError>),
+    /// kustomize or helm refused or failed to render a configuration path.
+    #[error(transparent)]
+    Tool(#[from] factory_tools::RenderError),
     /// Validating, applying or pruning failed.
     #[error(transparent)]
     Apply(#[from] ApplyError),
@@ -56,6 +59,7 @@ impl ReconcileError {
             ReconcileError::Credentials { .. } => Reason::AuthenticationFailed,
             ReconcileError::Source(e) => e.reason(),
             ReconcileError::Load(_) => Reason::ParseFailed,
+            ReconcileError::Tool(_) => Reason::RenderFailed,
             ReconcileError::Apply(e) => e.reason(),
             ReconcileError::PruneSkipped(_) => Reason::PruneSkipped,
             ReconcileError::Waiting(_) => Reason::DependencyNotReady,
@@ -72,6 +76,12 @@ impl ReconcileError {
             | ReconcileError::Render(_)
             | ReconcileError::PruneSkipped(_) => true,
             ReconcileError::Source(e) => e.is_permanent(),
+            ReconcileError::Tool(e) => !matches!(
+                e,
+                factory_tools::RenderError::Timeout { .. }
+                    | factory_tools::RenderError::Missing { .. }
+                    | factory_tools::RenderError::Tree { .. }
+            ),
             ReconcileError::Apply(e) => matches!(e, ApplyError::Validation(_)),
             ReconcileError::Waiting(_) | ReconcileError::Kube(_) | ReconcileError::Internal(_) => false,
         }

@@ -74,6 +74,9 @@ pub struct Metrics {
     pub drifted: Family<ObjectLabels, Gauge>,
     /// Git syncs by outcome, with their duration.
     pub git_fetch: Family<FetchLabels, Histogram>,
+    /// kustomize and helm renders by outcome (`hit` from the cache, `rendered`, `failed`), with
+    /// their duration (a wait for a render worker included).
+    pub render: Family<FetchLabels, Histogram>,
     /// Preview environments that exist, by team factory.
     pub previews_active: Family<FactoryLabels, Gauge>,
     /// 1 while this process holds the leader lease (or runs without leader election).
@@ -93,6 +96,9 @@ impl Default for Metrics {
         let git_fetch = Family::<FetchLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.005, 2.0, 14))
         });
+        let render = Family::<FetchLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
         let previews_active = Family::<FactoryLabels, Gauge>::default();
         let leader = Gauge::default();
         registry.register("reconciles", "Reconciles by controller and outcome reason", reconciles.clone());
@@ -110,12 +116,17 @@ impl Default for Metrics {
             git_fetch.clone(),
         );
         registry.register(
+            "render_duration_seconds",
+            "kustomize and helm renders by outcome: hit (from the cache), rendered or failed",
+            render.clone(),
+        );
+        registry.register(
             "previews_active",
             "Preview environments that exist, by team factory",
             previews_active.clone(),
         );
         registry.register("leader", "1 while this process is the leader", leader.clone());
-        Self { registry, reconciles, duration, applied, pruned, drifted, git_fetch, previews_active, leader }
+        Self { registry, reconciles, duration, applied, pruned, drifted, git_fetch, render, previews_active, leader }
     }
 }
 
@@ -129,6 +140,11 @@ impl Metrics {
         self.duration.get_or_create(&c).observe(took.as_secs_f64());
         self.applied.get_or_create(&c).inc_by(applied as u64);
         self.pruned.get_or_create(&c).inc_by(pruned as u64);
+    }
+
+    /// Records one render (or cache answer) of kustomize or helm.
+    pub fn observe_render(&self, outcome: &str, took: Duration) {
+        self.render.get_or_create(&FetchLabels { outcome: outcome.into() }).observe(took.as_secs_f64());
     }
 
     /// Drops the series of Environment `name` (it was deleted): a gauge left behind would

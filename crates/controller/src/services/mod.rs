@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod metrics;
+pub mod render;
 pub mod schedule;
 pub mod source;
 pub mod status;

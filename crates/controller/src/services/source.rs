@@ -3,7 +3,7 @@
 
 use factory_api::{GitRef, GitSource};
 use factory_core::manifests::SourceFile;
-use factory_source::{Auth, Limits, Reference, Synced, path_id, read_paths};
+use factory_source::{Auth, Limits, Reference, Synced, holds_any, path_id, read_paths};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 
@@ -40,12 +40,28 @@ pub struct Checkout {
     pub files: Vec<Vec<SourceFile>>,
     /// The git object id of each requested path (a content hash), in the same order.
     pub ids: Vec<Option<String>>,
+    /// The requested paths, in the same order.
+    pub paths: Vec<Option<String>>,
+    /// Whether each requested path holds a kustomization at its root, in the same order.
+    pub kustomized: Vec<bool>,
+    /// Where the commit is cached: the repository's URL and the credential it was fetched with.
+    pub origin: (String, String),
 }
 
 impl Checkout {
     /// The files under the path of `slot`.
     pub fn files(&self, slot: Slot) -> &[SourceFile] {
         self.files.get(slot.0).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// Whether the path of `slot` holds a kustomization at its root.
+    pub fn kustomized(&self, slot: Slot) -> bool {
+        self.kustomized.get(slot.0).copied().unwrap_or(false)
+    }
+
+    /// The path of `slot`.
+    pub fn path(&self, slot: Slot) -> Option<&str> {
+        self.paths.get(slot.0).and_then(Option::as_deref)
     }
 
     /// The git object id of the path of `slot` (a content hash), if it exists.
@@ -138,7 +154,12 @@ pub async fn checkout_at(
         let repo = repos.open(&url, &credential)?;
         let mut files = Vec::with_capacity(paths.0.len());
         let mut ids = Vec::with_capacity(paths.0.len());
+        let mut kustomized = Vec::with_capacity(paths.0.len());
         for path in &paths.0 {
+            kustomized.push(match path {
+                Some(path) => holds_any(&repo, &synced.commit, path, &factory_tools::KUSTOMIZATION_FILES)?,
+                None => false,
+            });
             files.push(match path {
                 Some(path) => read_paths(&repo, &synced.commit, &[path.as_str()], Limits::default())?,
                 None => Vec::new(),
@@ -148,7 +169,7 @@ pub async fn checkout_at(
                 None => None,
             });
         }
-        Ok::<_, ReconcileError>(Checkout { synced, files, ids })
+        Ok::<_, ReconcileError>(Checkout { synced, files, ids, paths: paths.0, kustomized, origin: (url, credential) })
     })
     .await
     .map_err(|e| ReconcileError::Internal(e.to_string()))?

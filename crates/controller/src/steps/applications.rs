@@ -23,13 +23,15 @@ use factory_core::health::{self, Unhealthy};
 use factory_core::manifests;
 use factory_core::names::cicd_namespace;
 use factory_source::Reference;
+use factory_tools::Chart;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
 use crate::services::context::Context;
 use crate::services::error::ReconcileError;
-use crate::services::source::{Paths, checkout, checkout_at};
+use crate::services::render;
+use crate::services::source::{Paths, Slot, checkout, checkout_at};
 use crate::services::status::Note;
 use crate::steps::releases::{self, Chosen};
 
@@ -163,6 +165,9 @@ struct Applied {
     unhealthy: Vec<Unhealthy>,
 }
 
+/// The file in each layer that holds values for the application's chart.
+const HELM_VALUES: &str = "values.yaml";
+
 /// Applies `app` into `target`; returns its new state.
 pub async fn apply(
     ctx: &Context,
@@ -260,14 +265,21 @@ async fn run(
     release: Option<&Release>,
 ) -> Result<Applied, (Option<String>, ReconcileError)> {
     let environment = target.environment;
-    let Some(config) = &app.config else {
+    if app.config.is_none() && app.helm.is_none() {
         return Ok(Applied { revision: String::new(), inventory: Vec::new(), wrote: false, unhealthy: Vec::new() });
+    }
+    let mut paths = Paths::default();
+    let slots: Vec<Slot> = match &app.config {
+        Some(config) => baseline::application_paths(&config.path, target.class, environment)
+            .into_iter()
+            .map(|p| paths.add(Some(p)))
+            .collect(),
+        None => Vec::new(),
     };
-    let paths = Paths::from(baseline::application_paths(&config.path, target.class, environment));
     // The factory's own account reads the git Secret (from the cicd namespace unless named).
     let client = ctx.tenant(target.factory).map_err(|e| (None, e.into()))?;
     let cicd = cicd_namespace(target.factory);
-    let checkout = match release {
+    let mut checkout = match release {
         // A release's own commit, whatever the branch says now.
         Some(release) => {
             let commit = Reference::Commit(delivery::commit(&release.spec.revision).to_string());
@@ -278,9 +290,14 @@ async fn run(
     .map_err(|e| (None, e))?;
     let revision = checkout.synced.revision.clone();
     let fail = |e| (Some(revision.clone()), e);
+    render::kustomize(ctx, &mut checkout).await.map_err(fail)?;
     // A config path that became empty is far more often a mistake (a moved directory, a bad
     // merge) than a wish to delete everything it held: without `allowEmpty`, nothing is pruned.
-    if checkout.files.iter().all(Vec::is_empty) && !config.allow_empty && !status.inventory.is_empty() {
+    if let Some(config) = app.config.as_ref().filter(|_| app.helm.is_none())
+        && checkout.files.iter().all(Vec::is_empty)
+        && !config.allow_empty
+        && !status.inventory.is_empty()
+    {
         return Err(fail(ReconcileError::PruneSkipped(format!(
             "config path {} is empty or missing at {revision}: nothing was applied or pruned ({} objects kept; set allowEmpty: true to allow it)",
             config.path,
@@ -289,8 +306,34 @@ async fn run(
     }
     let vars = baseline::application_vars(target.factory, environment, target.namespace, target.class, &app.name);
     let mut layers = Vec::new();
-    for files in &checkout.files {
-        layers.push(manifests::load(files, &vars).map_err(|e| fail(ReconcileError::Load(e)))?);
+    if let Some(helm) = &app.helm {
+        // Each layer's values.yaml is a values file, base first, the environment's last.
+        let values_files = slots
+            .iter()
+            .filter_map(|slot| checkout.path(*slot).map(|p| format!("{}/{HELM_VALUES}", p.trim_end_matches('/'))))
+            .filter(|file| slots.iter().any(|slot| checkout.files(*slot).iter().any(|f| &f.path == file)))
+            .collect();
+        let chart = Chart {
+            path: helm.chart.clone(),
+            values_files,
+            values: helm.values.clone(),
+            release: app.name.clone(),
+            namespace: target.namespace.to_string(),
+            capabilities: Default::default(),
+        };
+        layers.push(render::chart(ctx, &checkout, chart).await.map_err(fail)?);
+    }
+    for slot in &slots {
+        let files = checkout.files(*slot);
+        let loaded = match &app.helm {
+            Some(_) => {
+                let plain: Vec<_> =
+                    files.iter().filter(|f| !f.path.ends_with(&format!("/{HELM_VALUES}"))).cloned().collect();
+                manifests::load(&plain, &vars)
+            }
+            None => manifests::load(files, &vars),
+        };
+        layers.push(loaded.map_err(|e| fail(ReconcileError::Load(e)))?);
     }
     let mut desired = factory_core::objects::layered_objects(layers, target.namespace);
     if let Some(release) = release {

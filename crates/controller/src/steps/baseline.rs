@@ -12,6 +12,7 @@ use kube::ResourceExt;
 
 use crate::services::context::{Context, Read};
 use crate::services::error::ReconcileError;
+use crate::services::render;
 use crate::services::source::{Paths, checkout_at};
 
 /// Where a baseline goes: a permanent environment or a preview.
@@ -97,7 +98,8 @@ pub async fn baseline(
         .map_err(|why| ReconcileError::InvalidSpec(format!("platform factory {platform_name}: {why}")))?;
     let reader = ctx.impersonating_platform(&account.namespace, &account.name)?;
     let paths = Paths::from(paths);
-    let checkout = checkout_at(ctx, &source, &reader, &account.namespace, Reference::Commit(commit), paths).await?;
+    let mut checkout = checkout_at(ctx, &source, &reader, &account.namespace, Reference::Commit(commit), paths).await?;
+    render::kustomize(ctx, &mut checkout).await?;
     let core_target = factory_core::baseline::Target {
         factory: &factory,
         platform: &platform_name,

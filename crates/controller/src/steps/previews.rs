@@ -21,7 +21,7 @@ pub async fn branch_previews(factory: &Factory, ctx: &Context, cicd: &str) -> Re
     let existing = api.list(&ListParams::default().labels(labels::BRANCH_PREVIEW)).await?;
     let mut wanted = Vec::new();
     let mut notes = Vec::new();
-    for app in factory.spec.applications.iter().flatten().filter(|a| a.config.is_some()) {
+    for app in factory.spec.applications.iter().flatten().filter(|a| a.deploys()) {
         let reader = ctx.tenant(&factory.name_any())?;
         let branches = crate::services::source::branches(ctx, &app.source, &reader, cicd).await?;
         for branch in branches.into_iter().filter(|b| factory_core::names::glob_match(&pattern, b)) {
