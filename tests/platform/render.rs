@@ -72,7 +72,7 @@ async fn overlays_and_charts_render_per_environment_and_a_values_change_writes_o
     let p = Platform::serving(test_name!(), "platform/render/platform").await;
     let x = p.ctx.prefix.clone();
     let apps = Apps::serve().await;
-    let _web = apps.repo("web", &testdata_raw_tree("platform/render/web").files());
+    let web = apps.repo("web", &testdata_raw_tree("platform/render/web").files());
     let charts = apps.repo("charts", &testdata_raw_tree("platform/render/charts").files());
     let shop = testdata(
         "platform/render/factories/shop.yaml",
@@ -142,6 +142,7 @@ async fn overlays_and_charts_render_per_environment_and_a_values_change_writes_o
         versions
     };
     charts.write("deploy/environments/prod/values.yaml", "greeting: hello again from prod\n").expect("write");
+    the_plugin_renders_as_the_operator(&p, &shop, &charts, &web, &test, &prod);
     let head = charts.commit("prod greets again").expect("commit");
     p.poke_environment(&prod).await;
     p.poke_environment(&test).await;
@@ -155,6 +156,32 @@ async fn overlays_and_charts_render_per_environment_and_a_values_change_writes_o
     for (name, before) in untouched {
         assert_eq!(config_map(&p, &test, &name).await.1, before, "{name} in test was written");
     }
+}
+
+/// `kubectl factory plan` of the changed checkout renders as the operator does: only prod's
+/// ConfigMap would change; `validate` renders the overlays and the chart offline.
+fn the_plugin_renders_as_the_operator(p: &Platform, shop: &str, charts: &Repo, web: &Repo, test: &str, prod: &str) {
+    let team = format!("{}-shop", p.ctx.prefix);
+    let dir = charts.work_tree().display().to_string();
+    let (code, out, err) =
+        p.ctx.kubectl_factory(&["plan", &team, &dir, "--application", "charts", "--detailed-exitcode"]).expect("plan");
+    assert_eq!(code, 2, "{out}{err}");
+    let changes: Vec<&str> = out.lines().filter(|l| l.trim_start().starts_with(['~', '+', '-', '!'])).collect();
+    assert_eq!(changes.len(), 1, "{out}");
+    assert!(changes[0].contains(&format!("ConfigMap {prod}/charts-settings")), "{out}");
+    assert!(out.contains(&format!("Environment {test}:")), "{out}");
+
+    let factory = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(factory.path(), shop).expect("write");
+    let file = factory.path().display().to_string();
+    let (code, out, err) =
+        p.ctx.kubectl_factory(&["validate", &dir, "--factory", &file, "--application", "charts"]).expect("validate");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("application repository valid"), "{out}");
+    let web_dir = web.work_tree().display().to_string();
+    let (code, out, err) = p.ctx.kubectl_factory(&["validate", &web_dir]).expect("validate");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("application repository valid: 2 files, 4 objects"), "{out}");
 }
 
 /// Commits `changes` (path, content) and waits until both applications of the risky factory

@@ -15,6 +15,7 @@ pub mod releases;
 pub mod runs;
 pub mod status;
 pub mod suspend;
+pub mod tools;
 pub mod validate;
 
 /// `kubectl factory`: inspect and drive factory-operator.
@@ -24,6 +25,13 @@ pub struct Cli {
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table, global = true)]
     pub output: Output,
+    /// The `kustomize` binary `validate` and `plan` render kustomizations with (as the operator's
+    /// `--kustomize`).
+    #[arg(long, default_value = "kustomize", env = "FACTORY_KUSTOMIZE", global = true)]
+    pub kustomize: PathBuf,
+    /// The `helm` binary `validate` and `plan` render charts with (as the operator's `--helm`).
+    #[arg(long, default_value = "helm", env = "FACTORY_HELM", global = true)]
+    pub helm: PathBuf,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -263,7 +271,8 @@ pub enum Outcome {
 pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome> {
     if let Command::Validate { dir, factory, application } = &cli.command {
         let layout = validate::layout(dir, factory.as_deref(), application.as_deref())?;
-        let report = validate::check(dir, &layout);
+        let tools = tools::Renderer::new(dir, cli.kustomize.clone(), cli.helm.clone())?;
+        let report = validate::check(dir, &layout, &tools);
         validate::print(&report, cli.output, out)?;
         if !report.errors.is_empty() {
             anyhow::bail!("{} errors in {}", report.errors.len(), dir.display());
@@ -283,9 +292,11 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome> {
             runs::print(&view, cli.output, out)?;
         }
         Command::Plan { factory, dir, application, as_self, tenant_namespace, detailed_exitcode } => {
+            let tools = tools::Renderer::new(&dir, cli.kustomize.clone(), cli.helm.clone())?;
             let request = plan::Request {
                 factory: &factory,
                 root: &dir,
+                tools: &tools,
                 application: application.as_deref(),
                 as_self,
                 tenant_namespace: &tenant_namespace,

@@ -18,12 +18,22 @@ pub fn read(root: &Path, path: &str) -> Result<Vec<SourceFile>> {
         return Ok(Vec::new());
     }
     let mut files = Vec::new();
-    walk(&root, &start, &mut files)?;
+    walk(&root, &start, false, &mut files)?;
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(files)
 }
 
-fn walk(root: &Path, at: &Path, out: &mut Vec<SourceFile>) -> Result<()> {
+/// Every file of the checkout at `root`, any extension (`.git` skipped): the tree kustomize
+/// and helm render from, refused the same way as the operator's (a symlink leaving it, a file
+/// over the limit).
+pub fn read_all(root: &Path) -> Result<Vec<SourceFile>> {
+    let root = root.canonicalize().with_context(|| format!("{} is not a directory", root.display()))?;
+    let mut files = Vec::new();
+    walk(&root, &root, true, &mut files)?;
+    Ok(files)
+}
+
+fn walk(root: &Path, at: &Path, every_file: bool, out: &mut Vec<SourceFile>) -> Result<()> {
     let real: PathBuf = at.canonicalize().with_context(|| format!("reading {}", at.display()))?;
     if !real.starts_with(root) {
         bail!("{} leaves the checkout (a symlink to {})", at.display(), real.display());
@@ -38,12 +48,12 @@ fn walk(root: &Path, at: &Path, out: &mut Vec<SourceFile>) -> Result<()> {
             .collect();
         entries.sort();
         for entry in entries {
-            walk(root, &entry, out)?;
+            walk(root, &entry, every_file, out)?;
         }
         return Ok(());
     }
     let name = at.to_string_lossy();
-    if !(name.ends_with(".yaml") || name.ends_with(".yml")) {
+    if !every_file && !(name.ends_with(".yaml") || name.ends_with(".yml")) {
         return Ok(());
     }
     let size = real.metadata().map(|m| m.len()).unwrap_or(0);

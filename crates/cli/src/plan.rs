@@ -18,7 +18,9 @@ use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use serde::Serialize;
 
-use crate::{Output, local};
+use crate::Output;
+use crate::tools::Renderer;
+use factory_tools::Chart;
 
 /// The plan for one thing the checkout touches.
 #[derive(Debug, Serialize)]
@@ -39,6 +41,8 @@ pub struct Request<'a> {
     pub factory: &'a str,
     /// The checkout.
     pub root: &'a Path,
+    /// kustomize and helm over the checkout.
+    pub tools: &'a Renderer,
     /// For a team factory: the application whose repository it is.
     pub application: Option<&'a str>,
     /// Dry-run with the caller's own identity instead of impersonating the factory's account.
@@ -65,8 +69,8 @@ impl Planner<'_> {
     }
 }
 
-fn load(root: &Path, path: &str, vars: &BTreeMap<String, String>) -> Result<Vec<Manifest>> {
-    let files = local::read(root, path)?;
+fn load(tools: &Renderer, path: &str, vars: &BTreeMap<String, String>) -> Result<Vec<Manifest>> {
+    let files = tools.read(path)?;
     manifests::load(&files, vars)
         .map_err(|errors| anyhow::anyhow!("{}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))
 }
@@ -90,7 +94,7 @@ pub async fn plan(client: Client, request: &Request<'_>) -> Result<Vec<TargetPla
         .with_context(|| format!("factory {} not found (kubectl get factories lists them)", request.factory))?;
     let environments = Api::<Environment>::all(client.clone()).list(&ListParams::default()).await?.items;
     match factory.spec.factory_type {
-        FactoryType::Environments => plan_platform(&planner, &factory, &environments, request.root).await,
+        FactoryType::Environments => plan_platform(&planner, &factory, &environments, request.tools).await,
         FactoryType::Applications => {
             let Some(app) = request.application else {
                 bail!(
@@ -98,7 +102,7 @@ pub async fn plan(client: Client, request: &Request<'_>) -> Result<Vec<TargetPla
                     request.factory
                 )
             };
-            plan_application(&planner, &factory, &environments, app, request.root).await
+            plan_application(&planner, &factory, &environments, app, request.tools).await
         }
     }
 }
@@ -107,7 +111,7 @@ async fn plan_platform(
     planner: &Planner<'_>,
     factory: &Factory,
     environments: &[Environment],
-    root: &Path,
+    tools: &Renderer,
 ) -> Result<Vec<TargetPlan>> {
     let name = factory.name_any();
     let spec = &factory.spec;
@@ -117,7 +121,7 @@ async fn plan_platform(
     vars.insert("factory".into(), name.clone());
     let mut desired = Vec::new();
     if let Some(cluster) = &spec.cluster {
-        desired.extend(load(root, &cluster.path, &vars)?);
+        desired.extend(load(tools, &cluster.path, &vars)?);
     }
     if spec.images.is_some() {
         let object = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {
@@ -131,7 +135,7 @@ async fn plan_platform(
     let cicd_paths = baseline::class_paths(&classes, "cicd").unwrap_or_default();
     let cicd_defined = classes.iter().any(|c| c.name == "cicd");
     if let Some(factories) = &spec.factories {
-        for definition in load(root, &factories.path, &vars)? {
+        for definition in load(tools, &factories.path, &vars)? {
             desired.extend(render::team_factory(&name, &definition, &references, planner.tenant_namespace)?);
             let cicd = cicd_namespace(definition.name());
             let target = baseline::Target {
@@ -147,7 +151,7 @@ async fn plan_platform(
             let team_vars = baseline::vars(&spec.variables, &target);
             let mut class_manifests = Vec::new();
             for path in &cicd_paths {
-                class_manifests.extend(load(root, path, &team_vars)?);
+                class_manifests.extend(load(tools, path, &team_vars)?);
             }
             desired.extend(render::cicd_class_objects(&cicd, cicd_defined.then_some(class_manifests), &definition));
         }
@@ -187,7 +191,7 @@ async fn plan_platform(
         let class_vars = baseline::vars(&spec.variables, &core_target);
         let mut class_manifests = Vec::new();
         for path in paths {
-            class_manifests.extend(load(root, &path, &class_vars)?);
+            class_manifests.extend(load(tools, &path, &class_vars)?);
         }
         let shared = team.and_then(|t| t.spec.shared.clone()).unwrap_or_default();
         let at = origin(&format!("Environment {}", env.name_any()));
@@ -220,7 +224,7 @@ async fn plan_application(
     factory: &Factory,
     environments: &[Environment],
     app: &str,
-    root: &Path,
+    tools: &Renderer,
 ) -> Result<Vec<TargetPlan>> {
     let team = factory.name_any();
     let application = factory
@@ -230,7 +234,10 @@ async fn plan_application(
         .flatten()
         .find(|a| a.name == app)
         .with_context(|| format!("factory {team} has no application {app}"))?;
-    let config = application.config.as_ref().with_context(|| format!("application {app} has no config path"))?;
+    if !application.deploys() {
+        bail!("application {app} has neither a config path nor a chart");
+    }
+    let capabilities = planner.resolver.capabilities().await?;
     let mut out = Vec::new();
     for env in environments.iter().filter(|e| e.spec.factory == team) {
         let target = format!("Environment {}", env.name_any());
@@ -240,9 +247,37 @@ async fn plan_application(
         }
         let short = environment_short_name(env);
         let vars = baseline::application_vars(&team, &short, &env.spec.namespace, &env.spec.class, app);
+        let paths = match &application.config {
+            Some(config) => baseline::application_paths(&config.path, &env.spec.class, &short),
+            None => Vec::new(),
+        };
         let mut layers = Vec::new();
-        for path in baseline::application_paths(&config.path, &env.spec.class, &short) {
-            layers.push(load(root, &path, &vars)?);
+        if let Some(helm) = &application.helm {
+            // As the operator: each layer's values.yaml, base first, over the chart's own.
+            let values_files =
+                baseline::helm_values_files(&paths, |f| tools.read(f).is_ok_and(|files| !files.is_empty()));
+            let chart = Chart {
+                path: helm.chart.clone(),
+                values_files,
+                values: helm.values.clone(),
+                release: app.to_string(),
+                namespace: env.spec.namespace.clone(),
+                capabilities: factory_tools::Capabilities {
+                    kube_version: capabilities.0.clone(),
+                    api_versions: capabilities.1.clone(),
+                },
+            };
+            layers.push(tools.chart(&chart)?);
+        }
+        for path in &paths {
+            let files = tools.read(path)?;
+            let files: Vec<_> = match application.helm {
+                Some(_) => files.into_iter().filter(|f| !baseline::is_helm_values(&f.path)).collect(),
+                None => files,
+            };
+            layers.push(manifests::load(&files, &vars).map_err(|e| {
+                anyhow::anyhow!("{}", e.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+            })?);
         }
         let desired = factory_core::objects::layered_objects(layers, &env.spec.namespace);
         let previous = env

@@ -6,11 +6,14 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use factory_api::factory::HelmSpec;
 use factory_api::{Factory, FactoryType};
 use factory_core::manifests::{self, Manifest};
-use factory_core::{render, validate};
+use factory_core::{baseline, render, validate};
+use factory_tools::Chart;
 use serde::Serialize;
 
+use crate::tools::Renderer;
 use crate::{Output, local};
 
 /// What validation found.
@@ -34,10 +37,14 @@ pub enum Layout {
     Platform(Box<Factory>),
     /// An application repository: config root and pipelines path.
     Application {
+        /// The application's name (a chart's release name).
+        name: String,
         /// The configuration root (`deploy/`).
         config: String,
         /// The Tekton objects (`.tekton/`).
         pipelines: String,
+        /// Its chart, if it has one.
+        helm: Option<HelmSpec>,
     },
 }
 
@@ -55,7 +62,12 @@ pub fn layout(root: &Path, factory_file: Option<&Path>, application: Option<&str
             }))?;
             return Ok(Layout::Platform(Box::new(factory)));
         }
-        return Ok(Layout::Application { config: "deploy".into(), pipelines: ".tekton".into() });
+        return Ok(Layout::Application {
+            name: "application".into(),
+            config: "deploy".into(),
+            pipelines: ".tekton".into(),
+            helm: None,
+        });
     };
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let factory: Factory = serde_yaml::from_str(&text)
@@ -72,14 +84,29 @@ pub fn layout(root: &Path, factory_file: Option<&Path>, application: Option<&str
         None => anyhow::bail!("the factory has {} applications: say which with --application", apps.len()),
     };
     Ok(Layout::Application {
+        name: app.name.clone(),
         config: app.config.as_ref().map_or_else(|| "deploy".into(), |c| c.path.clone()),
         pipelines: app.pipelines.as_ref().map_or_else(|| ".tekton".into(), |p| p.path.clone()),
+        helm: app.helm.clone(),
     })
 }
 
-fn load_into(report: &mut Report, root: &Path, path: &str, vars: &BTreeMap<String, String>) -> Vec<Manifest> {
-    let files = match local::read(root, path) {
-        Ok(files) => files,
+fn load_into(report: &mut Report, tools: &Renderer, path: &str, vars: &BTreeMap<String, String>) -> Vec<Manifest> {
+    load_layer(report, tools, path, vars, false)
+}
+
+/// Loads `path` into the report; with `chart_values`, leaving out the chart's values files.
+fn load_layer(
+    report: &mut Report,
+    tools: &Renderer,
+    path: &str,
+    vars: &BTreeMap<String, String>,
+    chart_values: bool,
+) -> Vec<Manifest> {
+    let files = match tools.read(path) {
+        Ok(files) => {
+            files.into_iter().filter(|f| !(chart_values && baseline::is_helm_values(&f.path))).collect::<Vec<_>>()
+        }
         Err(e) => {
             report.errors.push(format!("{e:#}"));
             return Vec::new();
@@ -106,8 +133,9 @@ fn with_placeholders(mut vars: BTreeMap<String, String>, keys: &[&str]) -> BTree
     vars
 }
 
-/// Validates the checkout at `root` laid out as `layout`.
-pub fn check(root: &Path, layout: &Layout) -> Report {
+/// Validates the checkout at `root` laid out as `layout`, rendering kustomizations and charts
+/// with `tools`.
+pub fn check(root: &Path, layout: &Layout, tools: &Renderer) -> Report {
     let mut report = Report::default();
     match layout {
         Layout::Platform(factory) => {
@@ -118,23 +146,23 @@ pub fn check(root: &Path, layout: &Layout) -> Report {
             let mut vars = spec.variables.clone();
             vars.insert("factory".into(), name.clone());
             if let Some(cluster) = &spec.cluster {
-                load_into(&mut report, root, &cluster.path, &vars);
+                load_into(&mut report, tools, &cluster.path, &vars);
             }
             if let Some(factories) = &spec.factories {
-                for definition in load_into(&mut report, root, &factories.path, &vars) {
+                for definition in load_into(&mut report, tools, &factories.path, &vars) {
                     check_definition(&mut report, &name, &definition);
                 }
             }
             let class_vars = with_placeholders(vars.clone(), &["namespace", "environment", "class", "platform"]);
             for class in spec.environment_classes.iter().flatten() {
-                load_into(&mut report, root, &class.path, &class_vars);
+                load_into(&mut report, tools, &class.path, &class_vars);
             }
             let tekton_vars = with_placeholders(vars, &["namespace", "platform"]);
             if let Some(templates) = &spec.pipeline_templates {
-                load_into(&mut report, root, &templates.path, &tekton_vars);
+                load_into(&mut report, tools, &templates.path, &tekton_vars);
             }
             if let Some(images) = &spec.images {
-                load_into(&mut report, root, &images.path, &tekton_vars);
+                load_into(&mut report, tools, &images.path, &tekton_vars);
                 for image in &images.images {
                     if !root.join(&image.context).is_dir() {
                         report
@@ -144,19 +172,43 @@ pub fn check(root: &Path, layout: &Layout) -> Report {
                 }
             }
         }
-        Layout::Application { config, pipelines } => {
+        Layout::Application { name, config, pipelines, helm } => {
             report.repository = "application".into();
             let vars =
                 with_placeholders(BTreeMap::new(), &["factory", "environment", "namespace", "class", "application"]);
             let root_path = config.trim_end_matches('/');
-            load_into(&mut report, root, &format!("{root_path}/base"), &vars);
+            let mut layers = vec![format!("{root_path}/base")];
             for layer in ["classes", "environments"] {
                 for name in local::subdirectories(root, &format!("{root_path}/{layer}")) {
-                    load_into(&mut report, root, &format!("{root_path}/{layer}/{name}"), &vars);
+                    layers.push(format!("{root_path}/{layer}/{name}"));
+                }
+            }
+            for layer in &layers {
+                // With a chart, the layers' values files are its values, not manifests.
+                load_layer(&mut report, tools, layer, &vars, helm.is_some());
+            }
+            if let Some(helm) = helm {
+                // With each layer's values in turn over the base's, as each environment has them.
+                for layer in &layers {
+                    let mut files =
+                        baseline::helm_values_files(&[layers[0].clone(), layer.clone()], |f| root.join(f).is_file());
+                    files.dedup();
+                    let chart = Chart {
+                        path: helm.chart.clone(),
+                        values_files: files,
+                        values: helm.values.clone(),
+                        release: name.clone(),
+                        namespace: "validation".into(),
+                        capabilities: Default::default(),
+                    };
+                    match tools.chart(&chart) {
+                        Ok(objects) => report.objects += objects.len(),
+                        Err(e) => report.errors.push(format!("{e:#}")),
+                    }
                 }
             }
             let tekton_vars = with_placeholders(BTreeMap::new(), &["factory", "application", "namespace"]);
-            load_into(&mut report, root, pipelines, &tekton_vars);
+            load_into(&mut report, tools, pipelines, &tekton_vars);
         }
     }
     report

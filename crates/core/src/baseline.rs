@@ -110,6 +110,20 @@ pub fn application_paths(config: &str, class: &str, environment: &str) -> Vec<St
     vec![format!("{root}/base"), format!("{root}/classes/{class}"), format!("{root}/environments/{environment}")]
 }
 
+/// The file in each application layer that holds values for the application's chart.
+pub const HELM_VALUES: &str = "values.yaml";
+
+/// The values files of an application's chart: the `values.yaml` of each of its `layers`
+/// (base, class, environment) that `exists`, in that order, so later layers win.
+pub fn helm_values_files(layers: &[String], exists: impl Fn(&str) -> bool) -> Vec<String> {
+    layers.iter().map(|layer| format!("{}/{HELM_VALUES}", layer.trim_end_matches('/'))).filter(|f| exists(f)).collect()
+}
+
+/// Whether `path` is a layer's values file (for an application with a chart: not a manifest).
+pub fn is_helm_values(path: &str) -> bool {
+    path.rsplit('/').next() == Some(HELM_VALUES)
+}
+
 /// The variables an application's configuration is loaded with.
 pub fn application_vars(
     factory: &str,

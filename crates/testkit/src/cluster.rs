@@ -157,9 +157,14 @@ impl TestContext {
             (plane.binaries.kubectl.clone(), plane.kubeconfig.clone())
         };
         let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+        // `validate` and `plan` render with the same kustomize and helm as the tests' operator.
+        let kustomize = factory_control_plane::binaries::kustomize(&|line| say(line))?;
+        let helm = factory_control_plane::binaries::helm(&|line| say(line))?;
         let out = std::process::Command::new(kubectl)
             .env("KUBECONFIG", kubeconfig)
             .env("PATH", path)
+            .env("FACTORY_KUSTOMIZE", kustomize)
+            .env("FACTORY_HELM", helm)
             .arg("factory")
             .args(args)
             .output()?;

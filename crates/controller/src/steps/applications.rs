@@ -165,9 +165,6 @@ struct Applied {
     unhealthy: Vec<Unhealthy>,
 }
 
-/// The file in each layer that holds values for the application's chart.
-const HELM_VALUES: &str = "values.yaml";
-
 /// Applies `app` into `target`; returns its new state.
 pub async fn apply(
     ctx: &Context,
@@ -307,12 +304,9 @@ async fn run(
     let vars = baseline::application_vars(target.factory, environment, target.namespace, target.class, &app.name);
     let mut layers = Vec::new();
     if let Some(helm) = &app.helm {
-        // Each layer's values.yaml is a values file, base first, the environment's last.
-        let values_files = slots
-            .iter()
-            .filter_map(|slot| checkout.path(*slot).map(|p| format!("{}/{HELM_VALUES}", p.trim_end_matches('/'))))
-            .filter(|file| slots.iter().any(|slot| checkout.files(*slot).iter().any(|f| &f.path == file)))
-            .collect();
+        let layer_paths: Vec<String> = slots.iter().filter_map(|slot| checkout.path(*slot).map(String::from)).collect();
+        let read = |file: &str| slots.iter().any(|slot| checkout.files(*slot).iter().any(|f| f.path == file));
+        let values_files = baseline::helm_values_files(&layer_paths, read);
         let chart = Chart {
             path: helm.chart.clone(),
             values_files,
@@ -327,8 +321,7 @@ async fn run(
         let files = checkout.files(*slot);
         let loaded = match &app.helm {
             Some(_) => {
-                let plain: Vec<_> =
-                    files.iter().filter(|f| !f.path.ends_with(&format!("/{HELM_VALUES}"))).cloned().collect();
+                let plain: Vec<_> = files.iter().filter(|f| !baseline::is_helm_values(&f.path)).cloned().collect();
                 manifests::load(&plain, &vars)
             }
             None => manifests::load(files, &vars),
