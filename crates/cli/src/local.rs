@@ -53,7 +53,7 @@ fn walk(root: &Path, at: &Path, every_file: bool, out: &mut Vec<SourceFile>) -> 
         return Ok(());
     }
     let name = at.to_string_lossy();
-    if !every_file && !(name.ends_with(".yaml") || name.ends_with(".yml")) {
+    if !(every_file || name.ends_with(".yaml") || name.ends_with(".yml")) {
         return Ok(());
     }
     let size = real.metadata().map(|m| m.len()).unwrap_or(0);
