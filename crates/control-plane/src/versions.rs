@@ -17,3 +17,16 @@ pub const HELM: &str = "v3.22.0";
 /// `sigs.k8s.io/kustomize/kustomize/v5` version that renders kustomizations (v5.8.2 and later
 /// need a newer Go than the one this project builds with).
 pub const KUSTOMIZE: &str = "v5.8.1";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_image_ships_the_tools_the_tests_build() {
+        let dockerfile = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Dockerfile"))
+            .expect("the Dockerfile at the workspace root");
+        assert!(dockerfile.contains(&format!("ARG KUSTOMIZE_VERSION={KUSTOMIZE}\n")), "kustomize {KUSTOMIZE}");
+        assert!(dockerfile.contains(&format!("ARG HELM_VERSION={HELM}\n")), "helm {HELM}");
+    }
+}
