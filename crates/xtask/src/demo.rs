@@ -108,6 +108,10 @@ async fn demo(root: &Path, exit: bool) -> Result<()> {
     let client = Client::try_from(config)?;
     platform_account(&client).await?;
 
+    // The prod class is a Kustomize overlay and payments-api a Helm chart: the operator renders
+    // them with the tools built into the cache.
+    let kustomize = factory_control_plane::binaries::kustomize(&|l| say(l))?;
+    let helm = factory_control_plane::binaries::helm(&|l| say(l))?;
     eprintln!("running the operator");
     let log_path = dir.join("operator.log");
     let log = std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
@@ -115,8 +119,8 @@ async fn demo(root: &Path, exit: bool) -> Result<()> {
         Command::new(bin.join("factory-operator"))
             .env("KUBECONFIG", &plane.kubeconfig)
             .arg(format!("--git-cache={}", dir.join("git-cache").display()))
-            .arg(format!("--kustomize={}", factory_control_plane::binaries::kustomize(&|l| say(l))?.display()))
-            .arg(format!("--helm={}", factory_control_plane::binaries::helm(&|l| say(l))?.display()))
+            .arg(format!("--kustomize={}", kustomize.display()))
+            .arg(format!("--helm={}", helm.display()))
             .args(["--metrics-addr=127.0.0.1:0", "--log=info"])
             .stdout(Stdio::null())
             .stderr(log)
@@ -147,6 +151,7 @@ async fn demo(root: &Path, exit: bool) -> Result<()> {
         .await?;
     wait_ready(&client, Duration::from_secs(120)).await?;
     eprintln!("converged in {:.0}s\n", started.elapsed().as_secs_f64());
+    rendered(&client).await.context("checking what kustomize and helm rendered")?;
     deliver(&client, &plane, &storefront).await.context("delivering a release of storefront")?;
 
     let tree = kubectl_factory::status::load(&client, None).await?;
@@ -155,10 +160,12 @@ async fn demo(root: &Path, exit: bool) -> Result<()> {
     println!();
     print_namespaces(&client).await?;
     println!(
-        "\nExplore it:\n  export KUBECONFIG={}\n  export PATH={}:{}:$PATH\n  kubectl get factories,environments,previewenvironments -A\n  kubectl factory status\n  kubectl factory plan platform examples/platform\n  kubectl factory preview list\n  kubectl get resourcequota,networkpolicy,rolebinding -n shop-prod\n  tail -f {}",
+        "\nExplore it:\n  export KUBECONFIG={}\n  export PATH={}:{}:{}:{}:$PATH\n  kubectl get factories,environments,previewenvironments -A\n  kubectl factory status\n  kubectl factory plan platform examples/platform\n  kubectl factory preview list\n  kubectl get resourcequota,networkpolicy,rolebinding -n shop-prod\n  tail -f {}",
         plane.kubeconfig.display(),
         bin.display(),
         plane.binaries.kubectl.parent().map(|p| p.display().to_string()).unwrap_or_default(),
+        kustomize.parent().map(|p| p.display().to_string()).unwrap_or_default(),
+        helm.parent().map(|p| p.display().to_string()).unwrap_or_default(),
         log_path.display()
     );
     if !exit {
@@ -226,6 +233,30 @@ async fn user_client(plane: &ControlPlane, user: &str, group: &str) -> Result<Cl
     )
     .await?;
     Ok(Client::try_from(config)?)
+}
+
+/// Shows (and checks) what the tools rendered: the prod class overlay's annotation on prod's
+/// quota, and payments-api's chart with prod's values file in prod only.
+async fn rendered(client: &Client) -> Result<()> {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::{ConfigMap, ResourceQuota};
+    let quota = Api::<ResourceQuota>::namespaced(client.clone(), "shop-prod").get("environment-quota").await?;
+    let tier = quota.annotations().get("platform.example.com/tier").cloned().unwrap_or_default();
+    if tier != "prod" {
+        bail!("shop-prod's quota lacks the prod class overlay's annotation (found {tier:?})");
+    }
+    say("kustomize: the prod class overlay annotated shop-prod's quota platform.example.com/tier=prod");
+    for (env, replicas, level) in [("payments-test", 1, "debug"), ("payments-prod", 2, "warn")] {
+        let deployment = Api::<Deployment>::namespaced(client.clone(), env).get("payments-api").await?;
+        let found = deployment.spec.replicas.unwrap_or_default();
+        let config = Api::<ConfigMap>::namespaced(client.clone(), env).get("payments-api-config").await?;
+        let log = config.data.unwrap_or_default().get("LOG_LEVEL").cloned().unwrap_or_default();
+        if found != replicas || log != level {
+            bail!("{env}: payments-api has {found} replicas and LOG_LEVEL={log}, not {replicas} and {level}");
+        }
+        say(&format!("helm: payments-api in {env}: {found} replica(s), LOG_LEVEL={log}"));
+    }
+    Ok(())
 }
 
 /// Polls `probe` until it answers `Some(true)`, at most `timeout`.
