@@ -64,6 +64,11 @@ impl Operator {
             .arg(format!("--git-cache={}", dir.join("git-cache").display()))
             .arg(format!("--metrics-addr={metrics}"))
             .arg(format!("--resync-interval={resync}"))
+            .arg(format!(
+                "--kustomize={}",
+                factory_control_plane::binaries::kustomize(&|l| eprintln!("  · {l}"))?.display()
+            ))
+            .arg(format!("--helm={}", factory_control_plane::binaries::helm(&|l| eprintln!("  · {l}"))?.display()))
             .arg(
                 std::env::var("BENCH_OPERATOR_LOG")
                     .map(|l| format!("--log={l}"))
@@ -76,8 +81,8 @@ impl Operator {
         Ok(Self { child, metrics })
     }
 
-    /// Reconciles so far by controller, from the operator's own `/metrics`.
-    fn reconciles(&self) -> BTreeMap<String, f64> {
+    /// The operator's own `/metrics`, as text.
+    fn scrape(&self) -> String {
         use std::io::{Read, Write};
         let mut text = String::new();
         if let Ok(mut stream) = std::net::TcpStream::connect(&self.metrics) {
@@ -86,6 +91,29 @@ impl Operator {
                 let _ = stream.read_to_string(&mut text);
             }
         }
+        text
+    }
+
+    /// Renders so far: (answered from the cache, run, seconds spent running them).
+    fn renders(&self) -> (f64, f64, f64) {
+        let text = self.scrape();
+        let value = |prefix: &str| -> f64 {
+            text.lines()
+                .filter(|l| l.starts_with(prefix))
+                .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+                .sum()
+        };
+        let name = "factory_operator_render_duration_seconds";
+        (
+            value(&format!("{name}_count{{outcome=\"hit\"}}")),
+            value(&format!("{name}_count{{outcome=\"rendered\"}}")),
+            value(&format!("{name}_sum{{outcome=\"rendered\"}}")),
+        )
+    }
+
+    /// Reconciles so far by controller, from the operator's own `/metrics`.
+    fn reconciles(&self) -> BTreeMap<String, f64> {
+        let text = self.scrape();
         let mut out = BTreeMap::new();
         for line in text.lines().filter(|l| l.starts_with("factory_operator_reconciles_total{")) {
             let controller =
@@ -427,6 +455,18 @@ struct Later {
     restart_converge: Duration,
     previews: Vec<(Duration, Duration)>,
     rss: f64,
+    render: RenderPhase,
+}
+
+/// The class turned into a kustomize overlay with the same output, against a plain commit that
+/// changes nothing applied either.
+struct RenderPhase {
+    plain: Duration,
+    kustomized: Duration,
+    writes: f64,
+    hits: f64,
+    renders: f64,
+    render_seconds: f64,
 }
 
 async fn one(root: &Path, environments: usize, cold_only: bool) -> Result<String> {
@@ -611,6 +651,47 @@ async fn one(root: &Path, environments: usize, cold_only: bool) -> Result<String
             restart_converge.as_secs_f64()
         );
 
+        // Rendering: the same class as a kustomize overlay (the same objects), against a plain
+        // commit that changes nothing applied either; renders and cache answers from /metrics.
+        let poke = |what: &'static str| {
+            let client = client.clone();
+            async move {
+                let patch = json!({"metadata": {"annotations": {"factories.dev/requested-at": what}}});
+                Api::<Factory>::all(client).patch("platform", &PatchParams::default(), &Patch::Merge(&patch)).await
+            }
+        };
+        repo.write("classes/base/all.yaml", &format!("# unchanged objects\n{CLASS}"))?;
+        let head = repo.commit("plain, nothing applied changes")?;
+        let started = Instant::now();
+        poke("bench-plain").await?;
+        all_ready(&client, environments, &head, Duration::from_secs(3600)).await?;
+        let plain = started.elapsed();
+        let (hits0, renders0, seconds0) = operator.renders();
+        let (_, w0) = requests(&plane);
+        repo.write("classes/base/kustomization.yaml", "resources: [all.yaml]\n")?;
+        let head = repo.commit("the class as a kustomize overlay")?;
+        let started = Instant::now();
+        poke("bench-kustomize").await?;
+        all_ready(&client, environments, &head, Duration::from_secs(3600)).await?;
+        let kustomized = started.elapsed();
+        let (_, w1) = requests(&plane);
+        let (hits1, renders1, seconds1) = operator.renders();
+        let render = RenderPhase {
+            plain,
+            kustomized,
+            writes: w1 - w0,
+            hits: hits1 - hits0,
+            renders: renders1 - renders0,
+            render_seconds: seconds1 - seconds0,
+        };
+        eprintln!(
+            "  kustomize overlay: {:.1}s (plain {:.1}s), {:.0} renders, {:.0} cache answers",
+            kustomized.as_secs_f64(),
+            plain.as_secs_f64(),
+            render.renders,
+            render.hits
+        );
+
         // Previews: create → Ready, delete → namespace gone, three rounds.
         let mut previews = Vec::new();
         for round in 0..3 {
@@ -624,6 +705,7 @@ async fn one(root: &Path, environments: usize, cold_only: bool) -> Result<String
             restart_converge,
             previews,
             rss: rss_after_change,
+            render,
         })
     };
     let rss = later.as_ref().map_or_else(|| operator.peak_rss_mib(), |l| l.rss);
@@ -756,8 +838,30 @@ async fn one(root: &Path, environments: usize, cold_only: bool) -> Result<String
         );
         let _ = writeln!(
             s,
-            "| Restart → converged on a change made while down | {:.1} s | | |\n",
+            "| Restart → converged on a change made while down | {:.1} s | | |",
             l.restart_converge.as_secs_f64()
+        );
+        let r = &l.render;
+        let _ = writeln!(
+            s,
+            "| The class made a kustomize overlay (same objects): converge | {:.1} s | a plain commit changing nothing applied: {:.1} s | {:.2}× |",
+            r.kustomized.as_secs_f64(),
+            r.plain.as_secs_f64(),
+            ratio(r.kustomized, r.plain)
+        );
+        let looked_up = r.hits + r.renders;
+        let _ = writeln!(
+            s,
+            "| Kustomize renders for that commit / cache answers / hit rate | {:.0} / {:.0} / {:.1}% | {environments} environments + the platform | |",
+            r.renders,
+            r.hits,
+            100.0 * r.hits / looked_up.max(1.0)
+        );
+        let _ = writeln!(
+            s,
+            "| Time in kustomize (all renders of that commit) / writes | {:.0} ms / {:.0} | | |\n",
+            1000.0 * r.render_seconds,
+            r.writes
         );
     } else {
         let _ = writeln!(s, "| One-file change, restart, previews | not measured (`--cold-only`) | | |\n");
