@@ -15,6 +15,7 @@ pub mod inventory;
 pub mod manifests;
 pub mod names;
 pub mod objects;
+pub mod paths;
 pub mod pipelines;
 pub mod previews;
 pub mod render;

@@ -3,7 +3,9 @@
 //! symlinks that leave the repository are refused, submodules are ignored, and limits bound
 //! the size of one file, the number of files and the total bytes read.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
+
+use factory_core::paths::normalise;
 
 use factory_core::manifests::SourceFile;
 use git2::{ObjectType, Oid, Repository, Tree};
@@ -210,37 +212,5 @@ impl Reader<'_> {
             }
             _ => Err(refuse(&format!("symlink to {target} is not a file"))),
         }
-    }
-}
-
-/// Resolves `.` and `..` without touching the file system; `None` when the path climbs above
-/// the repository root or is absolute.
-fn normalise(path: &Path) -> Option<PathBuf> {
-    let mut out = PathBuf::new();
-    for component in path.components() {
-        match component {
-            Component::Normal(part) => out.push(part),
-            Component::CurDir => {}
-            Component::ParentDir => {
-                if !out.pop() {
-                    return None;
-                }
-            }
-            Component::RootDir | Component::Prefix(_) => return None,
-        }
-    }
-    Some(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_that_climb_out_are_refused() {
-        assert_eq!(normalise(Path::new("a/./b/../c")), Some(PathBuf::from("a/c")));
-        assert_eq!(normalise(Path::new("a/../../etc")), None);
-        assert_eq!(normalise(Path::new("/etc")), None);
-        assert_eq!(normalise(Path::new("cluster/")), Some(PathBuf::from("cluster")));
     }
 }

@@ -1,6 +1,6 @@
 //! Paths named inside a repository: whether one is remote, and where it leads.
 
-use std::path::{Component, Path, PathBuf};
+pub use factory_core::paths::normalise;
 
 /// Whether `entry` names something kustomize or helm would fetch over the network.
 pub fn is_remote(entry: &str) -> bool {
@@ -13,25 +13,6 @@ pub fn is_remote(entry: &str) -> bool {
         || ["github.com/", "gitlab.com/", "bitbucket.org/"].iter().any(|h| lower.starts_with(h))
         || lower.contains("?ref=")
         || lower.contains("?version=")
-}
-
-/// Resolves `.` and `..` without touching the file system; `None` when the path climbs above
-/// the repository root or is absolute.
-pub fn normalise(path: &Path) -> Option<PathBuf> {
-    let mut out = PathBuf::new();
-    for component in path.components() {
-        match component {
-            Component::Normal(part) => out.push(part),
-            Component::CurDir => {}
-            Component::ParentDir => {
-                if !out.pop() {
-                    return None;
-                }
-            }
-            Component::RootDir | Component::Prefix(_) => return None,
-        }
-    }
-    Some(out)
 }
 
 #[cfg(test)]
@@ -53,8 +34,5 @@ mod tests {
         for local in ["../base", "deployment.yaml", "overlays/prod"] {
             assert!(!is_remote(local), "{local}");
         }
-        assert_eq!(normalise(Path::new("deploy/prod/../base")), Some(PathBuf::from("deploy/base")));
-        assert_eq!(normalise(Path::new("deploy/../../etc")), None);
-        assert_eq!(normalise(Path::new("/etc")), None);
     }
 }

@@ -427,7 +427,13 @@ pub fn run(root: &Path, sizes: &[usize], cold_only: bool) -> Result<()> {
     );
     // Each size is appended as soon as it is measured: a larger size failing keeps the others.
     for &size in sizes {
-        let section = runtime.block_on(one(root, size, cold_only))?;
+        // Ctrl-C or SIGTERM drops the size being measured, stopping what it started.
+        let section = runtime.block_on(async {
+            tokio::select! {
+                section = one(root, size, cold_only) => section,
+                signal = crate::signals::stop_signal() => bail!("{}: the benchmark stopped", signal?),
+            }
+        })?;
         println!("{section}");
         report.push_str(&section);
         append(root, &std::mem::take(&mut report))?;
@@ -505,7 +511,7 @@ async fn one(root: &Path, environments: usize, cold_only: bool) -> Result<String
         let envs: Vec<String> = (0..ENVS_PER_TEAM).map(|e| format!("{{name: e{e}}}")).collect();
         let app = if t == 0 {
             format!(
-                "  applications: [{{name: app, source: {{url: '{}'}}, config: {{path: deploy/}}}}]\n",
+                "  applications: [{{name: app, source: {{url: '{}'}}, config: {{path: deploy/}}}}]\n  previews: {{class: base}}\n",
                 daemon.url("app")
             )
         } else {

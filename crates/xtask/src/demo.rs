@@ -14,6 +14,8 @@ use factory_api::conditions::READY;
 use factory_api::{Environment, Factory, PreviewEnvironment, labels};
 use factory_control_plane::{ControlPlane, Lifetime, Options};
 use factory_testkit::git::{GitDaemon, GitRoot};
+
+use crate::signals::stop_signal;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
@@ -48,15 +50,6 @@ pub fn run(root: &Path, exit: bool) -> Result<()> {
             }
         }
     })
-}
-
-/// Waits for Ctrl-C (SIGINT) or SIGTERM; says which.
-async fn stop_signal() -> Result<&'static str> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        interrupted = tokio::signal::ctrl_c() => interrupted.map(|()| "interrupted").map_err(Into::into),
-        _ = term.recv() => Ok("terminated"),
-    }
 }
 
 async fn demo(root: &Path, exit: bool) -> Result<()> {

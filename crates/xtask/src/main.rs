@@ -13,6 +13,7 @@ mod bench;
 mod crdgen;
 mod demo;
 mod deploy;
+mod signals;
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Developer tasks for factory-operator")]
