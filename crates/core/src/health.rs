@@ -76,8 +76,10 @@ pub fn assess(
     }
     let waiting: Vec<&Unhealthy> = unhealthy.iter().collect();
     if let Some(since) = was(HealthState::Degraded) {
-        // Still not there after its deadline: stays Degraded until a change or health.
-        return ApplicationHealth { state: HealthState::Degraded, message: named(&waiting), since: Some(since) };
+        // Still not there after its deadline: stays Degraded until a change or health, and
+        // keeps saying why (the objects named are the ones waiting now).
+        let message = format!("not healthy within {}s: {}", timeout.as_secs(), named(&waiting));
+        return ApplicationHealth { state: HealthState::Degraded, message, since: Some(since) };
     }
     let started = was(HealthState::Progressing).unwrap_or(now_time);
     let deadline = started.0 + SignedDuration::try_from(timeout).unwrap_or(SignedDuration::MAX);
@@ -368,6 +370,7 @@ mod tests {
         assert_eq!(late.message, "not healthy within 60s: Deployment shop-test/web: available 0/1");
         let stays = assess(&web, Some(&late), false, timeout, later(90));
         assert_eq!(stays.state, HealthState::Degraded, "no new deadline without a change");
+        assert_eq!(stays.message, late.message, "it keeps saying why");
         let again = assess(&web, Some(&stays), true, timeout, later(91));
         assert_eq!(
             (again.state, again.since.as_ref().map(|t| t.0)),

@@ -45,6 +45,7 @@ pub(crate) fn run(run: Invocation<'_>, limits: &Limits) -> Result<String, Render
         .current_dir(run.cwd)
         .env_clear()
         .env("HOME", &home)
+        .env("TMPDIR", &home)
         .env("PATH", "")
         .env("XDG_CACHE_HOME", format!("{home}/cache"))
         .env("XDG_CONFIG_HOME", format!("{home}/config"))
