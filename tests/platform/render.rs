@@ -241,45 +241,35 @@ async fn hostile_overlays_and_charts_are_refused_with_their_reason_and_nothing_i
     let good_chart = testdata_raw("platform/render/hostile/repo/chart/Chart.yaml");
     let good_template = testdata_raw("platform/render/hostile/repo/chart/templates/configmap.yaml");
 
-    // A remote base; a chart dependency from a chart repository.
-    refused(
-        &p,
-        &repo,
-        &env,
-        &[(kustomization, hostile("remote.kustomization.yaml")), (chart, hostile("url-dependency.Chart.yaml"))],
-        "https://github.com/kubernetes-sigs/kustomize//examples/helloWorld?ref=v5.0.0 is remote",
-        "dependency redis from https://charts.bitnami.com/bitnami is remote",
-        "RenderFailed",
-    )
-    .await;
-    // An exec function as a generator; a template that runs until the time limit.
-    refused(
-        &p,
-        &repo,
-        &env,
-        &[
-            (kustomization, hostile("exec.kustomization.yaml")),
-            ("deploy/base/generator.yaml", hostile("exec.generator.yaml")),
-            (chart, good_chart.clone()),
-            (template, hostile("loop.template.yaml")),
-        ],
-        "deploy/base/generator.yaml: plugin example.com/v1 Generator would run a program",
-        "helm on chart chart/ ran longer than 8s and was stopped",
-        "RenderFailed",
-    )
-    .await;
-    // A base outside the repository; output over the size limit.
-    repo.remove("deploy/base/generator.yaml").expect("remove");
-    refused(
-        &p,
-        &repo,
-        &env,
-        &[(kustomization, hostile("escape.kustomization.yaml")), (template, hostile("huge.template.yaml"))],
-        "deploy/base/kustomization.yaml: ../../../../../../etc leaves the repository",
-        "output is larger than the limit of 1048576 bytes",
-        "RenderFailed",
-    )
-    .await;
+    // Each step: what is committed, then what kz (the overlay) and hc (the chart) are refused with.
+    let steps = [
+        // A remote base; a chart dependency from a chart repository.
+        (
+            vec![(kustomization, hostile("remote.kustomization.yaml")), (chart, hostile("url-dependency.Chart.yaml"))],
+            "https://github.com/kubernetes-sigs/kustomize//examples/helloWorld?ref=v5.0.0 is remote",
+            "dependency redis from https://charts.bitnami.com/bitnami is remote",
+        ),
+        // An exec function as a generator; a template that runs until the time limit.
+        (
+            vec![
+                (kustomization, hostile("exec.kustomization.yaml")),
+                ("deploy/base/generator.yaml", hostile("exec.generator.yaml")),
+                (chart, good_chart),
+                (template, hostile("loop.template.yaml")),
+            ],
+            "deploy/base/generator.yaml: plugin example.com/v1 Generator would run a program",
+            "helm on chart chart/ ran longer than 5s and was stopped",
+        ),
+        // A base outside the repository; output over the size limit.
+        (
+            vec![(kustomization, hostile("escape.kustomization.yaml")), (template, hostile("huge.template.yaml"))],
+            "deploy/base/kustomization.yaml: ../../../../../../etc leaves the repository",
+            "output is larger than the limit of 1048576 bytes",
+        ),
+    ];
+    for (changes, kz, hc) in steps {
+        refused(&p, &repo, &env, &changes, kz, hc, "RenderFailed").await;
+    }
     // A file the kustomization reads is a symlink out of the repository: refused when the
     // overlay's path is read, and by the tree the chart renders from (nothing of it reaches the
     // disk); the chart is good again otherwise.

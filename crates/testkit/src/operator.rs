@@ -101,7 +101,7 @@ pub fn ensure_operator() {
 }
 
 /// Limits of the tests' renders: low enough that the hostile-input tests reach them quickly.
-pub const RENDER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(8);
+pub const RENDER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Most bytes of one render's output in the tests.
 pub const RENDER_MAX_BYTES: u64 = 1024 * 1024;
 
