@@ -30,8 +30,8 @@ mod relations;
 pub mod webhook;
 
 use relations::{
-    credential_targets, environment_in, environments_of_team, factory_of_run, runs_labelled, summary_trigger,
-    team_of_cicd,
+    credential_targets, environment_in, environments_of_factory, environments_of_team, factory_of_run, runs_labelled,
+    summary_trigger, team_of_cicd,
 };
 
 /// How long reconciles in flight may take to finish after SIGTERM (the chart gives the pod 60 s).
@@ -172,6 +172,7 @@ async fn lead(
     };
     let _stop_listed = AbortOnDrop(vec![listed.abort_handle()]);
     let secret_factories = factory_store.clone();
+    let platform_teams = factory_store.clone();
     let (factory_own, factory_for_envs) = (factories.subscribe(), factories.subscribe());
     let (env_own, preview_own) = (environments.subscribe(), previews_watch.subscribe());
     // Factories to reconcile because something they summarise or follow changed, sent by the
@@ -240,19 +241,11 @@ async fn lead(
     let env = Controller::for_shared_stream(watches::changed(env_own, triggers::inputs::<Environment>), env_store)
         .with_config(config.clone())
         // A factory's change (a new platform revision, a team factory's spec) re-reconciles
-        // its environments: all of them for a platform factory, its own for a team factory.
+        // its environments: for a platform factory, those of the team factories it built
+        // (another platform's are not its concern), for a team factory, its own.
         .watches_shared_stream(
             watches::changed(factory_for_envs, triggers::factory_for_environments),
-            move |factory: Arc<Factory>| {
-                let name = factory.name_any();
-                let platform = factory.spec.factory_type == factory_api::FactoryType::Environments;
-                factory_envs
-                    .state()
-                    .into_iter()
-                    .filter(|e| platform || e.spec.factory == name)
-                    .map(|e| ObjectRef::from_obj(e.as_ref()))
-                    .collect::<Vec<_>>()
-            },
+            move |factory: Arc<Factory>| environments_of_factory(&factory, &platform_teams, &factory_envs),
         )
         // A credential's source Secret changed: re-deliver it. Metadata only: the operator
         // never caches Secret contents.

@@ -2,7 +2,7 @@
 //! environment or preview changes, the environments a credential Secret is copied into, and
 //! the factory a PipelineRun belongs to, the environments a Release or an Approval concerns.
 
-use factory_api::{Environment, Factory};
+use factory_api::{Environment, Factory, FactoryType, labels};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
@@ -40,6 +40,32 @@ pub(super) fn environments_of_team(
         .state()
         .into_iter()
         .filter(|e| e.spec.factory == team)
+        .map(|e| ObjectRef::from_obj(e.as_ref()))
+        .collect()
+}
+
+/// The environments a change of `factory` concerns: a team factory's own; for a platform
+/// factory, those of the team factories it built (labelled `factories.dev/platform`).
+pub(super) fn environments_of_factory(
+    factory: &Factory,
+    factories: &Store<Factory>,
+    environments: &Store<Environment>,
+) -> Vec<ObjectRef<Environment>> {
+    let name = factory.name_any();
+    let teams: std::collections::BTreeSet<String> = if factory.spec.factory_type == FactoryType::Environments {
+        factories
+            .state()
+            .into_iter()
+            .filter(|f| f.labels().get(labels::PLATFORM) == Some(&name))
+            .map(|f| f.name_any())
+            .collect()
+    } else {
+        std::collections::BTreeSet::from([name])
+    };
+    environments
+        .state()
+        .into_iter()
+        .filter(|e| teams.contains(&e.spec.factory))
         .map(|e| ObjectRef::from_obj(e.as_ref()))
         .collect()
 }
