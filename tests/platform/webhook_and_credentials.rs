@@ -84,7 +84,9 @@ async fn a_signed_push_reconciles_at_once_and_a_bad_signature_is_refused() {
     applied.expect("the pushed object within 10 s of the webhook");
     let took = started.elapsed();
     eprintln!("webhook → object applied in {took:?}");
-    assert!(took < Duration::from_secs(1), "webhook reconcile took {took:?}, more than a second");
+    // Alone it takes about 0.2 s; 2 s leaves room for CI's two busy cores and is still 300
+    // times faster than the poll could be.
+    assert!(took < Duration::from_secs(2), "webhook reconcile took {took:?}, more than 2 s");
 }
 
 #[tokio::test]
