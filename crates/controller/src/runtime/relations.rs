@@ -36,10 +36,15 @@ pub(super) fn environments_of_team(
     environments: &Store<Environment>,
 ) -> Vec<ObjectRef<Environment>> {
     let Some(team) = team else { return Vec::new() };
+    environments_of_any(&[team], environments)
+}
+
+/// The environments of any of the team factories `teams`.
+fn environments_of_any(teams: &[String], environments: &Store<Environment>) -> Vec<ObjectRef<Environment>> {
     environments
         .state()
         .into_iter()
-        .filter(|e| e.spec.factory == team)
+        .filter(|e| teams.contains(&e.spec.factory))
         .map(|e| ObjectRef::from_obj(e.as_ref()))
         .collect()
 }
@@ -52,7 +57,7 @@ pub(super) fn environments_of_factory(
     environments: &Store<Environment>,
 ) -> Vec<ObjectRef<Environment>> {
     let name = factory.name_any();
-    let teams: std::collections::BTreeSet<String> = if factory.spec.factory_type == FactoryType::Environments {
+    let teams: Vec<String> = if factory.spec.factory_type == FactoryType::Environments {
         factories
             .state()
             .into_iter()
@@ -60,14 +65,9 @@ pub(super) fn environments_of_factory(
             .map(|f| f.name_any())
             .collect()
     } else {
-        std::collections::BTreeSet::from([name])
+        vec![name]
     };
-    environments
-        .state()
-        .into_iter()
-        .filter(|e| teams.contains(&e.spec.factory))
-        .map(|e| ObjectRef::from_obj(e.as_ref()))
-        .collect()
+    environments_of_any(&teams, environments)
 }
 
 /// The environment whose namespace is `namespace`.
@@ -97,12 +97,7 @@ pub(super) fn credential_targets(
     if targets.is_empty() {
         return Vec::new();
     }
-    environments
-        .state()
-        .into_iter()
-        .filter(|e| targets.contains(&e.spec.factory))
-        .map(|e| ObjectRef::from_obj(e.as_ref()))
-        .collect()
+    environments_of_any(&targets, environments)
 }
 
 /// PipelineRuns carrying `label`, as a stream of changed objects. Tekton is optional: while its
