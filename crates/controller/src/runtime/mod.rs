@@ -151,11 +151,16 @@ async fn lead(
     let factories = SharedWatch::<Factory>::new();
     let environments = SharedWatch::<Environment>::new();
     let previews_watch = SharedWatch::<PreviewEnvironment>::new();
+    // Releases and approvals: read by every environment reconcile of an application delivered
+    // by releases (from the store, not a LIST each time) and triggering both controllers.
+    let (releases, approvals) = (SharedWatch::<Release>::new(), SharedWatch::<Approval>::new());
     let (factory_store, env_store, preview_store) = (factories.store(), environments.store(), previews_watch.store());
     ctx.set_stores(context::Stores {
         factories: factory_store.clone(),
         environments: environments.cached(),
         previews: previews_watch.cached(),
+        releases: releases.cached(),
+        approvals: approvals.cached(),
     });
     // Ready (`/readyz`) once every cache holds its first list.
     let listed = {
@@ -175,6 +180,8 @@ async fn lead(
     let platform_teams = factory_store.clone();
     let (factory_own, factory_for_envs) = (factories.subscribe(), factories.subscribe());
     let (env_own, preview_own) = (environments.subscribe(), previews_watch.subscribe());
+    let (releases_for_factories, releases_for_envs) = (releases.subscribe(), releases.subscribe());
+    let approvals_for_envs = approvals.subscribe();
     // Factories to reconcile because something they summarise or follow changed, sent by the
     // other watches once their stores hold the change: a platform factory's new revision (its
     // team factories apply the platform's pipeline templates at that revision); and, gathered
@@ -204,6 +211,9 @@ async fn lead(
             let mut summaries = watches::Changes::new(triggers::preview_summary);
             move |event| summary_trigger(event, &mut summaries, |pv: &PreviewEnvironment| team_of_cicd(pv.namespace()))
         })),
+        // These trigger through their subscribers alone.
+        tokio::spawn(releases.run(Api::all(ctx.client.clone()), futures::channel::mpsc::unbounded::<()>().0, |_| [])),
+        tokio::spawn(approvals.run(Api::all(ctx.client.clone()), futures::channel::mpsc::unbounded::<()>().0, |_| [])),
     ];
     let _stop_watches = AbortOnDrop(watch_tasks.iter().map(tokio::task::JoinHandle::abort_handle).collect());
 
@@ -220,7 +230,7 @@ async fn lead(
                 tekton::pipeline_run_resource(),
             )
             // A release is judged by its team factory (an application it does not have).
-            .watches(Api::<Release>::all(ctx.client.clone()), watcher::Config::default(), |release| {
+            .watches_shared_stream(releases_for_factories, |release: Arc<Release>| {
                 team_of_cicd(release.namespace()).map(|name| ObjectRef::<Factory>::new(&name))
             })
             // A shared image's build updates its platform factory's view of the image.
@@ -254,10 +264,10 @@ async fn lead(
         })
         // A new release, or one that became healthy somewhere, may move every environment of
         // its factory; an approval, the environment whose namespace holds it.
-        .watches(Api::<Release>::all(ctx.client.clone()), watcher::Config::default(), move |release| {
+        .watches_shared_stream(releases_for_envs, move |release: Arc<Release>| {
             environments_of_team(team_of_cicd(release.namespace()), &release_envs)
         })
-        .watches(Api::<Approval>::all(ctx.client.clone()), watcher::Config::default(), move |approval| {
+        .watches_shared_stream(approvals_for_envs, move |approval: Arc<Approval>| {
             environment_in(approval.namespace(), &approval_envs)
         })
         .trigger_backoff(backoff::WatchBackoff::default())

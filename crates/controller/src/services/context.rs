@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use factory_api::environment::ApplicationStatus;
-use factory_api::{Environment, Factory, InventoryEntry, PreviewEnvironment};
+use factory_api::{Approval, Environment, Factory, InventoryEntry, PreviewEnvironment, Release};
 use factory_apply::Resolver;
 use factory_source::RepoCache;
 use factory_tools::{Config as ToolsConfig, Tools};
@@ -64,6 +64,28 @@ pub struct Context {
     stores: OnceLock<Stores>,
 }
 
+/// The objects of kind `K` in `namespace`: from `cached` once it has listed, else listed
+/// (without controllers, as in tests of a single reconcile).
+async fn in_namespace<K>(
+    cached: Option<&Cached<K>>,
+    client: &Client,
+    namespace: &str,
+) -> Result<Vec<Arc<K>>, kube::Error>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    if let Some(cached) = cached
+        && let Some(all) = cached.listed_state().await
+    {
+        return Ok(all.into_iter().filter(|o| o.namespace().as_deref() == Some(namespace)).collect());
+    }
+    let listed = Api::<K>::namespaced(client.clone(), namespace).list(&ListParams::default()).await?;
+    Ok(listed.items.into_iter().map(Arc::new).collect())
+}
+
 /// The objects the controllers' shared watches last delivered (`crate::services::watches`).
 #[derive(Clone)]
 pub struct Stores {
@@ -73,6 +95,10 @@ pub struct Stores {
     pub environments: Cached<Environment>,
     /// Every PreviewEnvironment.
     pub previews: Cached<PreviewEnvironment>,
+    /// Every Release.
+    pub releases: Cached<Release>,
+    /// Every Approval.
+    pub approvals: Cached<Approval>,
 }
 
 /// Where a reconcile reads a factory: the shared store (which the watches update before they
@@ -153,14 +179,17 @@ impl Context {
 
     /// The PreviewEnvironments in `namespace`, like [`Self::environments_of`].
     pub async fn previews_in(&self, namespace: &str) -> Result<Vec<Arc<PreviewEnvironment>>, kube::Error> {
-        if let Some(cached) = self.stores.get().map(|s| &s.previews)
-            && let Some(all) = cached.listed_state().await
-        {
-            return Ok(all.into_iter().filter(|p| p.namespace().as_deref() == Some(namespace)).collect());
-        }
-        let listed =
-            Api::<PreviewEnvironment>::namespaced(self.client.clone(), namespace).list(&ListParams::default()).await?;
-        Ok(listed.items.into_iter().map(Arc::new).collect())
+        in_namespace(self.stores.get().map(|s| &s.previews), &self.client, namespace).await
+    }
+
+    /// The Releases in `namespace` (a cicd namespace), like [`Self::previews_in`].
+    pub async fn releases_in(&self, namespace: &str) -> Result<Vec<Arc<Release>>, kube::Error> {
+        in_namespace(self.stores.get().map(|s| &s.releases), &self.client, namespace).await
+    }
+
+    /// The Approvals in `namespace` (an environment's), like [`Self::previews_in`].
+    pub async fn approvals_in(&self, namespace: &str) -> Result<Vec<Arc<Approval>>, kube::Error> {
+        in_namespace(self.stores.get().map(|s| &s.approvals), &self.client, namespace).await
     }
 
     /// Factory `name`, read as `read` says; a store that does not hold it yet (it is still

@@ -10,12 +10,12 @@
 use std::collections::BTreeMap;
 
 use factory_api::HealthState;
+use factory_api::Release;
 use factory_api::conditions::Reason;
 use factory_api::environment::ApplicationStatus;
 use factory_api::environment::Promotion;
 use factory_api::factory::{Application, ApplicationRemoval, Delivery};
 use factory_api::{Environment, labels};
-use factory_api::{Release, RunningRelease};
 use factory_apply::{DriftMode, Engine, PruneMode};
 use factory_core::baseline;
 use factory_core::delivery;
@@ -24,9 +24,7 @@ use factory_core::manifests;
 use factory_core::names::cicd_namespace;
 use factory_source::Reference;
 use factory_tools::Chart;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::ResourceExt;
 
 use crate::services::context::Context;
 use crate::services::error::ReconcileError;
@@ -211,30 +209,10 @@ pub async fn apply(
             let mut note = None;
             if let Some(release) = &release {
                 let before = status.release.take();
-                if before.as_ref().is_none_or(|r| r.name != release.name_any()) {
-                    let from = before.as_ref().map(|r| format!(" (was {})", r.name)).unwrap_or_default();
-                    let message = format!(
-                        "release {} of {} entered {} at {}{from}",
-                        release.name_any(),
-                        app.name,
-                        target.environment,
-                        release.spec.revision
-                    );
-                    note = Some(Note::normal(Reason::Promoted, message));
-                }
-                let running = before.filter(|r| r.name == release.name_any());
-                let since = running.and_then(|r| r.since).unwrap_or_else(|| Time(Timestamp::now()));
-                if health.state == HealthState::Healthy
-                    && let Some(healthy_since) = &health.since
-                {
-                    releases::healthy_in(ctx, release, target.environment, healthy_since).await;
-                }
-                status.release = Some(RunningRelease {
-                    name: release.name_any(),
-                    revision: release.spec.revision.clone(),
-                    images: release.spec.images.iter().map(|i| format!("{}={}", i.name, i.reference)).collect(),
-                    since: Some(since),
-                });
+                let (running, entered) =
+                    releases::running(ctx, release, &app.name, target.environment, before, &health).await;
+                status.release = Some(running);
+                note = entered;
             }
             status.health = Some(health);
             AppState { status, failed, recheck, note }

@@ -4,7 +4,7 @@
 
 use factory_api::conditions::{READY, Reason};
 use factory_api::environment::Promotion;
-use factory_api::{Approval, Factory, Release, labels};
+use factory_api::{ApplicationHealth, Approval, Factory, HealthState, Release, RunningRelease, labels};
 use factory_core::delivery::{self, Decision};
 use factory_core::names::cicd_namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use crate::services::context::Context;
 use crate::services::error::ReconcileError;
+use crate::services::status::Note;
 
 /// Records a Release for each successful build run of `runs` (PipelineRuns of `factory`'s cicd
 /// namespace, as JSON) that has none yet, named after the run.
@@ -111,25 +112,54 @@ pub async fn choose(
 ) -> Result<Chosen, ReconcileError> {
     let cicd = cicd_namespace(factory);
     let mine = |app: &str| app == application;
-    let releases: Vec<Release> = Api::<Release>::namespaced(ctx.client.clone(), &cicd)
-        .list(&ListParams::default())
+    // From the shared watches' stores: an environment rolling out looks again every second.
+    let releases: Vec<Release> =
+        ctx.releases_in(&cicd).await?.iter().filter(|r| mine(&r.spec.application)).map(|r| (**r).clone()).collect();
+    let approvals: Vec<Approval> = ctx
+        .approvals_in(namespace)
         .await?
-        .items
-        .into_iter()
-        .filter(|r| mine(&r.spec.application))
-        .collect();
-    let approvals: Vec<Approval> = Api::<Approval>::namespaced(ctx.client.clone(), namespace)
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
+        .iter()
         .filter(|a| mine(&a.spec.application))
+        .map(|a| (**a).clone())
         .collect();
     let now = Timestamp::now();
     let Decision { release, waiting, recheck_at } = delivery::choose(promotion, &releases, &approvals, current, now);
     let release = release.and_then(|name| releases.into_iter().find(|r| r.name_any() == name));
     let recheck = recheck_at.and_then(|at| std::time::Duration::try_from(at.duration_since(now)).ok());
     Ok(Chosen { release, waiting, recheck })
+}
+
+/// What `environment` runs of `application` now that `release` was applied (it ran `before`),
+/// with a `Promoted` note when the release is new there; once it is healthy, that is written
+/// on the Release for the next environment's gate.
+pub async fn running(
+    ctx: &Context,
+    release: &Release,
+    application: &str,
+    environment: &str,
+    before: Option<RunningRelease>,
+    health: &ApplicationHealth,
+) -> (RunningRelease, Option<Note>) {
+    let name = release.name_any();
+    let entered = before.as_ref().is_none_or(|r| r.name != name).then(|| {
+        let from = before.as_ref().map(|r| format!(" (was {})", r.name)).unwrap_or_default();
+        let message =
+            format!("release {name} of {application} entered {environment} at {}{from}", release.spec.revision);
+        Note::normal(Reason::Promoted, message)
+    });
+    let since = before.filter(|r| r.name == name).and_then(|r| r.since).unwrap_or_else(|| Time(Timestamp::now()));
+    if health.state == HealthState::Healthy
+        && let Some(healthy_since) = &health.since
+    {
+        healthy_in(ctx, release, environment, healthy_since).await;
+    }
+    let running = RunningRelease {
+        revision: release.spec.revision.clone(),
+        images: release.spec.images.iter().map(|i| format!("{}={}", i.name, i.reference)).collect(),
+        since: Some(since),
+        name,
+    };
+    (running, entered)
 }
 
 /// Writes down that `release` is healthy in `environment` since `since`, unless it already says
