@@ -17,6 +17,9 @@ pub const HELM: &str = "v3.22.0";
 /// `sigs.k8s.io/kustomize/kustomize/v5` version that renders kustomizations (v5.8.2 and later
 /// need a newer Go than the one this project builds with).
 pub const KUSTOMIZE: &str = "v5.8.1";
+/// `code.gitea.io/gitea` version: the git host (repositories over HTTPS, pull requests, commit
+/// statuses, webhooks) of the pull-request tests and the demo.
+pub const GITEA: &str = "v1.26.0";
 
 #[cfg(test)]
 mod tests {

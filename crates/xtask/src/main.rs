@@ -151,8 +151,9 @@ fn build() -> Result<()> {
     let bins = Binaries::ensure(&progress)?;
     let helm = factory_control_plane::binaries::helm(&progress)?;
     let kustomize = factory_control_plane::binaries::kustomize(&progress)?;
+    let gitea = factory_control_plane::binaries::gitea(&progress)?;
     eprintln!(
-        "control-plane binaries {} in {:.1}s (Kubernetes {}, etcd {}, kwok {}, Helm {}, kustomize {}):\n  {}\n  {}\n  {}\n  {}\n  {}\n  {}\n  {}\n  {}",
+        "control-plane binaries {} in {:.1}s (Kubernetes {}, etcd {}, kwok {}, Helm {}, kustomize {}, Gitea {}):\n  {}\n  {}\n  {}\n  {}\n  {}\n  {}\n  {}\n  {}\n  {}",
         if cached { "already cached" } else { "built" },
         started.elapsed().as_secs_f64(),
         versions::KUBERNETES,
@@ -160,6 +161,7 @@ fn build() -> Result<()> {
         versions::KWOK,
         versions::HELM,
         versions::KUSTOMIZE,
+        versions::GITEA,
         bins.kube_apiserver.display(),
         bins.kube_controller_manager.display(),
         bins.kube_scheduler.display(),
@@ -167,7 +169,8 @@ fn build() -> Result<()> {
         bins.etcd.display(),
         bins.kwok.display(),
         helm.display(),
-        kustomize.display()
+        kustomize.display(),
+        gitea.display()
     );
     Ok(())
 }
