@@ -13,6 +13,7 @@ mod health;
 mod multicluster;
 mod pipelines;
 mod previews;
+mod pull_requests;
 mod render;
 mod team;
 mod webhook_and_credentials;

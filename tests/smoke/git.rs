@@ -70,7 +70,7 @@ async fn smart_http_requires_the_token_and_refuses_a_wrong_one() {
         let dir = cache();
         tokio::task::spawn_blocking(move || fetch(&url, &Reference::Branch("main".into()), &auth, dir.path()))
     };
-    let basic = |password: &str| Auth::Basic { username: "git".into(), password: password.into() };
+    let basic = |password: &str| Auth::Basic { username: "git".into(), password: password.into(), ca: None };
 
     let ok = attempt(basic("s3cret")).await.expect("join").expect("the right token is accepted");
     assert_eq!(ok.commit, repo.head().expect("head"));
@@ -114,7 +114,7 @@ async fn smart_http_requires_the_token_and_refuses_a_wrong_one() {
 }
 
 fn basic_owned() -> Auth {
-    Auth::Basic { username: "git".into(), password: "s3cret".into() }
+    Auth::Basic { username: "git".into(), password: "s3cret".into(), ca: None }
 }
 
 #[tokio::test]

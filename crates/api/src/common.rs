@@ -22,7 +22,8 @@ pub struct GitSource {
     #[serde(rename = "ref")]
     pub git_ref: Option<GitRef>,
     /// Secret with the credentials for the repository: `username`/`password` (or `token`) for
-    /// HTTPS, `identity` and `known_hosts` for SSH. It is read by the operator only.
+    /// HTTPS, with `ca.crt` when the host's certificate is signed by a private CA; `identity`
+    /// and `known_hosts` for SSH. It is read by the operator only.
     pub secret_ref: Option<SecretReference>,
     /// How often the repository is polled for new commits, as a Go duration (`30s`, `5m`, `1h`).
     /// Webhooks trigger a fetch sooner. Defaults to `1m`.

@@ -45,8 +45,8 @@ use crate::environment::DriftPolicy;
         "message": "cluster, environmentClasses, factories, credentials, images, pipelineTemplates and serviceAccount are only allowed when type is Environments"
     },
     {
-        "rule": "self.type == 'Applications' || (!has(self.owners) && !has(self.environments) && !has(self.previews) && !has(self.applications) && !has(self.shared) && !has(self.applicationRemoval))",
-        "message": "owners, environments, previews, applications, applicationRemoval and shared are only allowed when type is Applications"
+        "rule": "self.type == 'Applications' || (!has(self.owners) && !has(self.environments) && !has(self.previews) && !has(self.applications) && !has(self.shared) && !has(self.applicationRemoval) && !has(self.notifications))",
+        "message": "owners, environments, previews, applications, applicationRemoval, shared and notifications are only allowed when type is Applications"
     },
     {
         "rule": "self.type != 'Environments' || (has(self.source) && has(self.serviceAccount))",
@@ -144,6 +144,11 @@ pub struct FactorySpec {
     /// `Orphan` leaves them in place and lists the application as orphaned on each
     /// Environment's status.
     pub application_removal: Option<ApplicationRemoval>,
+
+    /// Applications only: webhooks told about failures, releases waiting for approval and
+    /// previews about to expire.
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"], "maxItems" = 8))]
+    pub notifications: Option<Vec<crate::notifications::NotificationTarget>>,
 }
 
 /// What happens to what a removed application applied.
@@ -369,6 +374,9 @@ pub struct PreviewPolicy {
     /// pods, logs and events and change it.
     #[schemars(extend("maxItems" = 16))]
     pub access: Option<Vec<AccessGrant>>,
+    /// An Ingress per preview of every application with `expose`, whose URL is posted on
+    /// pull requests and shown on the preview's status.
+    pub ingress: Option<crate::pull_requests::PreviewIngress>,
 }
 
 /// An application of a team factory.
@@ -402,6 +410,10 @@ pub struct Application {
          "message": "healthTimeout must be between 10s and 24h"}
     ]))]
     pub health_timeout: Option<String>,
+    /// A preview for each open pull request of the source repository, reported back on it.
+    pub pull_requests: Option<crate::pull_requests::PullRequestPreviews>,
+    /// The Service that previews' Ingresses route to (with `previews.ingress`).
+    pub expose: Option<crate::pull_requests::Expose>,
 }
 
 /// A chart vendored in the application's repository, rendered by `helm template` with the

@@ -36,3 +36,7 @@ pub const DEFINITION: &str = "factories.dev/definition";
 pub const REQUESTED_AT: &str = "factories.dev/requested-at";
 /// Label naming the application of a Release or Approval (and of a team's PipelineRuns).
 pub const APPLICATION: &str = "factories.dev/application";
+/// Label of a preview made for a pull request: its number.
+pub const PULL_REQUEST: &str = "factories.dev/pull-request";
+/// Annotation of a pull-request preview: the pull request's head branch, as its author named it.
+pub const PULL_REQUEST_BRANCH: &str = "factories.dev/pull-request-branch";

@@ -9,14 +9,18 @@ pub mod crd;
 pub mod environment;
 pub mod factory;
 pub mod labels;
+pub mod notifications;
 pub mod preview;
+pub mod pull_requests;
 pub mod release;
 pub mod status;
 
 pub use common::{AccessGrant, GitRef, GitSource, InventoryEntry, PathSpec, SecretReference, Text};
 pub use environment::{DriftPolicy, Environment, EnvironmentSpec, EnvironmentStatus};
 pub use factory::{Factory, FactorySpec, FactoryStatus, FactoryType};
+pub use notifications::{NotificationEvent, NotificationFormat, NotificationTarget};
 pub use preview::{PreviewEnvironment, PreviewEnvironmentSpec, PreviewEnvironmentStatus, PreviewPhase};
+pub use pull_requests::{Expose, GitHost, LocalSecretReference, PreviewIngress, PullRequestPreviews};
 pub use release::{Approval, ApprovalSpec, Release, ReleaseImage, ReleaseSpec, ReleaseStatus};
 pub use status::{ApplicationHealth, ApplicationStatus, HealthState, ReconcileStatus, RunningRelease};
 

@@ -29,6 +29,7 @@ use crate::common::GitRef;
     printcolumn = r#"{"name":"Namespace","type":"string","jsonPath":".status.namespace"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Expires","type":"string","description":"When the preview is removed (UTC), unless kept longer","jsonPath":".status.expiresAt"}"#,
+    printcolumn = r#"{"name":"URL","type":"string","priority":1,"jsonPath":".status.url"}"#,
     printcolumn = r#"{"name":"Revision","type":"string","priority":1,"jsonPath":".status.sourceRevision"}"#,
     printcolumn = r#"{"name":"Suspended","type":"boolean","priority":1,"jsonPath":".spec.suspend"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
@@ -99,4 +100,7 @@ pub struct PreviewEnvironmentStatus {
     pub inventory: Vec<crate::common::InventoryEntry>,
     /// The application as applied into the preview.
     pub application: Option<crate::status::ApplicationStatus>,
+    /// Where the preview answers (its Ingress), when the factory sets `previews.ingress`
+    /// and the application `expose`.
+    pub url: Option<String>,
 }

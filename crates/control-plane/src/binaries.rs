@@ -282,7 +282,8 @@ pub fn gitea(progress: &dyn Fn(&str)) -> Result<PathBuf, Error> {
     progress(&format!("building gitea {version} (about five minutes on a cold Go cache)"));
     let target = format!("{}", out.join("gitea").display());
     let ldflags = format!("-s -w -X main.Version={}", version.trim_start_matches('v'));
-    let build = ["build", "-trimpath", "-tags", "sqlite sqlite_unlock_notify", "-ldflags", &ldflags, "-o", &target, MODULE];
+    let build =
+        ["build", "-trimpath", "-tags", "sqlite sqlite_unlock_notify", "-ldflags", &ldflags, "-o", &target, MODULE];
     let output = io(go().env("CGO_ENABLED", "1").args(build).current_dir(&module_dir).output(), || {
         "running go build for gitea".to_string()
     })?;
@@ -321,9 +322,10 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), Error> {
             copy_tree(&source, &target)?;
         } else {
             io(fs::copy(&source, &target), || format!("copying {}", source.display()))?;
-            let mut perms = io(fs::metadata(&target), || format!("reading {}", target.display()))?.permissions();
-            perms.set_readonly(false);
-            io(fs::set_permissions(&target, perms), || format!("writing {}", target.display()))?;
+            use std::os::unix::fs::PermissionsExt;
+            io(fs::set_permissions(&target, fs::Permissions::from_mode(0o644)), || {
+                format!("writing {}", target.display())
+            })?;
         }
     }
     Ok(())

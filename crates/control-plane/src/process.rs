@@ -56,6 +56,19 @@ impl Process {
         lifetime: Lifetime,
         cleanup: Option<&Path>,
     ) -> Result<Self, Error> {
+        Self::spawn_with_env(name, program, args, &[], log, lifetime, cleanup)
+    }
+
+    /// Like [`Process::spawn`], with `env` added to the component's environment.
+    pub fn spawn_with_env(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        env: &[(&str, &std::ffi::OsStr)],
+        log: &Path,
+        lifetime: Lifetime,
+        cleanup: Option<&Path>,
+    ) -> Result<Self, Error> {
         use std::os::unix::process::CommandExt;
         let out = io(File::create(log), || format!("creating {}", log.display()))?;
         let err = io(out.try_clone(), || format!("opening {}", log.display()))?;
@@ -72,7 +85,7 @@ impl Process {
                 c
             }
         };
-        cmd.stdout(out).stderr(err).process_group(0);
+        cmd.envs(env.iter().copied()).stdout(out).stderr(err).process_group(0);
         let mut child = io(cmd.spawn(), || format!("starting {} ({})", name, program.display()))?;
         let keepalive = child.stdin.take();
         Ok(Self {

@@ -18,6 +18,7 @@ pub mod objects;
 pub mod paths;
 pub mod pipelines;
 pub mod previews;
+pub mod pull_requests;
 pub mod render;
 pub mod runs;
 pub mod validate;

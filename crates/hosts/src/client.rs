@@ -82,7 +82,8 @@ impl Host {
         if let Some(etag) = etag {
             request = request.header("if-none-match", etag);
         }
-        let answer = request.send().await.map_err(|source| HostError::Request { method: "GET", url: url.clone(), source })?;
+        let answer =
+            request.send().await.map_err(|source| HostError::Request { method: "GET", url: url.clone(), source })?;
         if answer.status() == reqwest::StatusCode::NOT_MODIFIED {
             return Ok(Listing::NotModified);
         }
@@ -123,6 +124,11 @@ async fn checked(method: &'static str, url: &str, answer: reqwest::Response) -> 
     if code.is_success() {
         Ok(body)
     } else {
-        Err(HostError::Status { method, url: url.to_string(), code: code.as_u16(), body: body.chars().take(300).collect() })
+        Err(HostError::Status {
+            method,
+            url: url.to_string(),
+            code: code.as_u16(),
+            body: body.chars().take(300).collect(),
+        })
     }
 }

@@ -81,7 +81,13 @@ mod tests {
         pulls
             .iter()
             .map(|p| {
-                (p.number, p.head_branch.as_str(), &p.head_sha[..8], p.from_fork, p.labels.iter().map(String::as_str).collect())
+                (
+                    p.number,
+                    p.head_branch.as_str(),
+                    &p.head_sha[..8],
+                    p.from_fork,
+                    p.labels.iter().map(String::as_str).collect(),
+                )
             })
             .collect()
     }

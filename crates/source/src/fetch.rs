@@ -21,6 +21,9 @@ pub enum Auth {
         username: String,
         /// Password or token.
         password: String,
+        /// PEM certificates the server's TLS certificate may chain to, instead of the
+        /// system's roots (a private host); the Secret's `ca.crt`.
+        ca: Option<String>,
     },
     /// SSH with a private key; the server's host key must be in `known_hosts`.
     Ssh {
@@ -78,7 +81,7 @@ pub(crate) fn callbacks(auth: &Auth) -> (RemoteCallbacks<'_>, Rc<Probe>) {
         let counter = &counter.attempts;
         counter.set(counter.get() + 1);
         match auth {
-            Auth::Basic { username: user, password } if counter.get() == 1 => {
+            Auth::Basic { username: user, password, .. } if counter.get() == 1 => {
                 Cred::userpass_plaintext(username.unwrap_or(user), password)
             }
             Auth::Ssh { username: user, private_key, .. } if counter.get() == 1 => {
@@ -102,6 +105,17 @@ pub(crate) fn callbacks(auth: &Auth) -> (RemoteCallbacks<'_>, Rc<Probe>) {
             }
         }
         (_, Some(_)) => Err(git2::Error::from_str("an SSH server needs SSH credentials with known_hosts")),
+        (Auth::Basic { ca: Some(ca), .. }, None) => match cert.as_x509() {
+            Some(x509) => match crate::tls::verify(ca, x509.data(), host) {
+                Ok(()) => Ok(git2::CertificateCheckStatus::CertificateOk),
+                Err(why) => {
+                    let why = format!("the TLS certificate of {host} does not chain to ca.crt: {why}");
+                    refused.hostkey_refused.replace(Some(why.clone()));
+                    Err(git2::Error::from_str(&why))
+                }
+            },
+            None => Ok(git2::CertificateCheckStatus::CertificatePassthrough),
+        },
         // TLS: libgit2's own verification against the system's roots.
         _ => Ok(git2::CertificateCheckStatus::CertificatePassthrough),
     });
@@ -113,7 +127,7 @@ pub(crate) fn callbacks(auth: &Auth) -> (RemoteCallbacks<'_>, Rc<Probe>) {
 pub(crate) struct Probe {
     /// How often credentials were asked for.
     pub attempts: Cell<u32>,
-    /// Why the server's host key was refused, if it was.
+    /// Why the server's host key or TLS certificate was refused, if it was.
     pub hostkey_refused: std::cell::RefCell<Option<String>>,
 }
 
@@ -177,8 +191,15 @@ pub(crate) fn fetch_into(
 
     let refspecs: Vec<String> = match reference.refspec() {
         Some(spec) => vec![spec],
-        // A bare commit cannot be asked for by every server: fetch the branches and tags.
-        None => vec!["+refs/heads/*:refs/factory/heads/*".into(), "+refs/tags/*:refs/factory/tags/*".into()],
+        // A bare commit cannot be asked for by every server: fetch the branches and tags, and
+        // the heads of pull requests (a fork's commits are only there: `refs/pull/<n>/head` on
+        // GitHub and Gitea, `refs/merge-requests/<n>/head` on GitLab).
+        None => vec![
+            "+refs/heads/*:refs/factory/heads/*".into(),
+            "+refs/tags/*:refs/factory/tags/*".into(),
+            "+refs/pull/*:refs/factory/pull/*".into(),
+            "+refs/merge-requests/*:refs/factory/merge-requests/*".into(),
+        ],
     };
     if let Err(source) = remote.fetch(&refspecs, Some(&mut options), None) {
         return Err(classify(url, reference, auth, &probe, source));

@@ -8,6 +8,7 @@ mod error;
 mod fetch;
 mod read;
 mod reference;
+mod tls;
 
 pub use cache::{RepoCache, Synced};
 pub use error::SourceError;

@@ -5,11 +5,13 @@
 //!   users, groups and service accounts, unique names, and the component logs printed when
 //!   the test fails.
 //! - [`wait`]: waiting for a condition with a timeout, never a fixed sleep.
+//! - [`gitea`]: a real Gitea (HTTPS, tokens, pull requests, statuses, signed webhooks).
 //! - [`git`]: git repositories built from files, served on loopback by `git daemon` and by
 //!   smart HTTP (`git http-backend`) behind a server that can require a token.
 
 pub mod cluster;
 pub mod git;
+pub mod gitea;
 pub mod http;
 pub mod operator;
 pub mod wait;

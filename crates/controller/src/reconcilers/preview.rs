@@ -29,6 +29,8 @@ use crate::services::status;
 use crate::steps::applications::{self, AppState, HEALTH_POLL};
 use crate::steps::baseline::{Baseline, Target, baseline};
 use crate::steps::previews::namespace_of;
+use crate::steps::pull_requests;
+use factory_hosts::CommitState;
 
 /// Finalizer that holds a preview until its namespace is gone.
 pub const FINALIZER: &str = "factories.dev/preview-namespace";
@@ -63,57 +65,93 @@ impl Reconciler for Preview {
         ctx: &Context,
         status: &mut PreviewEnvironmentStatus,
     ) -> Result<Report, ReconcileError> {
-        let cicd = preview.namespace().unwrap_or_default();
-        let built = build(preview, ctx, &cicd, status).await?;
-        // Looked at again when it expires, and at least every resync.
-        let requeue = match built.lifetime.expires {
-            Some(expires) => {
-                let left = expires.duration_since(Timestamp::now());
-                if left.is_negative() {
-                    info!("expired; deleting");
-                    let mut report = Report::new(Verdict::Gone, None);
-                    report.note(EventType::Normal, Reason::Expired, "expired; removing the preview and its namespace");
-                    Api::<PreviewEnvironment>::namespaced(ctx.client.clone(), &cicd)
-                        .delete(&preview.name_any(), &DeleteParams::default())
-                        .await?;
-                    return Ok(report);
-                }
-                Duration::try_from(left).unwrap_or(Duration::ZERO).min(ctx.resync) + Duration::from_millis(200)
-            }
-            None => ctx.resync,
-        };
-        let verdict = match (built.suspended, built.application) {
-            (Some(why), _) => Verdict::Suspended(why),
-            (None, Some(app)) if app.progressing() => {
-                status.phase = Some(PreviewPhase::Pending);
-                let message = format!("application {} is rolling out: {}", app.status.name, app.problem());
-                return Ok(Report::new(Verdict::Progressing(message), Some(requeue.min(HEALTH_POLL))));
-            }
-            (None, Some(app @ AppState { failed: Some(reason), .. })) => {
-                status.phase = Some(PreviewPhase::Pending);
-                let message = format!("application {}: {}", app.status.name, app.problem());
-                let mut report =
-                    Report::new(Verdict::HeldBack { reason, message: message.clone() }, Some(requeue.min(RETRY)));
-                report.note(EventType::Warning, reason, message);
-                return Ok(report);
-            }
-            (None, _) => {
-                let mut message =
-                    format!("preview namespace {} is ready", status.namespace.clone().unwrap_or_default());
-                if let Some(capped) = &built.lifetime.capped {
-                    message.push_str(&format!("; {capped}"));
-                }
-                status.phase = Some(PreviewPhase::Ready);
-                Verdict::Ready(message)
-            }
-        };
-        Ok(Report::new(verdict, Some(requeue)))
+        let result = run(preview, ctx, status).await;
+        if preview.labels().contains_key(labels::PULL_REQUEST) {
+            report(preview, ctx, status, &result).await;
+        }
+        result
     }
 
     fn failed(status: &mut PreviewEnvironmentStatus, error: &ReconcileError) {
         warn!(%error, "preview failed");
         status.phase = Some(if error.is_permanent() { PreviewPhase::Failed } else { PreviewPhase::Pending });
     }
+}
+
+/// Posts the preview's state on its pull request's head: pending while it builds and rolls
+/// out, success with its URL, failure with the reason. Posting never fails the reconcile.
+async fn report(
+    preview: &PreviewEnvironment,
+    ctx: &Context,
+    status: &PreviewEnvironmentStatus,
+    result: &Result<Report, ReconcileError>,
+) {
+    let place = status.url.clone().or_else(|| status.namespace.as_ref().map(|n| format!("namespace {n}")));
+    let (state, description) = match result {
+        Ok(report) => match &report.verdict {
+            Verdict::Ready(_) => (CommitState::Success, format!("Preview ready: {}", place.unwrap_or_default())),
+            // One pending status per head, however the rollout's counts move.
+            Verdict::Progressing(_) => (CommitState::Pending, format!("Deploying to {}", place.unwrap_or_default())),
+            Verdict::HeldBack { message, .. } => (CommitState::Failure, message.clone()),
+            Verdict::Suspended(_) | Verdict::Gone => return,
+        },
+        Err(e) if e.is_permanent() => (CommitState::Failure, e.to_string()),
+        Err(_) => (CommitState::Pending, "Building the preview".to_string()),
+    };
+    let url = if state == CommitState::Success { status.url.clone() } else { None };
+    pull_requests::report(ctx, preview, state, description, url).await;
+}
+
+/// The preview's own work.
+async fn run(
+    preview: &PreviewEnvironment,
+    ctx: &Context,
+    status: &mut PreviewEnvironmentStatus,
+) -> Result<Report, ReconcileError> {
+    let cicd = preview.namespace().unwrap_or_default();
+    let built = build(preview, ctx, &cicd, status).await?;
+    // Looked at again when it expires, and at least every resync.
+    let requeue = match built.lifetime.expires {
+        Some(expires) => {
+            let left = expires.duration_since(Timestamp::now());
+            if left.is_negative() {
+                info!("expired; deleting");
+                let mut report = Report::new(Verdict::Gone, None);
+                report.note(EventType::Normal, Reason::Expired, "expired; removing the preview and its namespace");
+                Api::<PreviewEnvironment>::namespaced(ctx.client.clone(), &cicd)
+                    .delete(&preview.name_any(), &DeleteParams::default())
+                    .await?;
+                return Ok(report);
+            }
+            Duration::try_from(left).unwrap_or(Duration::ZERO).min(ctx.resync) + Duration::from_millis(200)
+        }
+        None => ctx.resync,
+    };
+    let verdict = match (built.suspended, built.application) {
+        (Some(why), _) => Verdict::Suspended(why),
+        (None, Some(app)) if app.progressing() => {
+            status.phase = Some(PreviewPhase::Pending);
+            let message = format!("application {} is rolling out: {}", app.status.name, app.problem());
+            return Ok(Report::new(Verdict::Progressing(message), Some(requeue.min(HEALTH_POLL))));
+        }
+        (None, Some(app @ AppState { failed: Some(reason), .. })) => {
+            status.phase = Some(PreviewPhase::Pending);
+            let message = format!("application {}: {}", app.status.name, app.problem());
+            let mut report =
+                Report::new(Verdict::HeldBack { reason, message: message.clone() }, Some(requeue.min(RETRY)));
+            report.note(EventType::Warning, reason, message);
+            return Ok(report);
+        }
+        (None, _) => {
+            let mut message = format!("preview namespace {} is ready", status.namespace.clone().unwrap_or_default());
+            if let Some(capped) = &built.lifetime.capped {
+                message.push_str(&format!("; {capped}"));
+            }
+            status.phase = Some(PreviewPhase::Ready);
+            Verdict::Ready(message)
+        }
+    };
+    Ok(Report::new(verdict, Some(requeue)))
 }
 
 /// The team factory owning a cicd namespace.
@@ -195,6 +233,14 @@ async fn build(
             .into_iter()
             .map(|object| Manifest { object, ..origin.clone() }),
     );
+    // Reachable at a URL of the platform's making, when the application says what serves it.
+    status.url = None;
+    if let (Some(ingress), Some(expose)) = (&policy.ingress, &app.expose) {
+        let host = factory_core::pull_requests::host(ingress, &factory, &app.name, &preview.name_any());
+        let object = factory_core::pull_requests::ingress(ingress, expose, &namespace, &host);
+        desired.push(Manifest { object, ..origin.clone() });
+        status.url = Some(factory_core::pull_requests::url(ingress, &host));
+    }
     let client = ctx.impersonating_platform(&account.namespace, &account.name)?;
     let engine_labels = std::collections::BTreeMap::from([(
         labels::APPLIED_BY.to_string(),
@@ -235,6 +281,10 @@ async fn cleanup(preview: Arc<PreviewEnvironment>, ctx: &Context) -> Result<Acti
     match namespaces.get_opt(&namespace).await? {
         None => {
             info!(%namespace, "preview namespace gone; releasing the preview");
+            if preview.labels().contains_key(labels::PULL_REQUEST) {
+                let said = format!("Preview removed: namespace {namespace} is gone");
+                pull_requests::report(ctx, &preview, CommitState::Success, said, None).await;
+            }
             Ok(Action::await_change())
         }
         Some(ns) => {

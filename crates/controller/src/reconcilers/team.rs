@@ -19,7 +19,7 @@ use crate::services::context::{Applied, Context, Read};
 use crate::services::error::ReconcileError;
 use crate::services::metrics::FactoryLabels;
 use crate::services::triggers;
-use crate::steps::{pipelines, previews, releases};
+use crate::steps::{pipelines, previews, pull_requests, releases};
 
 /// The team factory as the skeleton runs it.
 pub struct Team;
@@ -34,13 +34,20 @@ impl Reconciler for Team {
             let why = "spec.suspend is true: its environments and previews are suspended too";
             return Ok(Report::new(Verdict::Suspended(why.into()), None));
         }
-        let message = summarise(factory, ctx, status).await?;
-        // As long as a summary-only reconcile trusts the last apply: a full apply follows.
-        Ok(Report::new(Verdict::Ready(message), Some(ctx.resync)))
+        let (message, listing) = summarise(factory, ctx, status).await?;
+        // As long as a summary-only reconcile trusts the last apply: a full apply follows; and
+        // when the next listing of pull requests is due.
+        let again = listing.map_or(ctx.resync, |l| l.min(ctx.resync));
+        Ok(Report::new(Verdict::Ready(message), Some(again)))
     }
 }
 
-async fn summarise(factory: &Factory, ctx: &Context, status: &mut FactoryStatus) -> Result<String, ReconcileError> {
+/// Applies and summarises; returns the Ready message and when pull requests are listed next.
+async fn summarise(
+    factory: &Factory,
+    ctx: &Context,
+    status: &mut FactoryStatus,
+) -> Result<(String, Option<std::time::Duration>), ReconcileError> {
     let name = factory.name_any();
     let problems = validate::factory(&name, &factory.spec);
     if !problems.is_empty() {
@@ -115,7 +122,9 @@ async fn summarise(factory: &Factory, ctx: &Context, status: &mut FactoryStatus)
     status.environments = Some(counts.clone());
 
     let cicd = factory_core::names::cicd_namespace(&name);
-    let notes = previews::branch_previews(factory, ctx, &cicd).await?;
+    let mut notes = previews::branch_previews(factory, ctx, &cicd).await?;
+    let pulls = pull_requests::keep(factory, ctx, &cicd).await?;
+    notes.extend(pulls.notes);
     let previews = ctx.previews_in(&cicd).await?;
     let soon = k8s_openapi::jiff::Timestamp::now() + k8s_openapi::jiff::SignedDuration::from_secs(3600);
     let mut pc = PreviewCounts { total: i32::try_from(previews.len()).unwrap_or(i32::MAX), ..Default::default() };
@@ -158,7 +167,7 @@ async fn summarise(factory: &Factory, ctx: &Context, status: &mut FactoryStatus)
         message.push_str("; ");
         message.push_str(&note);
     }
-    Ok(message)
+    Ok((message, pulls.next))
 }
 
 /// For each application delivered by releases, what each of `environments` runs, in the

@@ -56,15 +56,16 @@ fn verify(headers: &HeaderMap, body: &[u8], secret: &str) -> Result<&'static str
         mac.update(body);
         mac.verify_slice(&sig).is_ok()
     };
+    // Gitea sends GitHub's header too; its own says which host it is.
+    if let Some(sig) = header("x-gitea-signature") {
+        return if hmac_ok(sig) { Ok("gitea") } else { Err("bad Gitea signature") };
+    }
     if let Some(sig) = header("x-hub-signature-256") {
         return if sig.strip_prefix("sha256=").is_some_and(hmac_ok) {
             Ok("github")
         } else {
             Err("bad GitHub signature")
         };
-    }
-    if let Some(sig) = header("x-gitea-signature") {
-        return if hmac_ok(sig) { Ok("gitea") } else { Err("bad Gitea signature") };
     }
     if let Some(token) = header("x-gitlab-token") {
         return if bool::from(token.as_bytes().ct_eq(secret.as_bytes())) {

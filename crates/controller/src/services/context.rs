@@ -58,6 +58,8 @@ pub struct Context {
     pub tools: Arc<Tools>,
     /// Renders running at once (`--render-workers`): the rest wait here, not on a reconcile slot.
     pub render_workers: Arc<tokio::sync::Semaphore>,
+    /// Git hosts: pull-request listings and the commit statuses posted.
+    pub hosts: Arc<crate::services::hosts::Hosts>,
     impersonated: Mutex<HashMap<(String, String), Client>>,
     remotes: Mutex<HashMap<String, Remote>>,
     applied: Mutex<HashMap<String, (String, Instant, Applied)>>,
@@ -144,6 +146,7 @@ impl Context {
             tenant_namespace: factory_api::DEFAULT_TENANT_NAMESPACE.to_string(),
             tools: Arc::new(Tools::new(tools_config(&cache_dir, "kustomize".into(), "helm".into()))),
             render_workers: Arc::new(tokio::sync::Semaphore::new(usize::from(DEFAULT_RENDER_WORKERS))),
+            hosts: Arc::default(),
             client,
             impersonated: Mutex::new(HashMap::new()),
             remotes: Mutex::new(HashMap::new()),

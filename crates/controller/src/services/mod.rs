@@ -8,6 +8,7 @@ pub mod context;
 pub mod error;
 pub mod events;
 pub mod health;
+pub mod hosts;
 pub mod metrics;
 pub mod render;
 pub mod schedule;

@@ -101,10 +101,10 @@ async fn auth(reader: &Client, source: &GitSource, default_namespace: &str) -> R
             Auth::Ssh { username, private_key: format!("{private_key}\n"), known_hosts }
         }
         (Some(_), None, _) => return Err(err("an `identity` needs `known_hosts` beside it".into())),
-        (None, _, Some(password)) => Auth::Basic { username, password },
+        (None, _, Some(password)) => Auth::Basic { username, password, ca: text("ca.crt") },
         _ => {
             return Err(err(
-                "needs `password` or `token` (HTTPS), or `identity` and `known_hosts` (SSH); `username` is optional"
+                "needs `password` or `token` (HTTPS; `username` and `ca.crt` are optional), or `identity` and `known_hosts` (SSH)"
                     .into(),
             ));
         }

@@ -113,6 +113,19 @@ impl Repo {
         self.head()
     }
 
+    /// Makes `url` (a git host over HTTPS, credentials in the URL, its CA in `ca_file`) the
+    /// remote every later push goes to, and pushes the current branch there.
+    pub fn publish_to(&self, url: &str, ca_file: &Path) -> Result<()> {
+        git(&self.work, &["remote", "set-url", "origin", url])?;
+        git(&self.work, &["config", "http.sslCAInfo", &ca_file.display().to_string()])?;
+        git(&self.work, &["push", "--quiet", "origin", "HEAD"]).map(|_| ())
+    }
+
+    /// Pushes branch `branch` of the work tree (after commits made on it).
+    pub fn push(&self, branch: &str) -> Result<()> {
+        git(&self.work, &["push", "--quiet", "origin", branch]).map(|_| ())
+    }
+
     /// The SHA of the work tree's HEAD.
     pub fn head(&self) -> Result<String> {
         Ok(git(&self.work, &["rev-parse", "HEAD"])?.trim().to_string())
@@ -166,6 +179,9 @@ fn run_git(dir: &Path, args: &[&str], input: Option<&str>) -> Result<String> {
         .current_dir(dir)
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        // The repository's own `http.sslCAInfo` (a test git host's CA) must win.
+        .env_remove("GIT_SSL_CAINFO")
+        .env_remove("GIT_SSL_CAPATH")
         .env("GIT_AUTHOR_NAME", "Factory Tests")
         .env("GIT_AUTHOR_EMAIL", "tests@factories.invalid")
         .env("GIT_COMMITTER_NAME", "Factory Tests")

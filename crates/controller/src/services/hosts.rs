@@ -1,0 +1,164 @@
+//! Git hosts as the reconcilers use them: the host of an application's pull requests (its
+//! token read with the team's rights), the last listing of its open pull requests, and the
+//! commit statuses already posted, so each is posted once.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use factory_api::factory::Application;
+use factory_api::{Factory, GitHost, PullRequestPreviews};
+use factory_hosts::{CommitStatus, Host, Kind, Listing, PullRequest};
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use kube::api::Api;
+use tracing::{debug, warn};
+
+use crate::services::context::Context;
+use crate::services::error::ReconcileError;
+
+/// How often open pull requests are listed when the factory does not say.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+/// Statuses remembered (per repository, commit and context) before the oldest half is forgotten.
+const REMEMBERED: usize = 10_000;
+
+/// The hosts' state shared by every reconcile.
+#[derive(Default)]
+pub struct Hosts {
+    /// Per (factory, application): the Secret's resourceVersion it was built with, and the host.
+    hosts: Mutex<HashMap<(String, String), (String, Host)>>,
+    /// Per (factory, application): the last listing.
+    listings: Mutex<HashMap<(String, String), Listed>>,
+    /// Per (repository, commit, context): the status last posted, and when.
+    posted: Mutex<HashMap<Posted, (CommitStatus, Instant)>>,
+}
+
+/// Where a status was posted: repository, commit and context.
+type Posted = (String, String, String);
+
+/// The last listing of an application's open pull requests.
+#[derive(Clone)]
+struct Listed {
+    at: Instant,
+    /// The reconcile request (`factories.dev/requested-at`) it answered: a webhook's.
+    requested: Option<String>,
+    etag: Option<String>,
+    pulls: Vec<PullRequest>,
+}
+
+/// The open pull requests of an application, and whether they were asked of the host now.
+pub struct OpenPulls {
+    /// The pull requests.
+    pub pulls: Vec<PullRequest>,
+    /// When the listing should be asked for again.
+    pub next: Duration,
+}
+
+impl Hosts {
+    /// The host of `app`'s repository with the token of its `pullRequests.secretRef`, read as
+    /// the team (a token it cannot read itself is refused by the API server).
+    pub async fn host(
+        &self,
+        ctx: &Context,
+        factory: &Factory,
+        app: &Application,
+        policy: &PullRequestPreviews,
+    ) -> Result<Host, ReconcileError> {
+        let name = factory.name_any();
+        let cicd = factory_core::names::cicd_namespace(&name);
+        let secret_name = &policy.secret_ref.name;
+        let err = |why: String| ReconcileError::Credentials { namespace: cicd.clone(), name: secret_name.clone(), why };
+        let secret = Api::<Secret>::namespaced(ctx.tenant(&name)?, &cicd)
+            .get_opt(secret_name)
+            .await
+            .map_err(|e| err(factory_apply::api_message(&e)))?
+            .ok_or_else(|| err("not found".into()))?;
+        let key = (name, app.name.clone());
+        let version = format!(
+            "{}/{:?}/{}",
+            secret.resource_version().unwrap_or_default(),
+            policy.provider,
+            policy.api_url.as_deref().unwrap_or_default()
+        );
+        if let Some((v, host)) = lock(&self.hosts).get(&key)
+            && *v == version
+        {
+            return Ok(host.clone());
+        }
+        let data = secret.data.unwrap_or_default();
+        let token = data
+            .get("token")
+            .map(|b| String::from_utf8_lossy(&b.0).trim().to_string())
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| err("has no key `token`".into()))?;
+        let kind = match policy.provider {
+            GitHost::Gitea => Kind::Gitea,
+            GitHost::GitHub => Kind::GitHub,
+            GitHost::GitLab => Kind::GitLab,
+        };
+        let ca = data.get("ca.crt").map(|b| b.0.as_slice());
+        let host = Host::new(kind, &app.source.url, policy.api_url.as_deref(), &token, ca)
+            .map_err(|e| ReconcileError::InvalidSpec(format!("pull requests of {}: {e}", app.name)))?;
+        lock(&self.hosts).insert(key, (version, host.clone()));
+        Ok(host)
+    }
+
+    /// The open pull requests of `app`: asked of the host when the last listing is older than
+    /// the interval or a reconcile was requested since (a webhook), conditionally on its ETag;
+    /// otherwise the last listing. A failed listing is an error: nothing is deleted on it.
+    pub async fn open_pulls(
+        &self,
+        host: &Host,
+        factory: &Factory,
+        app: &Application,
+        policy: &PullRequestPreviews,
+    ) -> Result<OpenPulls, factory_hosts::HostError> {
+        let interval =
+            policy.interval.as_deref().and_then(|i| factory_core::duration::parse(i).ok()).unwrap_or(DEFAULT_INTERVAL);
+        let key = (factory.name_any(), app.name.clone());
+        let requested = factory.annotations().get(factory_api::labels::REQUESTED_AT).cloned();
+        let last = lock(&self.listings).get(&key).cloned();
+        if let Some(last) = &last
+            && last.at.elapsed() < interval
+            && last.requested == requested
+        {
+            return Ok(OpenPulls { pulls: last.pulls.clone(), next: interval.saturating_sub(last.at.elapsed()) });
+        }
+        let etag = last.as_ref().and_then(|l| l.etag.clone());
+        let (pulls, etag) = match host.open_pulls(etag.as_deref()).await? {
+            Listing::NotModified => (last.map(|l| l.pulls).unwrap_or_default(), etag),
+            Listing::Open { pulls, etag } => (pulls, etag),
+        };
+        debug!(application = %app.name, open = pulls.len(), "pull requests listed");
+        lock(&self.listings).insert(key, Listed { at: Instant::now(), requested, etag, pulls: pulls.clone() });
+        Ok(OpenPulls { pulls, next: interval })
+    }
+
+    /// Posts `status` on `sha` unless the same was posted already; a failure is logged and
+    /// returned (the next reconcile posts again).
+    pub async fn report(&self, host: &Host, sha: &str, status: CommitStatus) -> Result<(), factory_hosts::HostError> {
+        let key = (host.repo().path.clone() + "@" + &host.repo().web, sha.to_string(), status.context.clone());
+        if lock(&self.posted).get(&key).is_some_and(|(posted, _)| *posted == status) {
+            return Ok(());
+        }
+        if let Err(e) = host.set_status(sha, &status).await {
+            warn!(error = %e, sha, "commit status not posted");
+            return Err(e);
+        }
+        debug!(sha, state = ?status.state, description = %status.description, "commit status posted");
+        let mut posted = lock(&self.posted);
+        if posted.len() >= REMEMBERED {
+            // Forget the older half; at worst a status is posted once more.
+            let mut times: Vec<Instant> = posted.values().map(|(_, t)| *t).collect();
+            times.sort();
+            let cut = times[times.len() / 2];
+            posted.retain(|_, (_, t)| *t > cut);
+        }
+        posted.insert(key, (status, Instant::now()));
+        Ok(())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
