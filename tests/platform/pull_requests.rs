@@ -3,7 +3,9 @@
 //! moves the preview to the new head; a webhook lost on purpose is caught up by the listing;
 //! a pull request over the cap is refused on its head; a failing rollout is a failure with
 //! the reason; closing removes the namespace and says so. A branch name full of shell and
-//! YAML metacharacters changes nothing: previews are named from the number.
+//! YAML metacharacters changes nothing: previews are named from the number. Two notification
+//! targets on loopback (one Slack-shaped, one generic and signed, the first request answered
+//! 503) get exactly one message per event.
 
 use std::time::{Duration, Instant};
 
@@ -12,6 +14,7 @@ use factory_testkit::eventually;
 use factory_testkit::git::{GitRoot, Repo};
 use factory_testkit::gitea::{self, Gitea};
 use factory_testkit::operator::{WEBHOOK_SECRET, webhook_addr};
+use factory_testkit::receiver::Receiver;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
@@ -23,6 +26,9 @@ use factory_integration_tests::{test_name, testdata};
 
 use crate::fixture::Platform;
 
+/// The HMAC key of the generic notification target.
+const AUDIT_KEY: &str = "audit-key";
+
 /// Labels kwok's chaos stage fails a pod for.
 const FAILING: &str = ", pod-container-running-failed.stage.kwok.x-k8s.io: \"true\"";
 
@@ -32,6 +38,7 @@ fn deployment(tag: &str, pod_labels: &str) -> String {
 
 struct World<'a> {
     p: Platform,
+    receiver: Receiver,
     gitea: &'a Gitea,
     repo: Repo,
     name: String,
@@ -52,7 +59,7 @@ async fn pull_requests_get_previews_and_hear_back_on_gitea() {
     let third = a_pull_request_over_the_cap_is_refused_on_its_head(&w).await;
     a_failing_rollout_is_a_failure_with_the_reason(&w, first).await;
     closing_removes_the_namespace_and_says_so_and_frees_a_place(&w, first, third).await;
-    let _ = second;
+    each_event_was_notified_exactly_once_signed(&w, &[first, second, third]).await;
 }
 
 async fn world(test: &str) -> World<'static> {
@@ -74,24 +81,29 @@ async fn world(test: &str) -> World<'static> {
     p.start_with(&[("shop", &shop)], json!({"cluster": null, "environmentClasses": classes})).await;
     let cicd = format!("{x}-shop-cicd");
     // The team's credentials for Gitea (git over HTTPS and the API): its token and CA.
+    let receiver = Receiver::start(1).await.expect("notification receiver");
+    let (chat, audit) = (format!("{}/chat", receiver.url), format!("{}/audit", receiver.url));
     let secrets: Api<Secret> = Api::namespaced(p.ctx.client.clone(), &cicd);
-    let secret: Secret = serde_json::from_value(json!({"metadata": {"name": "gitea"}})).expect("secret");
-    let secret = Secret {
-        data: Some(
-            [("username", gitea::ADMIN), ("token", gitea.token.as_str()), ("ca.crt", gitea.ca_pem.as_str())]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
-                .collect(),
-        ),
-        ..secret
-    };
-    eventually("the cicd namespace takes the Secret", Duration::from_secs(60), || async {
-        secrets.create(&PostParams::default(), &secret).await.map(|_| Some(()))
-    })
-    .await
-    .expect("secret");
+    let gitea_secret = [("username", gitea::ADMIN), ("token", gitea.token.as_str()), ("ca.crt", gitea.ca_pem.as_str())];
+    let secret_list = [
+        ("gitea", &gitea_secret[..]),
+        ("chat", &[("url", chat.as_str())][..]),
+        ("audit", &[("url", audit.as_str()), ("secret", AUDIT_KEY)][..]),
+    ];
+    for (name, data) in secret_list {
+        let secret = Secret {
+            metadata: kube::api::ObjectMeta { name: Some(name.to_string()), ..Default::default() },
+            data: Some(data.iter().map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec()))).collect()),
+            ..Default::default()
+        };
+        eventually("the cicd namespace takes the Secret", Duration::from_secs(60), || async {
+            secrets.create(&PostParams::default(), &secret).await.map(|_| Some(()))
+        })
+        .await
+        .expect("secret");
+    }
     let previews = Api::namespaced(p.ctx.client.clone(), &cicd);
-    World { context: format!("factory/{x}-shop/preview"), p, gitea, repo, name, cicd, previews, _root: root }
+    World { context: format!("factory/{x}-shop/preview"), p, receiver, gitea, repo, name, cicd, previews, _root: root }
 }
 
 /// The newest status of the factory's context on `sha`: (state, description, URL).
@@ -239,4 +251,55 @@ async fn closing_removes_the_namespace_and_says_so_and_frees_a_place(w: &World<'
     let head = refused.expect("pull request")["head"]["sha"].as_str().map(str::to_string).expect("head");
     preview_at(w, &format!("web-pr-{third}"), &head, 120).await;
     let _ = &w.cicd;
+}
+
+/// Every preview got one "expiring" message (its life is 30 minutes), the failed rollout one
+/// "failure", each signed on the generic target; the Slack target got the failure only; the
+/// 503 the first request got was retried, not counted twice.
+async fn each_event_was_notified_exactly_once_signed(w: &World<'_>, numbers: &[u64]) {
+    let cicd = &w.cicd;
+    let mut expected: Vec<(String, String)> = numbers
+        .iter()
+        .map(|n| ("preview-expiring".to_string(), format!("PreviewEnvironment {cicd}/web-pr-{n}")))
+        .collect();
+    expected.push(("failure".to_string(), format!("PreviewEnvironment {cicd}/web-pr-{}", numbers[0])));
+    expected.sort();
+    let delivered = |path: &str| -> Vec<(String, String, serde_json::Value, Option<String>, Vec<u8>)> {
+        w.receiver
+            .received()
+            .into_iter()
+            .filter(|r| r.path == path && r.answered == 202)
+            .map(|r| {
+                let value: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+                let event = r.headers.get("x-factory-event").cloned().unwrap_or_default();
+                let object = value["object"].as_str().unwrap_or_default().to_string();
+                (event, object, value, r.headers.get("x-factory-signature-256").cloned(), r.body)
+            })
+            .collect()
+    };
+    let seen = eventually("every notification delivered", Duration::from_secs(60), || async {
+        let mut got: Vec<(String, String)> = delivered("/audit").into_iter().map(|(e, o, ..)| (e, o)).collect();
+        got.sort();
+        anyhow::Ok((got.len() >= expected.len()).then_some(got))
+    })
+    .await
+    .expect("notifications");
+    assert_eq!(seen, expected, "exactly one message per event");
+    use hmac::Mac;
+    for (event, object, value, signature, body) in delivered("/audit") {
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(AUDIT_KEY.as_bytes()).expect("key");
+        mac.update(&body);
+        let wanted = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        assert_eq!(signature.as_deref(), Some(wanted.as_str()), "{event} {object} is signed");
+        assert_eq!(value["factory"], format!("{}-shop", w.p.ctx.prefix));
+    }
+    let chat = delivered("/chat");
+    assert_eq!(chat.len(), 1, "the Slack target takes failures only: {chat:?}");
+    let (event, _, value, signature, _) = &chat[0];
+    assert_eq!(event, "failure");
+    assert!(signature.is_none(), "no key, no signature");
+    let text = value["text"].as_str().unwrap_or_default();
+    assert!(text.starts_with(":x: *") && text.contains(&format!("web-pr-{}", numbers[0])), "{text}");
+    let refused = w.receiver.received().iter().filter(|r| r.answered == 503).count();
+    assert_eq!(refused, 1, "the first request was refused once and retried");
 }

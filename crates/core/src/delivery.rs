@@ -20,6 +20,8 @@ pub struct Decision {
     pub waiting: String,
     /// When a release waiting for time may move on: the environment looks again then.
     pub recheck_at: Option<Timestamp>,
+    /// The release that may enter but for an approval, if one waits for it.
+    pub awaiting_approval: Option<String>,
 }
 
 /// When an object was created, for ordering (the oldest first; unknown sorts first).
@@ -118,20 +120,24 @@ pub fn choose(
     let chosen = chosen.map(|r| name(&r.metadata)).or_else(|| current.map(str::to_string));
     let mut waiting = refused;
     let mut recheck_at = None;
+    let mut awaiting_approval = None;
     if let Some(newest) = newest.filter(|n| Some(name(&n.metadata)) != chosen) {
         match admissible(newest, policy, now) {
             Err(why) => {
                 recheck_at = ready_at(newest, policy).filter(|at| *at > now);
                 waiting.push(why);
             }
-            Ok(()) if needs_approval => waiting.push(format!("release {} waits for approval", name(&newest.metadata))),
+            Ok(()) if needs_approval => {
+                waiting.push(format!("release {} waits for approval", name(&newest.metadata)));
+                awaiting_approval = Some(name(&newest.metadata));
+            }
             Ok(()) => {}
         }
     }
     if chosen.is_none() && newest.is_none() {
         waiting.push("no release recorded yet".into());
     }
-    Decision { release: chosen, waiting: waiting.join("; "), recheck_at }
+    Decision { release: chosen, waiting: waiting.join("; "), recheck_at, awaiting_approval }
 }
 
 /// The release a successful build PipelineRun (`run`, as JSON) produced: the run's name, its
@@ -253,7 +259,15 @@ mod tests {
     fn the_first_environment_follows_every_new_release() {
         let releases = [release("web-1", 0, &[]), release("web-2", 10, &[])];
         let d = choose(None, &releases, &[], Some("web-1"), at(20));
-        assert_eq!(d, Decision { release: Some("web-2".into()), waiting: String::new(), recheck_at: None });
+        assert_eq!(
+            d,
+            Decision {
+                release: Some("web-2".into()),
+                waiting: String::new(),
+                recheck_at: None,
+                awaiting_approval: None
+            }
+        );
         assert_eq!(choose(None, &[], &[], None, at(0)).waiting, "no release recorded yet");
     }
 
@@ -266,7 +280,15 @@ mod tests {
         assert!(early.waiting.starts_with("release web-2 has been healthy in test since"), "{}", early.waiting);
         assert_eq!(early.recheck_at, Some(at(170)), "looks again when web-2 may move on");
         let later = choose(Some(&stage), &releases, &[], Some("web-1"), at(171));
-        assert_eq!(later, Decision { release: Some("web-2".into()), waiting: String::new(), recheck_at: None });
+        assert_eq!(
+            later,
+            Decision {
+                release: Some("web-2".into()),
+                waiting: String::new(),
+                recheck_at: None,
+                awaiting_approval: None
+            }
+        );
     }
 
     #[test]
@@ -293,6 +315,11 @@ mod tests {
         );
         let rollback = [approval("a1", "web-2", 120), approval("a3", "web-1", 250)];
         assert_eq!(choose(Some(&prod), &releases, &rollback, Some("web-2"), at(300)).release.as_deref(), Some("web-1"));
+        assert_eq!(none.awaiting_approval, None, "web-3 is not admitted: nobody is asked for it");
+        let healthy = [release("web-1", 0, &[("stage", 5)]), release("web-2", 100, &[("stage", 110)])];
+        let asking = choose(Some(&prod), &healthy, &[approval("a1", "web-1", 50)], Some("web-1"), at(300));
+        assert_eq!(asking.awaiting_approval.as_deref(), Some("web-2"));
+        assert_eq!(asking.waiting, "release web-2 waits for approval");
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod git;
 pub mod gitea;
 pub mod http;
 pub mod operator;
+pub mod receiver;
 pub mod wait;
 
 pub use cluster::{TestContext, control_plane, second_cluster};

@@ -123,7 +123,14 @@ async fn run(
                     .await?;
                 return Ok(report);
             }
-            Duration::try_from(left).unwrap_or(Duration::ZERO).min(ctx.resync) + Duration::from_millis(200)
+            let left = Duration::try_from(left).unwrap_or(Duration::ZERO);
+            let warn_in = left.saturating_sub(EXPIRY_WARNING);
+            if warn_in.is_zero() {
+                expiring(preview, ctx, &cicd, status, expires).await;
+            }
+            // Looked at again when the warning is due, when it expires, and every resync.
+            let next = if warn_in.is_zero() { left } else { warn_in.min(left) };
+            next.min(ctx.resync) + Duration::from_millis(200)
         }
         None => ctx.resync,
     };
@@ -152,6 +159,39 @@ async fn run(
         }
     };
     Ok(Report::new(verdict, Some(requeue)))
+}
+
+/// How long before a preview expires its team's targets are told.
+const EXPIRY_WARNING: Duration = Duration::from_secs(3600);
+
+/// Tells the team's targets, once per expiry time, that the preview expires within the hour.
+async fn expiring(
+    preview: &PreviewEnvironment,
+    ctx: &Context,
+    cicd: &str,
+    status: &PreviewEnvironmentStatus,
+    expires: Timestamp,
+) {
+    let factory = cicd.strip_suffix("-cicd").unwrap_or(cicd);
+    let event = factory_api::NotificationEvent::PreviewExpiring;
+    let team = ctx.factory(factory, Read::Store).await.ok().flatten();
+    if !team.is_some_and(|t| crate::services::notify::wanted(&t, event)) {
+        return;
+    }
+    let name = preview.name_any();
+    let message = factory_notify::Message {
+        event,
+        factory: factory.to_string(),
+        object: format!("PreviewEnvironment {cicd}/{name}"),
+        summary: format!("preview {name} expires at {expires}"),
+        detail: format!(
+            "keep it longer with: kubectl annotate previewenvironment -n {cicd} {name} {}=<duration> --overwrite",
+            labels::KEEP
+        ),
+        url: status.url.clone(),
+        time: crate::services::notify::now(),
+    };
+    ctx.notifier.notify(&ctx.metrics, factory, format!("expiring/{cicd}/{name}/{expires}"), message);
 }
 
 /// The team factory owning a cicd namespace.

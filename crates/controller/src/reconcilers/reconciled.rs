@@ -21,6 +21,8 @@ pub trait Reconciled:
     fn shared(status: &mut Self::Status) -> &mut ReconcileStatus;
     /// Where the object's status is written: its namespace, or the cluster.
     fn api(&self, client: Client) -> Api<Self>;
+    /// The team factory whose notification targets hear about it, if one does.
+    fn team(&self) -> Option<String>;
 }
 
 /// Implements [`Reconciled`] for resources whose status is an optional `status` field with
@@ -32,7 +34,7 @@ macro_rules! reconciled {
     (@api namespaced, $object:expr, $client:expr) => {
         Api::namespaced($client, &$object.namespace().unwrap_or_default())
     };
-    ($($object:ty => $status:ty, $scope:ident);+ $(;)?) => {$(
+    ($($object:ty => $status:ty, $scope:ident, $team:expr);+ $(;)?) => {$(
         impl Reconciled for $object {
             type Status = $status;
 
@@ -47,12 +49,19 @@ macro_rules! reconciled {
             fn api(&self, client: Client) -> Api<Self> {
                 reconciled!(@api $scope, self, client)
             }
+
+            fn team(&self) -> Option<String> {
+                let team: fn(&Self) -> Option<String> = $team;
+                team(self)
+            }
         }
     )+};
 }
 
 reconciled!(
-    Factory => FactoryStatus, cluster;
-    Environment => EnvironmentStatus, cluster;
-    PreviewEnvironment => PreviewEnvironmentStatus, namespaced;
+    Factory => FactoryStatus, cluster,
+        |f| (f.spec.factory_type == factory_api::FactoryType::Applications).then(|| f.name_any());
+    Environment => EnvironmentStatus, cluster, |e| Some(e.spec.factory.clone());
+    PreviewEnvironment => PreviewEnvironmentStatus, namespaced,
+        |p| p.namespace()?.strip_suffix("-cicd").map(str::to_string);
 );

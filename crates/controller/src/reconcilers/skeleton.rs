@@ -15,9 +15,13 @@ use kube::{Resource, ResourceExt};
 use tracing::Instrument;
 
 use crate::reconcilers::reconciled::Reconciled;
-use crate::services::context::Context;
+use crate::services::context::{Context, Read};
 use crate::services::error::ReconcileError;
+use crate::services::notify;
 use crate::services::status::{self, Note};
+use factory_api::NotificationEvent;
+use factory_api::conditions::{READY, STALLED};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 /// How soon a reconcile that failed on something passing (the API server, a fetch) runs again.
 pub const RETRY: Duration = Duration::from_secs(10);
@@ -154,6 +158,9 @@ async fn once<R: Reconciler>(object: Arc<R::Object>, ctx: &Context) -> Result<Ac
         }
     };
     shared.last_handled_reconcile_at = requested.or(shared.last_handled_reconcile_at.take());
+    if let Some(team) = object.team() {
+        notify_failure(ctx, object.as_ref(), &team, &shared.conditions).await;
+    }
     match &result {
         Ok(report) => {
             for note in &report.events {
@@ -171,6 +178,41 @@ async fn once<R: Reconciler>(object: Arc<R::Object>, ctx: &Context) -> Result<Ac
         status::write(&object.api(ctx.client.clone()), object.as_ref(), current, status).await?;
     }
     Ok(action)
+}
+
+/// Tells the team's targets when `object` stalls (once per stall and reason), and forgets
+/// that once it is Ready again.
+async fn notify_failure<K: Reconciled>(ctx: &Context, object: &K, team: &str, conditions: &[Condition]) {
+    let kind = K::kind(&());
+    let place = match object.namespace() {
+        Some(ns) => format!("{kind} {ns}/{}", object.name_any()),
+        None => format!("{kind} {}", object.name_any()),
+    };
+    let prefix = format!("failure/{place}/");
+    if factory_core::conditions::is_true(conditions, READY) {
+        ctx.notifier.resolved(&prefix);
+        return;
+    }
+    let Some(stalled) = conditions.iter().find(|c| c.type_ == STALLED && c.status == "True") else { return };
+    let wanted = ctx
+        .factory(team, Read::Store)
+        .await
+        .ok()
+        .flatten()
+        .is_some_and(|f| notify::wanted(&f, NotificationEvent::Failure));
+    if !wanted {
+        return;
+    }
+    let message = factory_notify::Message {
+        event: NotificationEvent::Failure,
+        factory: team.to_string(),
+        object: place,
+        summary: format!("stalled: {}", stalled.reason),
+        detail: stalled.message.clone(),
+        url: None,
+        time: notify::now(),
+    };
+    ctx.notifier.notify(&ctx.metrics, team, format!("{prefix}{}", stalled.reason), message);
 }
 
 #[cfg(test)]

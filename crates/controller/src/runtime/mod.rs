@@ -214,6 +214,8 @@ async fn lead(
         // These trigger through their subscribers alone.
         tokio::spawn(releases.run(Api::all(ctx.client.clone()), futures::channel::mpsc::unbounded::<()>().0, |_| [])),
         tokio::spawn(approvals.run(Api::all(ctx.client.clone()), futures::channel::mpsc::unbounded::<()>().0, |_| [])),
+        // Notifications go out from the leader, beside its reconciles.
+        tokio::spawn(crate::services::notify::Notifier::run(ctx.clone())),
     ];
     let _stop_watches = AbortOnDrop(watch_tasks.iter().map(tokio::task::JoinHandle::abort_handle).collect());
 

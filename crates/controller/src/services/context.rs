@@ -60,6 +60,8 @@ pub struct Context {
     pub render_workers: Arc<tokio::sync::Semaphore>,
     /// Git hosts: pull-request listings and the commit statuses posted.
     pub hosts: Arc<crate::services::hosts::Hosts>,
+    /// Notifications to the team factories' webhook targets.
+    pub notifier: Arc<crate::services::notify::Notifier>,
     impersonated: Mutex<HashMap<(String, String), Client>>,
     remotes: Mutex<HashMap<String, Remote>>,
     applied: Mutex<HashMap<String, (String, Instant, Applied)>>,
@@ -147,6 +149,7 @@ impl Context {
             tools: Arc::new(Tools::new(tools_config(&cache_dir, "kustomize".into(), "helm".into()))),
             render_workers: Arc::new(tokio::sync::Semaphore::new(usize::from(DEFAULT_RENDER_WORKERS))),
             hosts: Arc::default(),
+            notifier: Arc::default(),
             client,
             impersonated: Mutex::new(HashMap::new()),
             remotes: Mutex::new(HashMap::new()),

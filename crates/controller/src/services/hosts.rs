@@ -16,6 +16,7 @@ use tracing::{debug, warn};
 
 use crate::services::context::Context;
 use crate::services::error::ReconcileError;
+use crate::services::metrics::Metrics;
 
 /// How often open pull requests are listed when the factory does not say.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
@@ -136,15 +137,24 @@ impl Hosts {
 
     /// Posts `status` on `sha` unless the same was posted already; a failure is logged and
     /// returned (the next reconcile posts again).
-    pub async fn report(&self, host: &Host, sha: &str, status: CommitStatus) -> Result<(), factory_hosts::HostError> {
+    pub async fn report(
+        &self,
+        metrics: &Metrics,
+        host: &Host,
+        sha: &str,
+        status: CommitStatus,
+    ) -> Result<(), factory_hosts::HostError> {
         let key = (host.repo().path.clone() + "@" + &host.repo().web, sha.to_string(), status.context.clone());
         if lock(&self.posted).get(&key).is_some_and(|(posted, _)| *posted == status) {
             return Ok(());
         }
+        let state = format!("{:?}", status.state).to_lowercase();
         if let Err(e) = host.set_status(sha, &status).await {
             warn!(error = %e, sha, "commit status not posted");
+            Metrics::sent(&metrics.commit_statuses, &state, "failed");
             return Err(e);
         }
+        Metrics::sent(&metrics.commit_statuses, &state, "sent");
         debug!(sha, state = ?status.state, description = %status.description, "commit status posted");
         let mut posted = lock(&self.posted);
         if posted.len() >= REMEMBERED {

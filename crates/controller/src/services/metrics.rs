@@ -59,6 +59,15 @@ pub struct FactoryLabels {
     pub factory: String,
 }
 
+/// Labels of something sent outside the cluster.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SentLabels {
+    /// The notification's event (`failure`), or the commit status's state (`success`).
+    pub kind: String,
+    /// `sent`, `failed` (given up after retries), or `dropped` (the queue was full).
+    pub outcome: String,
+}
+
 /// Every metric the operator exports.
 pub struct Metrics {
     registry: Registry,
@@ -81,6 +90,10 @@ pub struct Metrics {
     pub previews_active: Family<FactoryLabels, Gauge>,
     /// 1 while this process holds the leader lease (or runs without leader election).
     pub leader: Gauge,
+    /// Notifications by event and outcome.
+    pub notifications: Family<SentLabels, Counter>,
+    /// Commit statuses posted on git hosts, by state and outcome.
+    pub commit_statuses: Family<SentLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -126,7 +139,32 @@ impl Default for Metrics {
             previews_active.clone(),
         );
         registry.register("leader", "1 while this process is the leader", leader.clone());
-        Self { registry, reconciles, duration, applied, pruned, drifted, git_fetch, render, previews_active, leader }
+        let notifications = Family::<SentLabels, Counter>::default();
+        let commit_statuses = Family::<SentLabels, Counter>::default();
+        registry.register(
+            "notifications",
+            "Notifications to webhook targets by event and outcome",
+            notifications.clone(),
+        );
+        registry.register(
+            "commit_statuses",
+            "Commit statuses posted on git hosts by state and outcome",
+            commit_statuses.clone(),
+        );
+        Self {
+            registry,
+            reconciles,
+            duration,
+            applied,
+            pruned,
+            drifted,
+            git_fetch,
+            render,
+            previews_active,
+            leader,
+            notifications,
+            commit_statuses,
+        }
     }
 }
 
@@ -140,6 +178,11 @@ impl Metrics {
         self.duration.get_or_create(&c).observe(took.as_secs_f64());
         self.applied.get_or_create(&c).inc_by(applied as u64);
         self.pruned.get_or_create(&c).inc_by(pruned as u64);
+    }
+
+    /// Counts one thing sent outside the cluster in `family`.
+    pub fn sent(family: &Family<SentLabels, Counter>, kind: &str, outcome: &str) {
+        family.get_or_create(&SentLabels { kind: kind.into(), outcome: outcome.into() }).inc();
     }
 
     /// Records one render (or cache answer) of kustomize or helm.

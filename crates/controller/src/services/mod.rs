@@ -10,6 +10,7 @@ pub mod events;
 pub mod health;
 pub mod hosts;
 pub mod metrics;
+pub mod notify;
 pub mod render;
 pub mod schedule;
 pub mod source;

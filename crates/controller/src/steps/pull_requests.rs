@@ -111,7 +111,7 @@ async fn application(
                         description: why,
                         target_url: None,
                     };
-                    if let Err(e) = ctx.hosts.report(&host, &pr.head_sha, status).await {
+                    if let Err(e) = ctx.hosts.report(&ctx.metrics, &host, &pr.head_sha, status).await {
                         notes.push(format!("{}: #{}: {e}", app.name, pr.number));
                     }
                 }
@@ -178,5 +178,5 @@ pub async fn report(
     };
     let status =
         CommitStatus { state, context: pull_requests::status_context(&factory_name), description, target_url: url };
-    let _ = ctx.hosts.report(&host, sha, status).await;
+    let _ = ctx.hosts.report(&ctx.metrics, &host, sha, status).await;
 }

@@ -123,10 +123,37 @@ pub async fn choose(
         .map(|a| (**a).clone())
         .collect();
     let now = Timestamp::now();
-    let Decision { release, waiting, recheck_at } = delivery::choose(promotion, &releases, &approvals, current, now);
+    let Decision { release, waiting, recheck_at, awaiting_approval } =
+        delivery::choose(promotion, &releases, &approvals, current, now);
+    if let Some(waiting_for) = awaiting_approval {
+        awaits_approval(ctx, factory, namespace, application, &waiting_for).await;
+    }
     let release = release.and_then(|name| releases.into_iter().find(|r| r.name_any() == name));
     let recheck = recheck_at.and_then(|at| std::time::Duration::try_from(at.duration_since(now)).ok());
     Ok(Chosen { release, waiting, recheck })
+}
+
+/// Tells the team's targets, once, that `release` of `application` waits for an approval to
+/// enter the environment in `namespace`.
+async fn awaits_approval(ctx: &Context, factory: &str, namespace: &str, application: &str, release: &str) {
+    let event = factory_api::NotificationEvent::ApprovalWaiting;
+    let team = ctx.factory(factory, crate::services::context::Read::Store).await.ok().flatten();
+    if !team.is_some_and(|t| crate::services::notify::wanted(&t, event)) {
+        return;
+    }
+    let message = factory_notify::Message {
+        event,
+        factory: factory.to_string(),
+        object: format!("Release {}/{release}", cicd_namespace(factory)),
+        summary: format!("release {release} of {application} waits for approval to enter {namespace}"),
+        detail: format!(
+            "approve it with: kubectl factory approve {application} --factory {factory} --env <environment> --release {release}"
+        ),
+        url: None,
+        time: crate::services::notify::now(),
+    };
+    let key = format!("approval/{namespace}/{application}/{release}");
+    ctx.notifier.notify(&ctx.metrics, factory, key, message);
 }
 
 /// What `environment` runs of `application` now that `release` was applied (it ran `before`),
