@@ -10,7 +10,9 @@ use factory_api::release::ApprovalSpec;
 use factory_api::{Approval, Environment, Factory, HealthState, Release, ReleaseSpec};
 use factory_testkit::eventually;
 use factory_testkit::git::Repo;
+use factory_testkit::receiver::Receiver;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -31,6 +33,7 @@ fn digest(digit: char) -> String {
 }
 
 struct Shop {
+    receiver: Receiver,
     name: String,
     cicd: String,
     web: Repo,
@@ -55,7 +58,17 @@ async fn a_release_travels_test_stage_prod_with_health_gates_and_approvals() {
     let owner = p.ctx.client_as_user("olivia", &[&format!("{x}-shop-owners")]).await.expect("owner");
     let approver = p.ctx.client_as_user("arthur", &[&format!("{x}-shop-approvers")]).await.expect("approver");
     let name = format!("{x}-shop");
-    let shop = Shop { cicd: format!("{name}-cicd"), name, web, owner, approver };
+    let receiver = Receiver::start(0).await.expect("notification receiver");
+    let secret: Secret = serde_json::from_value(json!({"metadata": {"name": "approvers"},
+        "stringData": {"url": format!("{}/approvers", receiver.url)}}))
+    .expect("secret");
+    let secrets: Api<Secret> = Api::namespaced(p.ctx.client.clone(), &format!("{name}-cicd"));
+    eventually("the approvers' target", Duration::from_secs(60), || async {
+        secrets.create(&PostParams::default(), &secret).await.map(|_| Some(()))
+    })
+    .await
+    .expect("secret");
+    let shop = Shop { receiver, cicd: format!("{name}-cicd"), name, web, owner, approver };
 
     nothing_runs_before_the_first_release(&p, &shop).await;
     let first = a_build_run_records_a_release_that_reaches_test_then_stage(&p, &shop).await;
@@ -65,6 +78,27 @@ async fn a_release_travels_test_stage_prod_with_health_gates_and_approvals() {
     bad_releases_and_promotions_are_refused_and_nothing_changes(&p, &shop, &first).await;
     two_releases_in_quick_succession_end_with_the_newer(&p, &shop).await;
     the_operator_adds_little_to_a_rollout(&p, &shop).await;
+    each_wait_for_approval_was_told_once(&shop);
+}
+
+/// The summaries of the approval-waiting messages received, in order.
+fn approval_messages(shop: &Shop) -> Vec<String> {
+    shop.receiver
+        .received()
+        .iter()
+        .filter_map(|r| serde_json::from_slice::<serde_json::Value>(&r.body).ok())
+        .filter(|m| m["event"] == "approval-waiting")
+        .map(|m| m["summary"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+fn each_wait_for_approval_was_told_once(shop: &Shop) {
+    let all = approval_messages(shop);
+    let mut unique = all.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(all.len(), unique.len(), "one message per release waiting: {all:#?}");
+    assert_eq!(shop.receiver.received().len(), all.len(), "the target takes ApprovalWaiting only");
 }
 
 /// What environment `env` runs of web: (release, health, waiting).
@@ -166,6 +200,13 @@ async fn prod_waits_for_an_approval_an_owner_may_not_give(p: &Platform, shop: &S
     })
     .await
     .expect("waiting for approval");
+    // Those who approve hear it (and, as the test's end checks, once, however often prod looks).
+    let summary = format!("release {first} of web waits for approval to enter {}", shop.namespace("prod"));
+    eventually("the approvers are told", Duration::from_secs(30), || async {
+        anyhow::Ok(approval_messages(shop).contains(&summary).then_some(()))
+    })
+    .await
+    .expect("notified");
     let done =
         kubectl_factory::releases::promote(&shop.approver, &shop.name, "web", "prod", None).await.expect("approve");
     assert_eq!(done, format!("release {first} of web approved for prod ({})", shop.namespace("prod")));
