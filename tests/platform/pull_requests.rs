@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use factory_api::PreviewEnvironment;
+use factory_api::{PreviewEnvironment, Release, ReleaseSpec};
 use factory_testkit::eventually;
 use factory_testkit::git::{GitRoot, Repo};
 use factory_testkit::gitea::{self, Gitea};
@@ -60,6 +60,7 @@ async fn pull_requests_get_previews_and_hear_back_on_gitea() {
     a_failing_rollout_is_a_failure_with_the_reason(&w, first).await;
     closing_removes_the_namespace_and_says_so_and_frees_a_place(&w, first, third).await;
     each_event_was_notified_exactly_once_signed(&w, &[first, second, third]).await;
+    a_releases_rollout_is_posted_on_its_commit(&w).await;
 }
 
 async fn world(test: &str) -> World<'static> {
@@ -302,4 +303,30 @@ async fn each_event_was_notified_exactly_once_signed(w: &World<'_>, numbers: &[u
     assert!(text.starts_with(":x: *") && text.contains(&format!("web-pr-{}", numbers[0])), "{text}");
     let refused = w.receiver.received().iter().filter(|r| r.answered == 503).count();
     assert_eq!(refused, 1, "the first request was refused once and retried");
+}
+
+/// A release of `api` (the same repository, delivered by releases) is posted on its commit
+/// under the environment's own context: success once healthy in test.
+async fn a_releases_rollout_is_posted_on_its_commit(w: &World<'_>) {
+    w.repo.checkout("main").expect("main");
+    let sha = w.repo.head().expect("head");
+    let releases: Api<Release> = Api::namespaced(w.p.ctx.client.clone(), &w.cicd);
+    let release = Release::new(
+        "api-1",
+        ReleaseSpec {
+            application: "api".into(),
+            revision: format!("main@sha1:{sha}"),
+            images: vec![],
+            pipeline_run: None,
+        },
+    );
+    releases.create(&PostParams::default(), &release).await.expect("release");
+    let context = format!("factory/{}-shop/test", w.p.ctx.prefix);
+    let found = eventually("the release's status on its commit", Duration::from_secs(90), || async {
+        let all = w.gitea.statuses(&w.name, &sha).await?;
+        anyhow::Ok(all.into_iter().find(|(c, s, ..)| *c == context && s == "success"))
+    })
+    .await
+    .expect("release status");
+    assert_eq!(found.2, "Release api-1 is healthy in test");
 }

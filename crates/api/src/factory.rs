@@ -383,6 +383,9 @@ pub struct PreviewPolicy {
 #[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!has(self.pullRequests) || has(self.host)", "message": "pullRequests needs host: where to list them and report back"}
+]))]
 pub struct Application {
     /// Application name, a DNS-1123 label.
     #[schemars(length(min = 1, max = 40), regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
@@ -410,7 +413,11 @@ pub struct Application {
          "message": "healthTimeout must be between 10s and 24h"}
     ]))]
     pub health_timeout: Option<String>,
-    /// A preview for each open pull request of the source repository, reported back on it.
+    /// The git host of the source repository: commit statuses for releases and previews are
+    /// posted there, and pull requests listed.
+    pub host: Option<crate::pull_requests::GitHostAccess>,
+    /// A preview for each open pull request of the source repository, reported back on it
+    /// (needs `host`).
     pub pull_requests: Option<crate::pull_requests::PullRequestPreviews>,
     /// The Service that previews' Ingresses route to (with `previews.ingress`).
     pub expose: Option<crate::pull_requests::Expose>,

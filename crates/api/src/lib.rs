@@ -20,7 +20,7 @@ pub use environment::{DriftPolicy, Environment, EnvironmentSpec, EnvironmentStat
 pub use factory::{Factory, FactorySpec, FactoryStatus, FactoryType};
 pub use notifications::{NotificationEvent, NotificationFormat, NotificationTarget};
 pub use preview::{PreviewEnvironment, PreviewEnvironmentSpec, PreviewEnvironmentStatus, PreviewPhase};
-pub use pull_requests::{Expose, GitHost, LocalSecretReference, PreviewIngress, PullRequestPreviews};
+pub use pull_requests::{Expose, GitHost, GitHostAccess, LocalSecretReference, PreviewIngress, PullRequestPreviews};
 pub use release::{Approval, ApprovalSpec, Release, ReleaseImage, ReleaseSpec, ReleaseStatus};
 pub use status::{ApplicationHealth, ApplicationStatus, HealthState, ReconcileStatus, RunningRelease};
 

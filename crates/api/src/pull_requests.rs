@@ -5,9 +5,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
-/// One preview per open pull request of the application, following its head commit and
-/// deleted when it closes or merges; its state is posted on the pull request's head as a
-/// commit status (`factory/<factory>/preview`).
+/// The application's git host, as the operator talks to it: it posts commit statuses there
+/// (each release's rollout in each environment, each pull-request preview) and lists pull
+/// requests for `pullRequests`.
 #[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -15,7 +15,7 @@ use serde_with::skip_serializing_none;
     {"rule": "!has(self.apiURL) || self.apiURL.startsWith('https://') || self.apiURL.startsWith('http://')",
      "message": "apiURL must be an http(s) URL"}
 ]))]
-pub struct PullRequestPreviews {
+pub struct GitHostAccess {
     /// The software serving the application's repository: `Gitea`, `GitHub` or `GitLab`.
     pub provider: GitHost,
     /// The host's API root, when not the usual one for the repository's URL
@@ -27,6 +27,15 @@ pub struct PullRequestPreviews {
     /// may read pull requests and write commit statuses) and optionally `ca.crt` (the host's
     /// CA, for a private host).
     pub secret_ref: LocalSecretReference,
+}
+
+/// One preview per open pull request of the application, following its head commit and
+/// deleted when it closes or merges; its state is posted on the pull request's head as a
+/// commit status (`factory/<factory>/preview`). Needs the application's `host`.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PullRequestPreviews {
     /// Only pull requests carrying this label get a preview.
     #[schemars(length(min = 1, max = 255))]
     pub label: Option<String>,

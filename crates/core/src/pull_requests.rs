@@ -57,6 +57,11 @@ pub fn status_context(factory: &str) -> String {
     format!("factory/{factory}/preview")
 }
 
+/// The commit-status context of a factory's releases in `environment`.
+pub fn release_context(factory: &str, environment: &str) -> String {
+    format!("factory/{factory}/{environment}")
+}
+
 /// The host name of preview `preview` of `application` in `factory`, from the template.
 pub fn host(ingress: &PreviewIngress, factory: &str, application: &str, preview: &str) -> String {
     ingress

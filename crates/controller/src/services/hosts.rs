@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use factory_api::factory::Application;
-use factory_api::{Factory, GitHost, PullRequestPreviews};
+use factory_api::{Factory, GitHost, GitHostAccess, PullRequestPreviews};
 use factory_hosts::{CommitStatus, Host, Kind, Listing, PullRequest};
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
@@ -20,14 +20,17 @@ use crate::services::metrics::Metrics;
 
 /// How often open pull requests are listed when the factory does not say.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+/// How long a host's token is used before its Secret is read again.
+const SECRET_TTL: Duration = Duration::from_secs(60);
 /// Statuses remembered (per repository, commit and context) before the oldest half is forgotten.
 const REMEMBERED: usize = 10_000;
 
 /// The hosts' state shared by every reconcile.
 #[derive(Default)]
 pub struct Hosts {
-    /// Per (factory, application): the Secret's resourceVersion it was built with, and the host.
-    hosts: Mutex<HashMap<(String, String), (String, Host)>>,
+    /// Per (factory, application): what it was built with (the Secret's resourceVersion and
+    /// the spec), when the Secret was read, and the host.
+    hosts: Mutex<HashMap<(String, String), (String, Instant, Host)>>,
     /// Per (factory, application): the last listing.
     listings: Mutex<HashMap<(String, String), Listed>>,
     /// Per (repository, commit, context): the status last posted, and when.
@@ -56,34 +59,40 @@ pub struct OpenPulls {
 }
 
 impl Hosts {
-    /// The host of `app`'s repository with the token of its `pullRequests.secretRef`, read as
-    /// the team (a token it cannot read itself is refused by the API server).
+    /// The host of `app`'s repository with the token of its `host.secretRef`, read as the team
+    /// (a token it cannot read itself is refused by the API server).
     pub async fn host(
         &self,
         ctx: &Context,
         factory: &Factory,
         app: &Application,
-        policy: &PullRequestPreviews,
+        access: &GitHostAccess,
     ) -> Result<Host, ReconcileError> {
         let name = factory.name_any();
+        let key = (name.clone(), app.name.clone());
+        let spec =
+            format!("{:?}/{}/{}", access.provider, access.api_url.as_deref().unwrap_or_default(), app.source.url);
+        // Reconciles report every second while something rolls out: the Secret is read again
+        // (and a rotated token taken) at most once per SECRET_TTL.
+        if let Some((built, read, host)) = lock(&self.hosts).get(&key)
+            && built.ends_with(&spec)
+            && read.elapsed() < SECRET_TTL
+        {
+            return Ok(host.clone());
+        }
         let cicd = factory_core::names::cicd_namespace(&name);
-        let secret_name = &policy.secret_ref.name;
+        let secret_name = &access.secret_ref.name;
         let err = |why: String| ReconcileError::Credentials { namespace: cicd.clone(), name: secret_name.clone(), why };
         let secret = Api::<Secret>::namespaced(ctx.tenant(&name)?, &cicd)
             .get_opt(secret_name)
             .await
             .map_err(|e| err(factory_apply::api_message(&e)))?
             .ok_or_else(|| err("not found".into()))?;
-        let key = (name, app.name.clone());
-        let version = format!(
-            "{}/{:?}/{}",
-            secret.resource_version().unwrap_or_default(),
-            policy.provider,
-            policy.api_url.as_deref().unwrap_or_default()
-        );
-        if let Some((v, host)) = lock(&self.hosts).get(&key)
-            && *v == version
+        let version = format!("{}/{spec}", secret.resource_version().unwrap_or_default());
+        if let Some((built, read, host)) = lock(&self.hosts).get_mut(&key)
+            && *built == version
         {
+            *read = Instant::now();
             return Ok(host.clone());
         }
         let data = secret.data.unwrap_or_default();
@@ -92,15 +101,15 @@ impl Hosts {
             .map(|b| String::from_utf8_lossy(&b.0).trim().to_string())
             .filter(|t| !t.is_empty())
             .ok_or_else(|| err("has no key `token`".into()))?;
-        let kind = match policy.provider {
+        let kind = match access.provider {
             GitHost::Gitea => Kind::Gitea,
             GitHost::GitHub => Kind::GitHub,
             GitHost::GitLab => Kind::GitLab,
         };
         let ca = data.get("ca.crt").map(|b| b.0.as_slice());
-        let host = Host::new(kind, &app.source.url, policy.api_url.as_deref(), &token, ca)
-            .map_err(|e| ReconcileError::InvalidSpec(format!("pull requests of {}: {e}", app.name)))?;
-        lock(&self.hosts).insert(key, (version, host.clone()));
+        let host = Host::new(kind, &app.source.url, access.api_url.as_deref(), &token, ca)
+            .map_err(|e| ReconcileError::InvalidSpec(format!("host of {}: {e}", app.name)))?;
+        lock(&self.hosts).insert(key, (version, Instant::now(), host.clone()));
         Ok(host)
     }
 

@@ -72,7 +72,8 @@ async fn application(
     policy: &PullRequestPreviews,
     existing: &[&PreviewEnvironment],
 ) -> Result<(Vec<String>, Duration), String> {
-    let host = ctx.hosts.host(ctx, factory, app, policy).await.map_err(|e| e.to_string())?;
+    let access = app.host.as_ref().ok_or("pullRequests needs host")?;
+    let host = ctx.hosts.host(ctx, factory, app, access).await.map_err(|e| e.to_string())?;
     let open = ctx.hosts.open_pulls(&host, factory, app, policy).await.map_err(|e| e.to_string())?;
     let mut notes = Vec::new();
     let mut forks = Vec::new();
@@ -168,8 +169,8 @@ pub async fn report(
         return;
     };
     let app = factory.spec.applications.iter().flatten().find(|a| a.name == preview.spec.application);
-    let Some((app, policy)) = app.and_then(|a| Some((a, a.pull_requests.as_ref()?))) else { return };
-    let host = match ctx.hosts.host(ctx, &factory, app, policy).await {
+    let Some((app, access)) = app.and_then(|a| Some((a, a.host.as_ref()?))) else { return };
+    let host = match ctx.hosts.host(ctx, &factory, app, access).await {
         Ok(host) => host,
         Err(e) => {
             warn!(preview = %preview.name_any(), error = %e, "cannot report on the pull request");

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use crate::services::context::Context;
 use crate::services::error::ReconcileError;
 use crate::services::status::Note;
+use factory_hosts::{CommitState, CommitStatus};
 
 /// Records a Release for each successful build run of `runs` (PipelineRuns of `factory`'s cicd
 /// namespace, as JSON) that has none yet, named after the run.
@@ -167,6 +168,7 @@ pub async fn running(
     before: Option<RunningRelease>,
     health: &ApplicationHealth,
 ) -> (RunningRelease, Option<Note>) {
+    report(ctx, release, application, environment, health).await;
     let name = release.name_any();
     let entered = before.as_ref().is_none_or(|r| r.name != name).then(|| {
         let from = before.as_ref().map(|r| format!(" (was {})", r.name)).unwrap_or_default();
@@ -187,6 +189,33 @@ pub async fn running(
         name,
     };
     (running, entered)
+}
+
+/// Posts how `release` is doing in `environment` on its commit, where the application names
+/// its git host: pending while it rolls out, success once healthy, failure with the reason.
+async fn report(ctx: &Context, release: &Release, application: &str, environment: &str, health: &ApplicationHealth) {
+    let Some(cicd) = release.namespace() else { return };
+    let factory_name = cicd.strip_suffix("-cicd").unwrap_or(&cicd).to_string();
+    let Ok(Some(factory)) = ctx.factory(&factory_name, crate::services::context::Read::Store).await else { return };
+    let app = factory.spec.applications.iter().flatten().find(|a| a.name == application);
+    let Some((app, access)) = app.and_then(|a| Some((a, a.host.as_ref()?))) else { return };
+    let Some(sha) = release.spec.revision.rsplit("sha1:").next().filter(|s| s.len() == 40) else { return };
+    let name = release.name_any();
+    let (state, description) = match health.state {
+        HealthState::Healthy => (CommitState::Success, format!("Release {name} is healthy in {environment}")),
+        HealthState::Progressing => (CommitState::Pending, format!("Release {name} is rolling out in {environment}")),
+        HealthState::Degraded => (CommitState::Failure, format!("Release {name} in {environment}: {}", health.message)),
+    };
+    let host = match ctx.hosts.host(ctx, &factory, app, access).await {
+        Ok(host) => host,
+        Err(e) => {
+            tracing::warn!(release = %name, error = %e, "cannot report the release on its commit");
+            return;
+        }
+    };
+    let context = factory_core::pull_requests::release_context(&factory_name, environment);
+    let status = CommitStatus { state, context, description, target_url: None };
+    let _ = ctx.hosts.report(&ctx.metrics, &host, sha, status).await;
 }
 
 /// Writes down that `release` is healthy in `environment` since `since`, unless it already says
