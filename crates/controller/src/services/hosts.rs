@@ -30,12 +30,15 @@ const REMEMBERED: usize = 10_000;
 pub struct Hosts {
     /// Per (factory, application): what it was built with (the Secret's resourceVersion and
     /// the spec), when the Secret was read, and the host.
-    hosts: Mutex<HashMap<(String, String), (String, Instant, Host)>>,
+    hosts: Mutex<HashMap<(String, String), Built>>,
     /// Per (factory, application): the last listing.
     listings: Mutex<HashMap<(String, String), Listed>>,
     /// Per (repository, commit, context): the status last posted, and when.
     posted: Mutex<HashMap<Posted, (CommitStatus, Instant)>>,
 }
+
+/// A host as built: from what (Secret version and spec), when its Secret was last read.
+type Built = (String, Instant, Host);
 
 /// Where a status was posted: repository, commit and context.
 type Posted = (String, String, String);
