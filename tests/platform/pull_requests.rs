@@ -254,6 +254,15 @@ async fn closing_removes_the_namespace_and_says_so_and_frees_a_place(w: &World<'
     let _ = &w.cicd;
 }
 
+/// A notification the receiver accepted.
+struct Delivered {
+    event: String,
+    object: String,
+    value: serde_json::Value,
+    signature: Option<String>,
+    body: Vec<u8>,
+}
+
 /// Every preview got one "expiring" message (its life is 30 minutes), the failed rollout one
 /// "failure", each signed on the generic target; the Slack target got the failure only; the
 /// 503 the first request got was retried, not counted twice.
@@ -265,21 +274,25 @@ async fn each_event_was_notified_exactly_once_signed(w: &World<'_>, numbers: &[u
         .collect();
     expected.push(("failure".to_string(), format!("PreviewEnvironment {cicd}/web-pr-{}", numbers[0])));
     expected.sort();
-    let delivered = |path: &str| -> Vec<(String, String, serde_json::Value, Option<String>, Vec<u8>)> {
+    let delivered = |path: &str| -> Vec<Delivered> {
         w.receiver
             .received()
             .into_iter()
             .filter(|r| r.path == path && r.answered == 202)
             .map(|r| {
                 let value: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
-                let event = r.headers.get("x-factory-event").cloned().unwrap_or_default();
-                let object = value["object"].as_str().unwrap_or_default().to_string();
-                (event, object, value, r.headers.get("x-factory-signature-256").cloned(), r.body)
+                Delivered {
+                    event: r.headers.get("x-factory-event").cloned().unwrap_or_default(),
+                    object: value["object"].as_str().unwrap_or_default().to_string(),
+                    value,
+                    signature: r.headers.get("x-factory-signature-256").cloned(),
+                    body: r.body,
+                }
             })
             .collect()
     };
     let seen = eventually("every notification delivered", Duration::from_secs(60), || async {
-        let mut got: Vec<(String, String)> = delivered("/audit").into_iter().map(|(e, o, ..)| (e, o)).collect();
+        let mut got: Vec<(String, String)> = delivered("/audit").into_iter().map(|d| (d.event, d.object)).collect();
         got.sort();
         anyhow::Ok((got.len() >= expected.len()).then_some(got))
     })
@@ -287,7 +300,7 @@ async fn each_event_was_notified_exactly_once_signed(w: &World<'_>, numbers: &[u
     .expect("notifications");
     assert_eq!(seen, expected, "exactly one message per event");
     use hmac::Mac;
-    for (event, object, value, signature, body) in delivered("/audit") {
+    for Delivered { event, object, value, signature, body } in delivered("/audit") {
         let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(AUDIT_KEY.as_bytes()).expect("key");
         mac.update(&body);
         let wanted = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
@@ -296,7 +309,7 @@ async fn each_event_was_notified_exactly_once_signed(w: &World<'_>, numbers: &[u
     }
     let chat = delivered("/chat");
     assert_eq!(chat.len(), 1, "the Slack target takes failures only: {chat:?}");
-    let (event, _, value, signature, _) = &chat[0];
+    let Delivered { event, value, signature, .. } = &chat[0];
     assert_eq!(event, "failure");
     assert!(signature.is_none(), "no key, no signature");
     let text = value["text"].as_str().unwrap_or_default();
