@@ -255,6 +255,7 @@ async fn closing_removes_the_namespace_and_says_so_and_frees_a_place(w: &World<'
 }
 
 /// A notification the receiver accepted.
+#[derive(Debug)]
 struct Delivered {
     event: String,
     object: String,
