@@ -31,19 +31,31 @@ const APP: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app-config}
 
 const CLASS: &str = "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: quota}\nspec:\n  hard: {requests.cpu: '4', requests.memory: 8Gi, pods: '50', services.nodeports: '0'}\n---\napiVersion: v1\nkind: LimitRange\nmetadata: {name: defaults}\nspec:\n  limits:\n  - type: Container\n    default: {cpu: 200m, memory: 128Mi}\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: default-deny}\nspec: {podSelector: {}, policyTypes: [Ingress, Egress]}\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: allow-same-namespace}\nspec:\n  podSelector: {}\n  ingress: [{from: [{podSelector: {}}]}]\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: allow-dns}\nspec:\n  podSelector: {}\n  policyTypes: [Egress]\n  egress: [{ports: [{protocol: UDP, port: 53}]}]\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: platform-info}\ndata: {environment: '${environment}', class: '${class}'}\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {name: app}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: app-reader}\nrules: [{apiGroups: [''], resources: [configmaps], verbs: [get, list]}]\n";
 
-struct Operator {
+pub(crate) struct Operator {
     child: Child,
     metrics: String,
 }
 
 impl Operator {
     /// Kills the process and waits for it.
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
     fn start(bin: &Path, kubeconfig: &Path, dir: &Path, log: &str, resync: &str) -> Result<Self> {
+        Self::start_with(bin, kubeconfig, dir, log, resync, &[])
+    }
+
+    /// Like [`Operator::start`], with more arguments (a webhook receiver).
+    pub(crate) fn start_with(
+        bin: &Path,
+        kubeconfig: &Path,
+        dir: &Path,
+        log: &str,
+        resync: &str,
+        extra: &[String],
+    ) -> Result<Self> {
         let log = std::fs::File::create(dir.join(log))?;
         // A free port for its /metrics, to read its reconcile counts.
         let metrics = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.to_string();
@@ -74,6 +86,7 @@ impl Operator {
                     .map(|l| format!("--log={l}"))
                     .unwrap_or_else(|_| "--log=warn".into()),
             )
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -223,7 +236,7 @@ fn requests(plane: &ControlPlane) -> (f64, f64) {
     (all, writes)
 }
 
-fn ready(conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]) -> bool {
+pub(crate) fn ready(conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]) -> bool {
     conditions.iter().any(|c| c.type_ == READY && c.status == "True")
 }
 
@@ -413,10 +426,11 @@ pub fn run(root: &Path, sizes: &[usize], cold_only: bool) -> Result<()> {
     );
     let _ = writeln!(
         report,
-        "\n## Run of {} (`cargo xtask bench --sizes {}{}`)\n",
+        "\n## Run of {} (`cargo xtask bench --sizes {}{}`, commit {})\n",
         k8s_openapi::jiff::Timestamp::now(),
         sizes.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
-        if cold_only { " --cold-only" } else { "" }
+        if cold_only { " --cold-only" } else { "" },
+        measured_commit(root)
     );
     let _ = writeln!(
         report,
@@ -441,7 +455,22 @@ pub fn run(root: &Path, sizes: &[usize], cold_only: bool) -> Result<()> {
     Ok(())
 }
 
-fn append(root: &Path, report: &str) -> Result<()> {
+/// The commit measured: `git rev-parse --short HEAD`, with `-dirty` when the tree has changes.
+pub(crate) fn measured_commit(root: &Path) -> String {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .current_dir(root)
+            .args(args)
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let head = git(&["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    if dirty { format!("{head}-dirty") } else { head }
+}
+
+pub(crate) fn append(root: &Path, report: &str) -> Result<()> {
     let path = root.join("docs/benchmarks.md");
     let mut text = std::fs::read_to_string(&path).unwrap_or_else(|_| {
         "# Benchmarks\n\nEvery figure comes from `cargo xtask bench`; baselines are measured in the same run on the same control plane, and every figure is also given as a ratio to its baseline.\n".into()

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use factory_control_plane::{Binaries, ControlPlane, Lifetime, Options, versions};
 
 mod bench;
+mod bench_pull_requests;
 mod crdgen;
 mod demo;
 mod deploy;
@@ -49,6 +50,10 @@ enum Task {
         /// largest sizes, where every later phase reconciles every environment again).
         #[arg(long)]
         cold_only: bool,
+        /// Instead of the sizes: this many pull requests on Gitea, each timed from opened to
+        /// its preview Ready and its success status posted, against the application's own rollout.
+        #[arg(long)]
+        pull_requests: Option<usize>,
     },
     /// Regenerate deploy/ (the chart rendered as plain YAML); `--check` fails if it is stale.
     Deploy {
@@ -131,7 +136,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Task::Test { args } => test(&args),
         Task::Demo { exit } => demo::run(&workspace_root(), exit),
-        Task::Bench { sizes, cold_only } => {
+        Task::Bench { sizes, cold_only, pull_requests } => {
             let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
                 .current_dir(workspace_root())
                 .args(["build", "--release", "--locked", "-p", "factory-controller"])
@@ -140,7 +145,10 @@ fn run(cli: Cli) -> Result<()> {
             if !status.success() {
                 bail!("cargo build failed ({status})");
             }
-            bench::run(&workspace_root(), &sizes, cold_only)
+            match pull_requests {
+                Some(rounds) => bench_pull_requests::run(&workspace_root(), rounds.max(1)),
+                None => bench::run(&workspace_root(), &sizes, cold_only),
+            }
         }
     }
 }
