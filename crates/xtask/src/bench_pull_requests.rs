@@ -24,7 +24,8 @@ use crate::bench::{Operator, append, measured_commit, ready};
 
 const SECRET: &str = "bench-webhook-secret";
 
-const DEPLOYMENT: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {app.kubernetes.io/name: web}\n  template:\n    metadata:\n      labels: {app.kubernetes.io/name: web}\n    spec:\n      containers: [{name: app, image: 'registry.example.com/web:TAG'}]\n";
+/// Two replicas that meet Pod Security `restricted` (the default of every team namespace).
+const DEPLOYMENT: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {app.kubernetes.io/name: web}\n  template:\n    metadata:\n      labels: {app.kubernetes.io/name: web}\n    spec:\n      securityContext: {runAsNonRoot: true, runAsUser: 10001, seccompProfile: {type: RuntimeDefault}}\n      containers:\n      - name: app\n        image: 'registry.example.com/web:TAG'\n        securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}\n";
 const SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app.kubernetes.io/name: web}\n  ports: [{port: 80}]\n";
 const CLASS: &str = "apiVersion: v1\nkind: LimitRange\nmetadata: {name: defaults}\nspec:\n  limits:\n  - type: Container\n    default: {cpu: 100m, memory: 64Mi}\n";
 
