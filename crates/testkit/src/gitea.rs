@@ -143,11 +143,18 @@ impl Gitea {
     /// Creates repository `name` on Gitea from `files` (pushed to `main` by `git` over HTTPS
     /// with the token); the returned work tree pushes there.
     pub async fn repo(&self, root: &GitRoot, name: &str, files: &[(&str, &str)]) -> Result<Repo> {
-        self.api("POST", "/user/repos", Some(json!({"name": name, "private": true, "default_branch": "main"}))).await?;
         let repo = root.repo(name, files)?;
-        let authed = self.clone_url(name).replacen("https://", &format!("https://{ADMIN}:{}@", self.token), 1);
-        repo.publish_to(&authed, &self.ca_file)?;
+        self.publish(&repo).await?;
         Ok(repo)
+    }
+
+    /// Creates a private repository named like `repo` on Gitea and pushes `repo`'s current
+    /// branch there; every later push of `repo` goes there.
+    pub async fn publish(&self, repo: &Repo) -> Result<()> {
+        let body = json!({"name": repo.name, "private": true, "default_branch": "main"});
+        self.api("POST", "/user/repos", Some(body)).await?;
+        let authed = self.clone_url(&repo.name).replacen("https://", &format!("https://{ADMIN}:{}@", self.token), 1);
+        repo.publish_to(&authed, &self.ca_file)
     }
 
     /// Opens a pull request of `head` into `base`; returns its number.

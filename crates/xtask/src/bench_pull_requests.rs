@@ -31,6 +31,8 @@ const CLASS: &str = "apiVersion: v1\nkind: LimitRange\nmetadata: {name: defaults
 
 /// Runs `rounds` rounds and appends the report to `docs/benchmarks.md`.
 pub fn run(root: &Path, rounds: usize) -> Result<()> {
+    // Named before anything runs: the binary measured is built from this tree.
+    let commit = measured_commit(root);
     let dir = root.join("target/bench/pull-requests");
     std::fs::create_dir_all(&dir)?;
     let options = Options {
@@ -45,7 +47,7 @@ pub fn run(root: &Path, rounds: usize) -> Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     let section = runtime.block_on(async {
         tokio::select! {
-            section = measure(root, &dir, &plane, &gitea, rounds) => section,
+            section = measure(root, &commit, &dir, &plane, &gitea, rounds) => section,
             signal = crate::signals::stop_signal() => bail!("{}: the benchmark stopped", signal?),
         }
     })?;
@@ -53,7 +55,14 @@ pub fn run(root: &Path, rounds: usize) -> Result<()> {
     append(root, &section)
 }
 
-async fn measure(root: &Path, dir: &Path, plane: &ControlPlane, gitea: &Gitea, rounds: usize) -> Result<String> {
+async fn measure(
+    root: &Path,
+    commit: &str,
+    dir: &Path,
+    plane: &ControlPlane,
+    gitea: &Gitea,
+    rounds: usize,
+) -> Result<String> {
     let config = kube::Config::from_custom_kubeconfig(
         kube::config::Kubeconfig::read_from(&plane.kubeconfig)?,
         &kube::config::KubeConfigOptions::default(),
@@ -148,7 +157,7 @@ async fn measure(root: &Path, dir: &Path, plane: &ControlPlane, gitea: &Gitea, r
          | pull request opened → success status with the URL on Gitea | {:.2} s | {:.2} s | +{:.2} s / {:.2}× (target: under +3 s) |\n\
          | pull request opened → preview Ready | {:.2} s | | |\n",
         k8s_openapi::jiff::Timestamp::now(),
-        measured_commit(root),
+        commit,
         factory_control_plane::versions::GITEA,
         o.as_secs_f64(),
         b.as_secs_f64(),

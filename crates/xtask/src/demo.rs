@@ -1,8 +1,10 @@
 //! `cargo xtask demo`: the operator's main job on a laptop. Builds what is missing, starts a
-//! local control plane (with Tekton's CRDs), serves `examples/` as git repositories on
-//! loopback, runs the real operator binary, waits until every factory, environment and a
-//! preview are Ready, prints the tree and what is in each namespace, and stops everything on
-//! Ctrl-C (or at once with `--exit`).
+//! local control plane (with Tekton's CRDs) and Gitea, serves `examples/` from Gitea over
+//! HTTPS with a token (its webhooks signed), runs the real operator binary, waits until every
+//! factory, environment and a preview are Ready, delivers a release, opens a pull request and
+//! waits for its preview and commit status, prints the tree, what is in each namespace and the
+//! notifications the team's chat received, and stops everything on Ctrl-C (or at once with
+//! `--exit`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -13,10 +15,12 @@ use anyhow::{Context, Result, bail};
 use factory_api::conditions::READY;
 use factory_api::{Environment, Factory, PreviewEnvironment, labels};
 use factory_control_plane::{ControlPlane, Lifetime, Options};
-use factory_testkit::git::{GitDaemon, GitRoot};
+use factory_testkit::git::{GitRoot, Repo};
+use factory_testkit::gitea::{self, Gitea};
+use factory_testkit::receiver::Receiver;
 
 use crate::signals::stop_signal;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
@@ -36,16 +40,16 @@ fn say(line: &str) {
 }
 
 /// Runs the demo; with `exit`, stops after printing (for CI). Ctrl-C or SIGTERM at any point
-/// drops the demo, and with it the operator and the git daemon (each stopped on drop; the
-/// control plane's components die with this process): killed by the default signal action
-/// instead, the git daemon, in a process group of its own, outlived it.
+/// drops the demo, and with it the operator and Gitea (each stopped on drop; the control
+/// plane's components and Gitea's watchdog die with this process too): killed by the default
+/// signal action instead, a server in a process group of its own would outlive it.
 pub fn run(root: &Path, exit: bool) -> Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
         tokio::select! {
             result = demo(root, exit) => result,
             signal = stop_signal() => {
-                eprintln!("{}: stopping the operator, the git server and the control plane", signal?);
+                eprintln!("{}: stopping the operator, Gitea and the control plane", signal?);
                 Ok(())
             }
         }
@@ -75,9 +79,13 @@ async fn demo(root: &Path, exit: bool) -> Result<()> {
     };
     let mut plane = ControlPlane::start(&options, &say)?;
 
-    eprintln!("serving examples/ as git repositories on loopback");
+    eprintln!("starting Gitea and serving examples/ from it over HTTPS, with a token");
+    let gitea_dir = dir.join("gitea");
+    let gitea = std::thread::spawn(move || Gitea::start(&gitea_dir, Lifetime::TiedToOwner, &|l: &str| say(l)))
+        .join()
+        .map_err(|_| anyhow::anyhow!("Gitea's start-up panicked"))??;
     let git = GitRoot::new()?;
-    let mut storefront = String::new();
+    let mut storefront = None;
     for (name, path) in [
         ("platform", "examples/platform"),
         ("storefront", "examples/apps/storefront"),
@@ -85,13 +93,18 @@ async fn demo(root: &Path, exit: bool) -> Result<()> {
     ] {
         let repo =
             git.repo_from_dir(name, &root.join(path)).with_context(|| format!("creating the {name} repository"))?;
+        gitea.publish(&repo).await.with_context(|| format!("pushing {name} to Gitea"))?;
         if name == "storefront" {
-            storefront = repo.head()?;
+            storefront = Some(repo);
         }
     }
-    let daemon = GitDaemon::start(git.path())?;
-    let base = format!("git://127.0.0.1:{}", daemon.port);
-    say(&format!("git daemon at {base} (platform.git, storefront.git, payments.git)"));
+    let storefront = storefront.context("the storefront repository")?;
+    let base = format!("{}/{}", gitea.url, gitea::ADMIN);
+    say(&format!(
+        "Gitea at {} (platform.git, storefront.git, payments.git; log {})",
+        gitea.url,
+        dir.join("gitea/gitea.log").display()
+    ));
 
     let config = kube::Config::from_custom_kubeconfig(
         kube::config::Kubeconfig::read_from(&plane.kubeconfig)?,
@@ -100,6 +113,14 @@ async fn demo(root: &Path, exit: bool) -> Result<()> {
     .await?;
     let client = Client::try_from(config)?;
     platform_account(&client).await?;
+    // The team's chat: a webhook target on loopback that shows what the factory told it.
+    let chat = Receiver::start(0).await?;
+    credentials(&client, &gitea, &chat.url).await?;
+    let webhook = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    for repo in ["platform", "storefront", "payments"] {
+        gitea.add_webhook(repo, &format!("http://{webhook}/hooks/git"), DEMO_WEBHOOK_SECRET).await?;
+    }
+    say(&format!("Gitea's webhooks, signed, go to the operator at http://{webhook}/hooks/git"));
 
     // The prod class is a Kustomize overlay and payments-api a Helm chart: the operator renders
     // them with the tools built into the cache.
@@ -115,6 +136,8 @@ async fn demo(root: &Path, exit: bool) -> Result<()> {
             .arg(format!("--kustomize={}", kustomize.display()))
             .arg(format!("--helm={}", helm.display()))
             .args(["--metrics-addr=127.0.0.1:0", "--log=info"])
+            .arg(format!("--webhook-addr={webhook}"))
+            .arg(format!("--webhook-secret={DEMO_WEBHOOK_SECRET}"))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -145,7 +168,9 @@ async fn demo(root: &Path, exit: bool) -> Result<()> {
     wait_ready(&client, Duration::from_secs(120)).await?;
     eprintln!("converged in {:.0}s\n", started.elapsed().as_secs_f64());
     rendered(&client).await.context("checking what kustomize and helm rendered")?;
-    deliver(&client, &plane, &storefront).await.context("delivering a release of storefront")?;
+    deliver(&client, &plane, &storefront.head()?).await.context("delivering a release of storefront")?;
+    pull_request(&client, &gitea, &storefront).await.context("a pull request of storefront")?;
+    show_notifications(&chat);
 
     let tree = kubectl_factory::status::load(&client, None).await?;
     let mut out = std::io::stdout();
@@ -166,11 +191,116 @@ async fn demo(root: &Path, exit: bool) -> Result<()> {
         // Stopped by `run`, which waits for Ctrl-C or SIGTERM beside this.
         std::future::pending::<()>().await;
     }
-    eprintln!("stopping the operator, the git server and the control plane");
+    eprintln!("stopping the operator, Gitea and the control plane");
     drop(_operator);
-    drop(daemon);
+    drop(gitea);
     plane.stop();
     Ok(())
+}
+
+/// The demo operator's webhook secret (Gitea signs with it).
+const DEMO_WEBHOOK_SECRET: &str = "demo-webhook-secret";
+
+/// The Secrets a real platform would deliver from its secret store: the platform's token for
+/// Gitea, each team's (`git`: clone, list pull requests, post statuses) in its cicd namespace
+/// once the platform has made it, and shop's chat webhook.
+async fn credentials(client: &Client, gitea: &Gitea, chat: &str) -> Result<()> {
+    let git = json!({"username": gitea::ADMIN, "token": gitea.token, "ca.crt": gitea.ca_pem});
+    let secret = |name: &str, namespace: &str, data: &serde_json::Value| -> Result<Secret> {
+        Ok(serde_json::from_value(json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": namespace}, "stringData": data}))?)
+    };
+    let params = PatchParams::apply("cargo-xtask-demo").force();
+    let put = |secret: Secret| {
+        let client = client.clone();
+        let params = params.clone();
+        async move {
+            let ns = secret.metadata.namespace.clone().unwrap_or_default();
+            let name = secret.metadata.name.clone().unwrap_or_default();
+            Api::<Secret>::namespaced(client, &ns).patch(&name, &params, &Patch::Apply(&secret)).await
+        }
+    };
+    put(secret("gitea", "platform-system", &git)?).await?;
+    say("platform-system/gitea: the platform's token and Gitea's CA");
+    let teams = [
+        secret("git", "shop-cicd", &git)?,
+        secret("chat", "shop-cicd", &json!({"url": format!("{chat}/shop-chat")}))?,
+        secret("git", "payments-cicd", &git)?,
+    ];
+    // The teams' namespaces come with the platform's first revision: written as they appear.
+    let client = client.clone();
+    tokio::spawn(async move {
+        for secret in teams {
+            let ns = secret.metadata.namespace.clone().unwrap_or_default();
+            let name = secret.metadata.name.clone().unwrap_or_default();
+            loop {
+                let api = Api::<Secret>::namespaced(client.clone(), &ns);
+                if api
+                    .patch(&name, &PatchParams::apply("cargo-xtask-demo").force(), &Patch::Apply(&secret))
+                    .await
+                    .is_ok()
+                {
+                    say(&format!(
+                        "{ns}/{name}: the team's {}",
+                        if name == "git" { "token for Gitea" } else { "chat webhook" }
+                    ));
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    });
+    Ok(())
+}
+
+/// A pull request of storefront: opened on Gitea, it gets a preview at its head (its Ingress
+/// from the platform's template) and a success status with the preview's URL on its commit.
+async fn pull_request(client: &Client, gitea: &Gitea, storefront: &Repo) -> Result<()> {
+    storefront.branch("checkout-redesign")?;
+    let config = storefront.work_tree().join("deploy/base/config.yaml");
+    let text = std::fs::read_to_string(&config)?;
+    storefront.write("deploy/base/config.yaml", &format!("{text}# the redesigned checkout\n"))?;
+    let sha = storefront.commit("checkout: redesign")?;
+    let started = Instant::now();
+    let number = gitea.open_pull("storefront", "checkout-redesign", "main", "Redesign the checkout").await?;
+    eprintln!("opened pull request #{number} of storefront on Gitea (head {})", &sha[..12]);
+    let name = format!("storefront-pr-{number}");
+    let previews: Api<PreviewEnvironment> = Api::namespaced(client.clone(), "shop-cicd");
+    let url = loop {
+        let ready_now =
+            previews.get_opt(&name).await?.and_then(|p| p.status).is_some_and(|s| ready(&s.reconcile.conditions));
+        if ready_now {
+            let statuses = gitea.statuses("storefront", &sha).await?;
+            let done = statuses.into_iter().find(|(c, st, ..)| c == "factory/shop/preview" && st == "success");
+            if let Some((.., url)) = done {
+                break url;
+            }
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            bail!("preview {name} is not Ready with a success status on {sha} after 120 s");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    say(&format!(
+        "preview {name} Ready in {:.1}s; Gitea shows on {}: success, \"Preview ready\", {}",
+        started.elapsed().as_secs_f64(),
+        &sha[..12],
+        url
+    ));
+    Ok(())
+}
+
+/// What shop's chat was told (a release waiting for prod's approval, at least).
+fn show_notifications(chat: &Receiver) {
+    let received = chat.received();
+    eprintln!("shop's chat received {} notification(s):", received.len());
+    for r in received {
+        let text = serde_json::from_slice::<serde_json::Value>(&r.body)
+            .ok()
+            .and_then(|v| v["text"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        say(&text);
+    }
 }
 
 /// A release of storefront travels through shop: recorded (as a build run or an outside CI
