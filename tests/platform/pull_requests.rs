@@ -56,6 +56,7 @@ async fn pull_requests_get_previews_and_hear_back_on_gitea() {
     let hook = w.gitea.add_webhook(&w.name, &format!("http://{}/hooks/git", webhook_addr()), WEBHOOK_SECRET).await;
     let hook = hook.expect("webhook");
     let second = a_lost_webhook_is_caught_up_by_the_listing_and_any_branch_name_is_safe(&w, hook).await;
+    a_pull_request_from_a_fork_gets_no_preview_and_no_status(&w).await;
     let third = a_pull_request_over_the_cap_is_refused_on_its_head(&w).await;
     a_failing_rollout_is_a_failure_with_the_reason(&w, first).await;
     closing_removes_the_namespace_and_says_so_and_frees_a_place(&w, first, third).await;
@@ -343,4 +344,32 @@ async fn a_releases_rollout_is_posted_on_its_commit(w: &World<'_>) {
     .await
     .expect("release status");
     assert_eq!(found.2, "Release api-1 is healthy in test");
+}
+
+/// A pull request from another user's fork: the factory does not allow forks, so its code is
+/// never deployed — no preview, nothing posted on its head — and the factory says why.
+async fn a_pull_request_from_a_fork_gets_no_preview_and_no_status(w: &World<'_>) {
+    let fork = w.gitea.fork_as("outsider", &w.name).await.expect("fork");
+    w.repo.checkout("main").expect("main");
+    w.repo.branch("outsider-work").expect("branch");
+    w.repo.write("deploy/base/deployment.yaml", &deployment("6.6.6", "")).expect("write");
+    w.repo.git(&["commit", "--quiet", "-am", "from a fork"]).expect("commit");
+    let sha = w.repo.head().expect("head");
+    let authed = fork.replacen("https://", &format!("https://{}:{}@", gitea::ADMIN, w.gitea.token), 1);
+    w.repo.git(&["push", "--quiet", &authed, "outsider-work"]).expect("push to the fork");
+    // The branch exists only in the fork: main's repository never had it.
+    w.repo.git(&["push", "--quiet", "origin", "--delete", "outsider-work"]).expect("delete the base's copy");
+    let number = w.gitea.open_pull_from_fork("outsider", &w.name, "outsider-work", "main").await.expect("pull request");
+    let factories = w.p.factories();
+    let shop = format!("{}-shop", w.p.ctx.prefix);
+    let said = format!("web: no preview for #{number} from forks (allowForks is false)");
+    eventually("the factory says why the fork gets nothing", Duration::from_secs(60), || async {
+        let f = factories.get(&shop).await?;
+        anyhow::Ok(crate::fixture::ready_message(&f).contains(&said).then_some(()))
+    })
+    .await
+    .expect("noted");
+    assert!(w.previews.get_opt(&format!("web-pr-{number}")).await.expect("get").is_none(), "no preview");
+    assert_eq!(status(w, &sha).await.expect("statuses"), None, "nothing posted on a fork's head");
+    w.gitea.close_pull(&w.name, number).await.expect("close");
 }

@@ -157,6 +157,30 @@ impl Gitea {
         repo.publish_to(&authed, &self.ca_file)
     }
 
+    /// Creates user `user` (when missing) and forks `repo` as that user; returns the fork's
+    /// clone URL. The administrator's token may push to it.
+    pub async fn fork_as(&self, user: &str, repo: &str) -> Result<String> {
+        let body = json!({"username": user, "email": format!("{user}@example.invalid"),
+            "password": format!("{user}-pw-0123456789"), "must_change_password": false});
+        if let Err(e) = self.api("POST", "/admin/users", Some(body)).await
+            && !e.to_string().contains("422")
+        {
+            return Err(e);
+        }
+        // The repositories are private: the user may read (and so fork) this one.
+        let read = json!({"permission": "read"});
+        self.api("PUT", &format!("/repos/{ADMIN}/{repo}/collaborators/{user}"), Some(read)).await?;
+        self.api_as(user, "POST", &format!("/repos/{ADMIN}/{repo}/forks"), Some(json!({}))).await?;
+        Ok(format!("{}/{user}/{repo}.git", self.url))
+    }
+
+    /// Opens a pull request of `user`'s fork's `branch` into `base` of `repo`, as `user`.
+    pub async fn open_pull_from_fork(&self, user: &str, repo: &str, branch: &str, base: &str) -> Result<u64> {
+        let body = json!({"head": format!("{user}:{branch}"), "base": base, "title": format!("{user}: {branch}")});
+        let answer = self.api_as(user, "POST", &format!("/repos/{ADMIN}/{repo}/pulls"), Some(body)).await?;
+        answer["number"].as_u64().context("no number in Gitea's answer")
+    }
+
     /// Opens a pull request of `head` into `base`; returns its number.
     pub async fn open_pull(&self, repo: &str, head: &str, base: &str, title: &str) -> Result<u64> {
         let body = json!({"head": head, "base": base, "title": title});
@@ -219,9 +243,21 @@ impl Gitea {
 
     /// Calls Gitea's API as [`ADMIN`]; the answer's JSON (`null` when empty).
     pub async fn api(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value> {
+        self.call(None, method, path, body).await
+    }
+
+    /// Calls Gitea's API as `user` (the administrator's token with Gitea's `Sudo` header).
+    pub async fn api_as(&self, user: &str, method: &str, path: &str, body: Option<Value>) -> Result<Value> {
+        self.call(Some(user), method, path, body).await
+    }
+
+    async fn call(&self, sudo: Option<&str>, method: &str, path: &str, body: Option<Value>) -> Result<Value> {
         let url = format!("{}/api/v1{path}", self.url);
         let mut request =
             self.client.request(method.parse()?, &url).header("authorization", format!("token {}", self.token));
+        if let Some(user) = sudo {
+            request = request.header("sudo", user);
+        }
         if let Some(body) = body {
             request = request.json(&body);
         }

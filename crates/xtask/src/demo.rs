@@ -482,13 +482,14 @@ async fn wait_ready(client: &Client, timeout: Duration) -> Result<()> {
 async fn print_namespaces(client: &Client) -> Result<()> {
     let namespaces =
         Api::<Namespace>::all(client.clone()).list(&ListParams::default().labels(labels::FACTORY)).await?.items;
-    let kinds: [(&str, &str, &str, &str); 11] = [
+    let kinds: [(&str, &str, &str, &str); 12] = [
         ("", "v1", "ServiceAccount", "serviceaccounts"),
         ("", "v1", "ConfigMap", "configmaps"),
         ("", "v1", "ResourceQuota", "resourcequotas"),
         ("", "v1", "LimitRange", "limitranges"),
         ("", "v1", "Service", "services"),
         ("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies"),
+        ("networking.k8s.io", "v1", "Ingress", "ingresses"),
         ("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings"),
         ("apps", "v1", "Deployment", "deployments"),
         ("tekton.dev", "v1", "Pipeline", "pipelines"),
