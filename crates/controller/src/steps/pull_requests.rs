@@ -101,6 +101,8 @@ async fn application(
             }
             None => match api.create(&PostParams::default(), &preview(factory, app, pr, &name)?).await {
                 Ok(_) => info!(preview = %name, number = pr.number, "pull request preview created"),
+                // The shared store had not seen it yet: made by the reconcile before this one.
+                Err(kube::Error::Api(s)) if s.code == 409 => {}
                 Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains("exceeded quota") => {
                     let max = factory.spec.previews.as_ref().and_then(|p| p.max).unwrap_or(10);
                     let why =
