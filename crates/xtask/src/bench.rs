@@ -455,6 +455,20 @@ pub fn run(root: &Path, sizes: &[usize], cold_only: bool) -> Result<()> {
     Ok(())
 }
 
+/// The platform factory's account, `platform-system/platform`, bound to cluster-admin.
+pub(crate) fn platform_account(plane: &ControlPlane) -> Result<()> {
+    plane.kubectl_output(&["create", "namespace", "platform-system"])?;
+    plane.kubectl_output(&["create", "serviceaccount", "platform", "-n", "platform-system"])?;
+    plane.kubectl_output(&[
+        "create",
+        "clusterrolebinding",
+        "platform",
+        "--clusterrole=cluster-admin",
+        "--serviceaccount=platform-system:platform",
+    ])?;
+    Ok(())
+}
+
 /// The commit measured: `git rev-parse --short HEAD`, with `-dirty` when the tree has changes.
 pub(crate) fn measured_commit(root: &Path) -> String {
     let git = |args: &[&str]| {
@@ -553,15 +567,7 @@ async fn one(root: &Path, environments: usize, cold_only: bool) -> Result<String
     }
     let refs: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     let repo = git.repo("platform", &refs)?;
-    plane.kubectl_output(&["create", "namespace", "platform-system"])?;
-    plane.kubectl_output(&["create", "serviceaccount", "platform", "-n", "platform-system"])?;
-    plane.kubectl_output(&[
-        "create",
-        "clusterrolebinding",
-        "platform",
-        "--clusterrole=cluster-admin",
-        "--serviceaccount=platform-system:platform",
-    ])?;
+    platform_account(&plane)?;
     let factory: Factory = serde_json::from_value(json!({"apiVersion": "factories.dev/v1alpha1", "kind": "Factory",
         "metadata": {"name": "platform"},
         "spec": {"type": "Environments", "source": {"url": daemon.url("platform"), "interval": "1h"},

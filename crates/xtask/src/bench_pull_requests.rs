@@ -20,7 +20,7 @@ use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use crate::bench::{Operator, append, measured_commit, ready};
+use crate::bench::{Operator, append, measured_commit, platform_account, ready};
 
 const SECRET: &str = "bench-webhook-secret";
 
@@ -87,15 +87,7 @@ async fn measure(
         gitea.clone_url("web")
     );
     git.repo("platform", &[("classes/base/all.yaml", CLASS), ("factories/shop.yaml", &team)])?;
-    plane.kubectl_output(&["create", "namespace", "platform-system"])?;
-    plane.kubectl_output(&["create", "serviceaccount", "platform", "-n", "platform-system"])?;
-    plane.kubectl_output(&[
-        "create",
-        "clusterrolebinding",
-        "platform",
-        "--clusterrole=cluster-admin",
-        "--serviceaccount=platform-system:platform",
-    ])?;
+    platform_account(plane)?;
     let webhook = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
     let bin = root.join("target/release/factory-operator");
     let mut operator = Operator::start_with(
