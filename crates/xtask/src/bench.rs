@@ -537,12 +537,7 @@ async fn one(root: &Path, environments: usize, cold_only: bool) -> Result<String
         workloads: false,
     };
     let mut plane = ControlPlane::start(&options, &|l| eprintln!("  · {l}"))?;
-    let config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::read_from(&plane.kubeconfig)?,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await?;
-    let client = Client::try_from(config)?;
+    let client = crate::client_for(&plane.kubeconfig).await?;
 
     // The platform repository.
     let git = GitRoot::new()?;

@@ -63,12 +63,7 @@ async fn measure(
     gitea: &Gitea,
     rounds: usize,
 ) -> Result<String> {
-    let config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::read_from(&plane.kubeconfig)?,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await?;
-    let client = Client::try_from(config)?;
+    let client = crate::client_for(&plane.kubeconfig).await?;
     let git = GitRoot::new()?;
     let daemon = GitDaemon::start(git.path())?;
     let app = gitea

@@ -106,12 +106,7 @@ async fn demo(root: &Path, exit: bool) -> Result<()> {
         dir.join("gitea/gitea.log").display()
     ));
 
-    let config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::read_from(&plane.kubeconfig)?,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await?;
-    let client = Client::try_from(config)?;
+    let client = crate::client_for(&plane.kubeconfig).await?;
     platform_account(&client).await?;
     // The team's chat: a webhook target on loopback that shows what the factory told it.
     let chat = Receiver::start(0).await?;
@@ -349,13 +344,7 @@ async fn show_releases(client: &Client) -> Result<()> {
 
 /// A client authenticated as `user` in `group` with a client certificate of the demo's CA.
 async fn user_client(plane: &ControlPlane, user: &str, group: &str) -> Result<Client> {
-    let path = plane.user_kubeconfig(user, &[group])?;
-    let config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::read_from(&path)?,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await?;
-    Ok(Client::try_from(config)?)
+    crate::client_for(&plane.user_kubeconfig(user, &[group])?).await
 }
 
 /// Shows (and checks) what the tools rendered: the prod class overlay's annotation on prod's

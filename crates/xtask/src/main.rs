@@ -103,6 +103,13 @@ fn progress(line: &str) {
     eprintln!("  · {line}");
 }
 
+/// A client with the identity of the kubeconfig at `path`.
+pub(crate) async fn client_for(path: &std::path::Path) -> Result<kube::Client> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default()).await?;
+    Ok(kube::Client::try_from(config)?)
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Task::ControlPlane(PlaneCommand::Build) => build(),
