@@ -125,6 +125,20 @@ pub async fn reconcile<R: Reconciler>(object: Arc<R::Object>, ctx: &Context) -> 
 
 async fn once<R: Reconciler>(object: Arc<R::Object>, ctx: &Context) -> Result<Action, ReconcileError> {
     let started = Instant::now();
+    // Every status is built on the last one (an application's inventory is what it may prune).
+    // A reconcile that follows our own status write within milliseconds may get the watch's
+    // copy from before it: it would build on a stale status, lose the inventory just written
+    // and judge an emptied path against nothing. Then the object is read again.
+    let uid = object.uid().unwrap_or_default();
+    let object = if ctx.maybe_behind_own_write(&uid, object.resource_version().as_deref()) {
+        tracing::debug!("the watch's copy may predate our last status write: reading the object again");
+        match object.api(ctx.client.clone()).get_opt(&object.name_any()).await? {
+            Some(fresh) => Arc::new(fresh),
+            None => return Ok(Action::await_change()),
+        }
+    } else {
+        object
+    };
     let current = object.status();
     let mut status = current.cloned().unwrap_or_default();
     let generation = object.meta().generation;
@@ -174,8 +188,10 @@ async fn once<R: Reconciler>(object: Arc<R::Object>, ctx: &Context) -> Result<Ac
     }
     let (applied, pruned) = result.as_ref().map_or((0, 0), |r| (r.applied, r.pruned));
     ctx.metrics.reconciled(R::NAME, reason, started.elapsed(), applied, pruned);
-    if !matches!(result, Ok(Report { verdict: Verdict::Gone, .. })) {
-        status::write(&object.api(ctx.client.clone()), object.as_ref(), current, status).await?;
+    if !matches!(result, Ok(Report { verdict: Verdict::Gone, .. }))
+        && let Some(version) = status::write(&object.api(ctx.client.clone()), object.as_ref(), current, status).await?
+    {
+        ctx.remember_written(&uid, version);
     }
     Ok(action)
 }

@@ -20,6 +20,10 @@ use crate::services::watches::Cached;
 /// The default of [`Context::resync`].
 pub const DEFAULT_RESYNC: Duration = Duration::from_secs(300);
 
+/// How long after a status write the watch's copy of the object may still lack it (it
+/// arrives within milliseconds; this is generous).
+pub const STATUS_LAG: Duration = Duration::from_secs(10);
+
 /// The default of `--render-workers`.
 pub const DEFAULT_RENDER_WORKERS: u16 = 2;
 
@@ -65,6 +69,8 @@ pub struct Context {
     impersonated: Mutex<HashMap<(String, String), Client>>,
     remotes: Mutex<HashMap<String, Remote>>,
     applied: Mutex<HashMap<String, (String, Instant, Applied)>>,
+    /// Per object (uid): the resourceVersion our last status write returned, and when.
+    written: Mutex<HashMap<String, (String, Instant)>>,
     stores: OnceLock<Stores>,
 }
 
@@ -154,6 +160,7 @@ impl Context {
             impersonated: Mutex::new(HashMap::new()),
             remotes: Mutex::new(HashMap::new()),
             applied: Mutex::new(HashMap::new()),
+            written: Mutex::new(HashMap::new()),
             stores: OnceLock::new(),
         })
     }
@@ -226,6 +233,20 @@ impl Context {
     pub fn remember_applied(&self, key: &str, fingerprint: String, applied: Applied) {
         let entry = (fingerprint, Instant::now(), applied);
         self.applied.lock().unwrap_or_else(|p| p.into_inner()).insert(key.to_string(), entry);
+    }
+
+    /// Records that a status write of object `uid` returned `resource_version`.
+    pub fn remember_written(&self, uid: &str, resource_version: String) {
+        let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        written.retain(|_, (_, at)| at.elapsed() < STATUS_LAG);
+        written.insert(uid.to_string(), (resource_version, Instant::now()));
+    }
+
+    /// Whether the watch's copy of an object (`uid` at `resource_version`) may predate a status
+    /// this process wrote: written less than [`STATUS_LAG`] ago, at another resourceVersion.
+    pub fn maybe_behind_own_write(&self, uid: &str, resource_version: Option<&str>) -> bool {
+        let written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        written.get(uid).is_some_and(|(rv, at)| at.elapsed() < STATUS_LAG && Some(rv.as_str()) != resource_version)
     }
 
     /// A client for the cluster `kubeconfig` reaches, cached per kubeconfig content (a rotated

@@ -88,18 +88,24 @@ pub fn failed(list: &mut Vec<Condition>, generation: Option<i64>, error: &Reconc
 
 /// Writes `new` as the status subresource of `object` through `api` (server-side apply under
 /// the operator's field manager) unless it equals `current`: a steady state writes nothing.
-pub async fn write<K, S>(api: &kube::Api<K>, object: &K, current: Option<&S>, new: S) -> Result<(), ReconcileError>
+/// Returns the resourceVersion the write made, if it wrote.
+pub async fn write<K, S>(
+    api: &kube::Api<K>,
+    object: &K,
+    current: Option<&S>,
+    new: S,
+) -> Result<Option<String>, ReconcileError>
 where
     K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
     S: PartialEq + serde::Serialize,
 {
     if current == Some(&new) {
-        return Ok(());
+        return Ok(None);
     }
     let patch = serde_json::json!({"apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": new});
     let params = kube::api::PatchParams::apply(factory_api::FIELD_MANAGER).force();
-    api.patch_status(&object.name_any(), &params, &kube::api::Patch::Apply(&patch)).await?;
-    Ok(())
+    let written = api.patch_status(&object.name_any(), &params, &kube::api::Patch::Apply(&patch)).await?;
+    Ok(written.resource_version())
 }
 
 /// One Event to publish about the object being reconciled.
