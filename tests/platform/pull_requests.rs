@@ -1,11 +1,12 @@
 //! Previews from pull requests on a real Gitea (HTTPS with its own CA, a token, signed
 //! webhooks): a pull request opened gets a preview and a success status with its URL; a push
 //! moves the preview to the new head; a webhook lost on purpose is caught up by the listing;
-//! a pull request over the cap is refused on its head; a failing rollout is a failure with
-//! the reason; closing removes the namespace and says so. A branch name full of shell and
-//! YAML metacharacters changes nothing: previews are named from the number. Two notification
-//! targets on loopback (one Slack-shaped, one generic and signed, the first request answered
-//! 503) get exactly one message per event.
+//! another user's fork gets nothing; a pull request over the cap is refused on its head; a
+//! failing rollout is a failure with the reason; closing or merging removes the namespace and
+//! says so. A branch name full of shell and YAML metacharacters changes nothing: previews are
+//! named from the number. Two notification targets on loopback (one Slack-shaped, one generic
+//! and signed, the first request answered 503) get exactly one message per event; a release's
+//! rollout is posted on its commit.
 
 use std::time::{Duration, Instant};
 
@@ -60,6 +61,7 @@ async fn pull_requests_get_previews_and_hear_back_on_gitea() {
     let third = a_pull_request_over_the_cap_is_refused_on_its_head(&w).await;
     a_failing_rollout_is_a_failure_with_the_reason(&w, first).await;
     closing_removes_the_namespace_and_says_so_and_frees_a_place(&w, first, third).await;
+    merging_removes_the_preview_too(&w, second).await;
     each_event_was_notified_exactly_once_signed(&w, &[first, second, third]).await;
     a_releases_rollout_is_posted_on_its_commit(&w).await;
 }
@@ -73,6 +75,7 @@ async fn world(test: &str) -> World<'static> {
     let files = [
         ("deploy/base/deployment.yaml", deployment("1.0.0", "")),
         ("deploy/base/service.yaml", testdata("platform/pull_requests/web/service.yaml", &[])),
+        ("api/base/config.yaml", testdata("platform/pull_requests/api/config.yaml", &[])),
     ];
     let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (*p, c.as_str())).collect();
     let repo = gitea.repo(&root, &name, &files).await.expect("repository on Gitea");
@@ -127,6 +130,19 @@ async fn wait_status(w: &World<'_>, sha: &str, state: &str, seconds: u64) -> (St
             status(w, sha).await,
             w.p.factories().get(&format!("{}-shop", w.p.ctx.prefix)).await.ok().and_then(|f| f.status)
         ),
+    }
+}
+
+/// Waits until `sha`'s status says the preview in `ns` was removed (it said something else
+/// before: "Preview ready", or a failure).
+async fn wait_removed(w: &World<'_>, sha: &str, ns: &str) {
+    let removed = format!("Preview removed: namespace {ns} is gone");
+    let found = eventually(&format!("{sha} says {removed:?}"), Duration::from_secs(30), || async {
+        anyhow::Ok(status(w, sha).await?.filter(|(s, d, _)| s == "success" && *d == removed))
+    })
+    .await;
+    if let Err(e) = found {
+        panic!("{e}; last status: {:?}", status(w, sha).await);
     }
 }
 
@@ -246,8 +262,7 @@ async fn closing_removes_the_namespace_and_says_so_and_frees_a_place(w: &World<'
     })
     .await
     .expect("namespace deleted");
-    let (description, _) = wait_status(w, &sha, "success", 30).await;
-    assert_eq!(description, format!("Preview removed: namespace {ns} is gone"));
+    wait_removed(w, &sha, &ns).await;
     // The place it held goes to the pull request refused before.
     let refused = w.gitea.api("GET", &format!("/repos/{}/{}/pulls/{third}", gitea::ADMIN, w.name), None).await;
     let head = refused.expect("pull request")["head"]["sha"].as_str().map(str::to_string).expect("head");
@@ -372,4 +387,20 @@ async fn a_pull_request_from_a_fork_gets_no_preview_and_no_status(w: &World<'_>)
     assert!(w.previews.get_opt(&format!("web-pr-{number}")).await.expect("get").is_none(), "no preview");
     assert_eq!(status(w, &sha).await.expect("statuses"), None, "nothing posted on a fork's head");
     w.gitea.close_pull(&w.name, number).await.expect("close");
+}
+
+/// Merged is closed too: the preview of the pull request with the hostile branch goes, and its
+/// head hears so.
+async fn merging_removes_the_preview_too(w: &World<'_>, number: u64) {
+    let pv = w.previews.get(&format!("web-pr-{number}")).await.expect("its preview");
+    let sha = pv.spec.git_ref.commit.clone().expect("head");
+    let ns = pv.status.and_then(|s| s.namespace).expect("namespace");
+    w.gitea.merge_pull(&w.name, number).await.expect("merge");
+    let namespaces: Api<Namespace> = Api::all(w.p.ctx.client.clone());
+    eventually("the merged pull request's namespace is gone", Duration::from_secs(90), || async {
+        anyhow::Ok(namespaces.get_opt(&ns).await?.is_none().then_some(()))
+    })
+    .await
+    .expect("namespace deleted");
+    wait_removed(w, &sha, &ns).await;
 }

@@ -194,6 +194,12 @@ impl Gitea {
         Ok(())
     }
 
+    /// Merges pull request `number` (a merge commit on its base).
+    pub async fn merge_pull(&self, repo: &str, number: u64) -> Result<()> {
+        self.api("POST", &format!("/repos/{ADMIN}/{repo}/pulls/{number}/merge"), Some(json!({"Do": "merge"}))).await?;
+        Ok(())
+    }
+
     /// Puts label `label` (created when missing) on pull request `number`.
     pub async fn label_pull(&self, repo: &str, number: u64, label: &str) -> Result<()> {
         let labels = self.api("GET", &format!("/repos/{ADMIN}/{repo}/labels"), None).await?;
