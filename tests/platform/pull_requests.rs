@@ -133,9 +133,22 @@ async fn wait_status(w: &World<'_>, sha: &str, state: &str, seconds: u64) -> (St
     }
 }
 
-/// Waits until `sha`'s status says the preview in `ns` was removed (it said something else
-/// before: "Preview ready", or a failure).
-async fn wait_removed(w: &World<'_>, sha: &str, ns: &str) {
+/// The head commit and the namespace of pull request `number`'s preview.
+async fn head_and_namespace(w: &World<'_>, number: u64) -> (String, String) {
+    let pv = w.previews.get(&format!("web-pr-{number}")).await.expect("its preview");
+    let sha = pv.spec.git_ref.commit.clone().expect("head");
+    (sha, pv.status.and_then(|s| s.namespace).expect("namespace"))
+}
+
+/// Waits until namespace `ns` is gone, then until `sha`'s status says so (it said something
+/// else before: "Preview ready", or a failure).
+async fn wait_gone(w: &World<'_>, sha: &str, ns: &str) {
+    let namespaces: Api<Namespace> = Api::all(w.p.ctx.client.clone());
+    eventually(&format!("namespace {ns} gone"), Duration::from_secs(90), || async {
+        anyhow::Ok(namespaces.get_opt(ns).await?.is_none().then_some(()))
+    })
+    .await
+    .expect("namespace deleted");
     let removed = format!("Preview removed: namespace {ns} is gone");
     let found = eventually(&format!("{sha} says {removed:?}"), Duration::from_secs(30), || async {
         anyhow::Ok(status(w, sha).await?.filter(|(s, d, _)| s == "success" && *d == removed))
@@ -252,17 +265,9 @@ async fn a_failing_rollout_is_a_failure_with_the_reason(w: &World<'_>, number: u
 }
 
 async fn closing_removes_the_namespace_and_says_so_and_frees_a_place(w: &World<'_>, first: u64, third: u64) {
-    let pv = w.previews.get(&format!("web-pr-{first}")).await.expect("first preview");
-    let sha = pv.spec.git_ref.commit.clone().expect("head");
-    let ns = pv.status.and_then(|s| s.namespace).expect("namespace");
+    let (sha, ns) = head_and_namespace(w, first).await;
     w.gitea.close_pull(&w.name, first).await.expect("close");
-    let namespaces: Api<Namespace> = Api::all(w.p.ctx.client.clone());
-    eventually("the closed pull request's namespace is gone", Duration::from_secs(90), || async {
-        anyhow::Ok(namespaces.get_opt(&ns).await?.is_none().then_some(()))
-    })
-    .await
-    .expect("namespace deleted");
-    wait_removed(w, &sha, &ns).await;
+    wait_gone(w, &sha, &ns).await;
     // The place it held goes to the pull request refused before.
     let refused = w.gitea.api("GET", &format!("/repos/{}/{}/pulls/{third}", gitea::ADMIN, w.name), None).await;
     let head = refused.expect("pull request")["head"]["sha"].as_str().map(str::to_string).expect("head");
@@ -392,15 +397,7 @@ async fn a_pull_request_from_a_fork_gets_no_preview_and_no_status(w: &World<'_>)
 /// Merged is closed too: the preview of the pull request with the hostile branch goes, and its
 /// head hears so.
 async fn merging_removes_the_preview_too(w: &World<'_>, number: u64) {
-    let pv = w.previews.get(&format!("web-pr-{number}")).await.expect("its preview");
-    let sha = pv.spec.git_ref.commit.clone().expect("head");
-    let ns = pv.status.and_then(|s| s.namespace).expect("namespace");
+    let (sha, ns) = head_and_namespace(w, number).await;
     w.gitea.merge_pull(&w.name, number).await.expect("merge");
-    let namespaces: Api<Namespace> = Api::all(w.p.ctx.client.clone());
-    eventually("the merged pull request's namespace is gone", Duration::from_secs(90), || async {
-        anyhow::Ok(namespaces.get_opt(&ns).await?.is_none().then_some(()))
-    })
-    .await
-    .expect("namespace deleted");
-    wait_removed(w, &sha, &ns).await;
+    wait_gone(w, &sha, &ns).await;
 }
