@@ -8,6 +8,11 @@ pub fn cicd_namespace(factory: &str) -> String {
     format!("{factory}-cicd")
 }
 
+/// The team factory whose cicd namespace `namespace` is: the inverse of [`cicd_namespace`].
+pub fn factory_of_cicd(namespace: &str) -> Option<&str> {
+    namespace.strip_suffix("-cicd")
+}
+
 /// The default namespace of a permanent environment: `<factory>-<environment>`.
 pub fn environment_namespace(factory: &str, environment: &str) -> String {
     format!("{factory}-{environment}")

@@ -94,14 +94,15 @@ impl Gitea {
             .build()?;
         let mut gitea =
             Self { url, ca_pem: authority.pair.cert_pem.clone(), ca_file, token: String::new(), client, process };
-        gitea.wait_ready()?;
-        gitea.token = gitea.create_token(&password)?;
+        // Start-up waits on one runtime of its own (callers are not inside one).
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        gitea.wait_ready(&runtime)?;
+        gitea.token = gitea.create_token(&runtime, &password)?;
         Ok(gitea)
     }
 
-    fn wait_ready(&mut self) -> Result<()> {
+    fn wait_ready(&mut self, runtime: &tokio::runtime::Runtime) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         loop {
             if let Some(status) = self.process.exited() {
                 bail!("gitea exited during start-up ({status}):\n{}", self.process.tail(30));
@@ -120,8 +121,7 @@ impl Gitea {
         }
     }
 
-    fn create_token(&self, password: &str) -> Result<String> {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    fn create_token(&self, runtime: &tokio::runtime::Runtime, password: &str) -> Result<String> {
         runtime.block_on(async {
             let answer = self
                 .client

@@ -10,6 +10,7 @@ use factory_api::conditions::Reason;
 use factory_api::{Factory, PreviewEnvironment, PreviewEnvironmentStatus, PreviewPhase, labels};
 use factory_apply::{DriftMode, Engine, PruneMode};
 use factory_core::manifests::Manifest;
+use factory_core::names::factory_of_cicd;
 use factory_core::previews;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -172,15 +173,10 @@ async fn expiring(
     status: &PreviewEnvironmentStatus,
     expires: Timestamp,
 ) {
-    let factory = cicd.strip_suffix("-cicd").unwrap_or(cicd);
-    let event = factory_api::NotificationEvent::PreviewExpiring;
-    let team = ctx.factory(factory, Read::Store).await.ok().flatten();
-    if !team.is_some_and(|t| crate::services::notify::wanted(&t, event)) {
-        return;
-    }
+    let factory = factory_of_cicd(cicd).unwrap_or(cicd);
     let name = preview.name_any();
     let message = factory_notify::Message {
-        event,
+        event: factory_api::NotificationEvent::PreviewExpiring,
         factory: factory.to_string(),
         object: format!("PreviewEnvironment {cicd}/{name}"),
         summary: format!("preview {name} expires at {expires}"),
@@ -191,12 +187,12 @@ async fn expiring(
         url: status.url.clone(),
         time: crate::services::notify::now(),
     };
-    ctx.notifier.notify(&ctx.metrics, factory, format!("expiring/{cicd}/{name}/{expires}"), message);
+    crate::services::notify::tell(ctx, format!("expiring/{cicd}/{name}/{expires}"), message).await;
 }
 
 /// The team factory owning a cicd namespace.
 async fn team_of(ctx: &Context, cicd: &str) -> Result<Factory, ReconcileError> {
-    let name = cicd.strip_suffix("-cicd").unwrap_or(cicd);
+    let name = factory_of_cicd(cicd).unwrap_or(cicd);
     Api::<Factory>::all(ctx.client.clone())
         .get_opt(name)
         .await?
@@ -315,7 +311,7 @@ async fn build(
 /// Deletes the preview's namespace and holds the finalizer until it is gone.
 async fn cleanup(preview: Arc<PreviewEnvironment>, ctx: &Context) -> Result<Action, ReconcileError> {
     let cicd = preview.namespace().unwrap_or_default();
-    let factory = cicd.strip_suffix("-cicd").unwrap_or(&cicd).to_string();
+    let factory = factory_of_cicd(&cicd).unwrap_or(&cicd).to_string();
     let namespace = namespace_of(&factory, &preview.name_any());
     let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
     match namespaces.get_opt(&namespace).await? {

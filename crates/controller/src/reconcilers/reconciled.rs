@@ -63,5 +63,5 @@ reconciled!(
         |f| (f.spec.factory_type == factory_api::FactoryType::Applications).then(|| f.name_any());
     Environment => EnvironmentStatus, cluster, |e| Some(e.spec.factory.clone());
     PreviewEnvironment => PreviewEnvironmentStatus, namespaced,
-        |p| p.namespace()?.strip_suffix("-cicd").map(str::to_string);
+        |p| factory_core::names::factory_of_cicd(&p.namespace()?).map(str::to_string);
 );

@@ -15,7 +15,7 @@ use kube::{Resource, ResourceExt};
 use tracing::Instrument;
 
 use crate::reconcilers::reconciled::Reconciled;
-use crate::services::context::{Context, Read};
+use crate::services::context::Context;
 use crate::services::error::ReconcileError;
 use crate::services::notify;
 use crate::services::status::{self, Note};
@@ -210,15 +210,6 @@ async fn notify_failure<K: Reconciled>(ctx: &Context, object: &K, team: &str, co
         return;
     }
     let Some(stalled) = conditions.iter().find(|c| c.type_ == STALLED && c.status == "True") else { return };
-    let wanted = ctx
-        .factory(team, Read::Store)
-        .await
-        .ok()
-        .flatten()
-        .is_some_and(|f| notify::wanted(&f, NotificationEvent::Failure));
-    if !wanted {
-        return;
-    }
     let message = factory_notify::Message {
         event: NotificationEvent::Failure,
         factory: team.to_string(),
@@ -228,7 +219,7 @@ async fn notify_failure<K: Reconciled>(ctx: &Context, object: &K, team: &str, co
         url: None,
         time: notify::now(),
     };
-    ctx.notifier.notify(&ctx.metrics, team, format!("{prefix}{}", stalled.reason), message);
+    notify::tell(ctx, format!("{prefix}{}", stalled.reason), message).await;
 }
 
 #[cfg(test)]

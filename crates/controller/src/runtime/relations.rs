@@ -130,5 +130,5 @@ pub(super) fn factory_of_run(run: kube::api::DynamicObject) -> Option<ObjectRef<
 
 /// The team factory whose cicd namespace (`<factory>-cicd`) `namespace` is.
 pub(super) fn team_of_cicd(namespace: Option<String>) -> Option<String> {
-    namespace.and_then(|ns| ns.strip_suffix("-cicd").map(str::to_string))
+    namespace.and_then(|ns| factory_core::names::factory_of_cicd(&ns).map(str::to_string))
 }

@@ -14,7 +14,7 @@ use kube::ResourceExt;
 use kube::api::Api;
 use tracing::{debug, warn};
 
-use crate::services::context::Context;
+use crate::services::context::{Context, Read};
 use crate::services::error::ReconcileError;
 use crate::services::metrics::Metrics;
 
@@ -37,8 +37,13 @@ pub struct Hosts {
     posted: Mutex<HashMap<Posted, (CommitStatus, Instant)>>,
 }
 
-/// A host as built: from what (Secret version and spec), when its Secret was last read.
-type Built = (String, Instant, Host);
+/// A host as built: from which spec and Secret version, and when the Secret was last read.
+struct Built {
+    spec: String,
+    secret_version: String,
+    read: Instant,
+    host: Host,
+}
 
 /// Where a status was posted: repository, commit and context.
 type Posted = (String, String, String);
@@ -77,11 +82,11 @@ impl Hosts {
             format!("{:?}/{}/{}", access.provider, access.api_url.as_deref().unwrap_or_default(), app.source.url);
         // Reconciles report every second while something rolls out: the Secret is read again
         // (and a rotated token taken) at most once per SECRET_TTL.
-        if let Some((built, read, host)) = lock(&self.hosts).get(&key)
-            && built.ends_with(&spec)
-            && read.elapsed() < SECRET_TTL
+        if let Some(built) = lock(&self.hosts).get(&key)
+            && built.spec == spec
+            && built.read.elapsed() < SECRET_TTL
         {
-            return Ok(host.clone());
+            return Ok(built.host.clone());
         }
         let cicd = factory_core::names::cicd_namespace(&name);
         let secret_name = &access.secret_ref.name;
@@ -91,12 +96,13 @@ impl Hosts {
             .await
             .map_err(|e| err(factory_apply::api_message(&e)))?
             .ok_or_else(|| err("not found".into()))?;
-        let version = format!("{}/{spec}", secret.resource_version().unwrap_or_default());
-        if let Some((built, read, host)) = lock(&self.hosts).get_mut(&key)
-            && *built == version
+        let secret_version = secret.resource_version().unwrap_or_default();
+        if let Some(built) = lock(&self.hosts).get_mut(&key)
+            && built.spec == spec
+            && built.secret_version == secret_version
         {
-            *read = Instant::now();
-            return Ok(host.clone());
+            built.read = Instant::now();
+            return Ok(built.host.clone());
         }
         let data = secret.data.unwrap_or_default();
         let token = data
@@ -112,7 +118,8 @@ impl Hosts {
         let ca = data.get("ca.crt").map(|b| b.0.as_slice());
         let host = Host::new(kind, &app.source.url, access.api_url.as_deref(), &token, ca)
             .map_err(|e| ReconcileError::InvalidSpec(format!("host of {}: {e}", app.name)))?;
-        lock(&self.hosts).insert(key, (version, Instant::now(), host.clone()));
+        let built = Built { spec, secret_version, read: Instant::now(), host: host.clone() };
+        lock(&self.hosts).insert(key, built);
         Ok(host)
     }
 
@@ -178,6 +185,21 @@ impl Hosts {
         }
         posted.insert(key, (status, Instant::now()));
         Ok(())
+    }
+}
+
+/// Posts `status` on commit `sha` for `application` of team factory `factory`, where the
+/// application names its git host (`host`); a host that cannot be asked is logged, and the
+/// next reconcile posts again.
+pub async fn post(ctx: &Context, factory: &str, application: &str, sha: &str, status: CommitStatus) {
+    let Ok(Some(team)) = ctx.factory(factory, Read::Store).await else { return };
+    let Some(app) = team.spec.applications.iter().flatten().find(|a| a.name == application) else { return };
+    let Some(access) = &app.host else { return };
+    match ctx.hosts.host(ctx, &team, app, access).await {
+        Ok(host) => {
+            let _ = ctx.hosts.report(&ctx.metrics, &host, sha, status).await;
+        }
+        Err(e) => warn!(factory, application, sha, error = %e, "cannot post a commit status"),
     }
 }
 

@@ -48,9 +48,9 @@ impl Default for Notifier {
 }
 
 impl Notifier {
-    /// Queues `message` for `factory`'s targets unless `key` was queued within the last day.
+    /// Queues `message` for its factory's targets unless `key` was queued within the last day.
     /// Never waits.
-    pub fn notify(&self, metrics: &Metrics, factory: &str, key: String, message: Message) {
+    fn notify(&self, metrics: &Metrics, key: String, message: Message) {
         {
             let mut seen = lock(&self.seen);
             if seen.get(&key).is_some_and(|at| at.elapsed() < REMEMBER) {
@@ -59,9 +59,9 @@ impl Notifier {
             seen.retain(|_, at| at.elapsed() < REMEMBER);
             seen.insert(key, Instant::now());
         }
-        let event = message.event;
-        if self.tx.try_send(Job { factory: factory.to_string(), message }).is_err() {
-            warn!(factory, event = event.as_str(), "notification queue full; dropped");
+        let (event, factory) = (message.event, message.factory.clone());
+        if self.tx.try_send(Job { factory: factory.clone(), message }).is_err() {
+            warn!(%factory, event = event.as_str(), "notification queue full; dropped");
             Metrics::sent(&metrics.notifications, event.as_str(), "dropped");
         }
     }
@@ -144,8 +144,17 @@ pub fn now() -> String {
     k8s_openapi::jiff::Timestamp::now().to_string()
 }
 
-/// The events `factory` notifies about (none without targets): callers skip the work for others.
-pub fn wanted(factory: &factory_api::Factory, event: NotificationEvent) -> bool {
+/// Tells `message` (once per `key`) to its factory's targets, if any takes its event. Never waits
+/// for a delivery.
+pub async fn tell(ctx: &Context, key: String, message: Message) {
+    let team = ctx.factory(&message.factory, Read::Store).await.ok().flatten();
+    if team.is_some_and(|t| wanted(&t, message.event)) {
+        ctx.notifier.notify(&ctx.metrics, key, message);
+    }
+}
+
+/// Whether `factory` has a target for `event`.
+fn wanted(factory: &factory_api::Factory, event: NotificationEvent) -> bool {
     factory.spec.notifications.iter().flatten().any(|t| t.events.is_empty() || t.events.contains(&event))
 }
 

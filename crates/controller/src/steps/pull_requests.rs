@@ -13,8 +13,10 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
-use crate::services::context::{Context, Read};
+use crate::services::context::Context;
 use crate::services::error::ReconcileError;
+use crate::services::hosts;
+use factory_core::names::factory_of_cicd;
 
 /// When a host that could not be asked is asked again.
 const AFTER_ERROR: Duration = Duration::from_secs(10);
@@ -164,22 +166,9 @@ pub async fn report(
     url: Option<String>,
 ) {
     let cicd = preview.namespace().unwrap_or_default();
-    let factory_name = cicd.strip_suffix("-cicd").unwrap_or(&cicd).to_string();
-    let (Some(sha), Ok(Some(factory))) =
-        (preview.spec.git_ref.commit.as_deref(), ctx.factory(&factory_name, Read::Store).await)
-    else {
+    let (Some(factory), Some(sha)) = (factory_of_cicd(&cicd), preview.spec.git_ref.commit.as_deref()) else {
         return;
     };
-    let app = factory.spec.applications.iter().flatten().find(|a| a.name == preview.spec.application);
-    let Some((app, access)) = app.and_then(|a| Some((a, a.host.as_ref()?))) else { return };
-    let host = match ctx.hosts.host(ctx, &factory, app, access).await {
-        Ok(host) => host,
-        Err(e) => {
-            warn!(preview = %preview.name_any(), error = %e, "cannot report on the pull request");
-            return;
-        }
-    };
-    let status =
-        CommitStatus { state, context: pull_requests::status_context(&factory_name), description, target_url: url };
-    let _ = ctx.hosts.report(&ctx.metrics, &host, sha, status).await;
+    let status = CommitStatus { state, context: pull_requests::status_context(factory), description, target_url: url };
+    hosts::post(ctx, factory, &preview.spec.application, sha, status).await;
 }

@@ -137,13 +137,8 @@ pub async fn choose(
 /// Tells the team's targets, once, that `release` of `application` waits for an approval to
 /// enter the environment in `namespace`.
 async fn awaits_approval(ctx: &Context, factory: &str, namespace: &str, application: &str, release: &str) {
-    let event = factory_api::NotificationEvent::ApprovalWaiting;
-    let team = ctx.factory(factory, crate::services::context::Read::Store).await.ok().flatten();
-    if !team.is_some_and(|t| crate::services::notify::wanted(&t, event)) {
-        return;
-    }
     let message = factory_notify::Message {
-        event,
+        event: factory_api::NotificationEvent::ApprovalWaiting,
         factory: factory.to_string(),
         object: format!("Release {}/{release}", cicd_namespace(factory)),
         summary: format!("release {release} of {application} waits for approval to enter {namespace}"),
@@ -154,7 +149,7 @@ async fn awaits_approval(ctx: &Context, factory: &str, namespace: &str, applicat
         time: crate::services::notify::now(),
     };
     let key = format!("approval/{namespace}/{application}/{release}");
-    ctx.notifier.notify(&ctx.metrics, factory, key, message);
+    crate::services::notify::tell(ctx, key, message).await;
 }
 
 /// What `environment` runs of `application` now that `release` was applied (it ran `before`),
@@ -195,27 +190,17 @@ pub async fn running(
 /// its git host: pending while it rolls out, success once healthy, failure with the reason.
 async fn report(ctx: &Context, release: &Release, application: &str, environment: &str, health: &ApplicationHealth) {
     let Some(cicd) = release.namespace() else { return };
-    let factory_name = cicd.strip_suffix("-cicd").unwrap_or(&cicd).to_string();
-    let Ok(Some(factory)) = ctx.factory(&factory_name, crate::services::context::Read::Store).await else { return };
-    let app = factory.spec.applications.iter().flatten().find(|a| a.name == application);
-    let Some((app, access)) = app.and_then(|a| Some((a, a.host.as_ref()?))) else { return };
-    let Some(sha) = release.spec.revision.rsplit("sha1:").next().filter(|s| s.len() == 40) else { return };
+    let Some(factory) = factory_core::names::factory_of_cicd(&cicd) else { return };
     let name = release.name_any();
     let (state, description) = match health.state {
         HealthState::Healthy => (CommitState::Success, format!("Release {name} is healthy in {environment}")),
         HealthState::Progressing => (CommitState::Pending, format!("Release {name} is rolling out in {environment}")),
         HealthState::Degraded => (CommitState::Failure, format!("Release {name} in {environment}: {}", health.message)),
     };
-    let host = match ctx.hosts.host(ctx, &factory, app, access).await {
-        Ok(host) => host,
-        Err(e) => {
-            tracing::warn!(release = %name, error = %e, "cannot report the release on its commit");
-            return;
-        }
-    };
-    let context = factory_core::pull_requests::release_context(&factory_name, environment);
+    let context = factory_core::pull_requests::release_context(factory, environment);
     let status = CommitStatus { state, context, description, target_url: None };
-    let _ = ctx.hosts.report(&ctx.metrics, &host, sha, status).await;
+    let sha = delivery::commit(&release.spec.revision);
+    crate::services::hosts::post(ctx, factory, application, sha, status).await;
 }
 
 /// Writes down that `release` is healthy in `environment` since `since`, unless it already says
